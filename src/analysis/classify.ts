@@ -1,0 +1,269 @@
+// Statuses, creators and owners (SPEC section 2): pure functions over one scan, the
+// history of earlier snapshots of the same boot, the owner catalog and the user config.
+import type { Container, Creator, Holder, ObjectRef, Owner, Pin, Status } from '../model.js';
+import { matchOwner, pathPid as pathPidOf, type OwnerRule } from './owners.js';
+import { matchIgnore, type Config } from './config.js';
+
+export const key = (kind: string, id: number) => `${kind}:${id}`;
+
+/** What classification needs to know about a pin (a scanned pin, or a stored one). */
+export interface PinFacts {
+  instance: string;
+  path: string;
+  mountPaths: { mntNs: number; path: string }[];
+  inode: number;
+  ctimeMs: number;
+  uid: number;
+  gid: number;
+  mode: number;
+  object: {
+    kind: 'map' | 'prog' | 'link' | 'unknown'; id: number; name: string; type: string; memlockBytes: number;
+    mapIds?: number[]; progId?: number; defunct?: boolean; target?: string | null;
+  } | null;
+  error: string | null;
+  preload: boolean;
+}
+
+export interface LiveProcess {
+  pid: number;
+  startTime: number;
+  comm: string;
+}
+
+export interface Sighting {
+  pid: number;
+  startTime: number;
+  comm: string;
+  /** stored snapshot it was first seen in; null for the scan being classified */
+  snapshotId: number | null;
+  container: Container | null;
+  source?: 'run' | 'history';
+}
+
+export interface ClassifyContext {
+  processes: Map<number, LiveProcess>;
+  /** `${kind}:${id}` -> holders now */
+  holders: Map<string, Holder[]>;
+  /** map id -> why a holder by mmap is uncertain */
+  mmapNotes: Map<number, string>;
+  progs: Map<number, { id: number; name: string; mapIds: number[] }>;
+  links: Map<number, { id: number; progId: number; defunct: boolean; type: string; target: string | null }>;
+  /** prog id -> legacy attachments (cgroup) */
+  attachments: Map<number, string[]>;
+  /** `${kind}:${id}` -> creators recorded by `pinleak run` (evidence 1) */
+  recorded: Map<string, Sighting>;
+  /** `${kind}:${id}` -> holders of earlier snapshots of this boot, first sighting each (evidence 2) */
+  history: Map<string, Sighting[]>;
+  bootEpochMs: number;
+  clockTicks: number;
+  pidMax: number;
+  catalog: OwnerRule[];
+  config: Config;
+}
+
+/** Wall-clock start of a process, from its start time in clock ticks after boot. */
+export function startedAtMs(ctx: Pick<ClassifyContext, 'bootEpochMs' | 'clockTicks'>, startTime: number): number {
+  return ctx.bootEpochMs + (startTime / ctx.clockTicks) * 1000;
+}
+
+/** Start times and ctimes come from different clocks at tick resolution; allow two ticks and rounding. */
+function toleranceMs(ctx: Pick<ClassifyContext, 'clockTicks'>): number {
+  return (2 * 1000) / ctx.clockTicks + 5;
+}
+
+/** Did this process exist when the pin was made? */
+export function existedAt(ctx: Pick<ClassifyContext, 'bootEpochMs' | 'clockTicks'>, startTime: number, ctimeMs: number): boolean {
+  return startedAtMs(ctx, startTime) <= ctimeMs + toleranceMs(ctx);
+}
+
+export function isAlive(ctx: Pick<ClassifyContext, 'processes'>, pid: number, startTime: number | null): boolean {
+  const p = ctx.processes.get(pid);
+  return !!p && startTime !== null && p.startTime === startTime;
+}
+
+interface Liveness {
+  /** prog id -> why it is in use */
+  liveProgs: Map<number, string>;
+  /** map id -> programs that keep it in use */
+  liveMaps: Map<number, string>;
+}
+
+/** Which programs and maps something alive in the kernel references. */
+export function liveness(ctx: ClassifyContext): Liveness {
+  const liveProgs = new Map<number, string>();
+  for (const l of ctx.links.values()) {
+    if (!l.defunct && l.progId && !liveProgs.has(l.progId)) {
+      liveProgs.set(l.progId, `behind live ${l.type} link ${l.id}${l.target ? ` (${l.target})` : ''}`);
+    }
+  }
+  for (const [id, where] of ctx.attachments) {
+    if (!liveProgs.has(id)) liveProgs.set(id, `attached to ${where[0]}${where.length > 1 ? ` and ${where.length - 1} more` : ''}`);
+  }
+  for (const id of ctx.progs.keys()) {
+    const h = ctx.holders.get(key('prog', id));
+    if (h?.length && !liveProgs.has(id)) liveProgs.set(id, `held by pid ${h[0]!.pid} (${h[0]!.comm})`);
+  }
+  // A link held by a process keeps its program alive even when nothing else does.
+  for (const l of ctx.links.values()) {
+    const h = ctx.holders.get(key('link', l.id));
+    if (h?.length && l.progId && !liveProgs.has(l.progId)) liveProgs.set(l.progId, `behind link ${l.id} held by pid ${h[0]!.pid}`);
+  }
+  const liveMaps = new Map<number, string>();
+  for (const [id, why] of liveProgs) {
+    const p = ctx.progs.get(id);
+    if (!p) continue;
+    for (const m of p.mapIds) {
+      if (!liveMaps.has(m)) liveMaps.set(m, `used by program ${id} (${p.name || 'unnamed'}), ${why}`);
+    }
+  }
+  return { liveProgs, liveMaps };
+}
+
+export function classifyPins(pins: PinFacts[], ctx: ClassifyContext): Pin[] {
+  const live = liveness(ctx);
+  const usedBy = usedByIndex(ctx);
+  return pins.map((p) => classifyPin(p, ctx, live, usedBy));
+}
+
+function usedByIndex(ctx: ClassifyContext): Map<string, ObjectRef[]> {
+  const idx = new Map<string, ObjectRef[]>();
+  const add = (k: string, ref: ObjectRef) => {
+    const l = idx.get(k) ?? [];
+    l.push(ref);
+    idx.set(k, l);
+  };
+  for (const p of ctx.progs.values()) for (const m of p.mapIds) add(key('map', m), { kind: 'prog', id: p.id });
+  for (const l of ctx.links.values()) if (l.progId) add(key('prog', l.progId), { kind: 'link', id: l.id });
+  return idx;
+}
+
+function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedByIdx: Map<string, ObjectRef[]>): Pin {
+  const o = p.object;
+  const k = o ? key(o.kind, o.id) : null;
+  const holders = k ? ctx.holders.get(k) ?? [] : [];
+  const reasons: string[] = [];
+  const owner = ownerOf(p, ctx);
+  const creator = o ? creatorOf(p, ctx, holders) : null;
+  const ignore = matchIgnore(ctx.config, { instance: p.instance, path: p.path, objectName: o?.name ?? null });
+  let status: Status;
+
+  if (p.preload) {
+    status = 'persistent';
+    reasons.push(p.error
+      ? `kernel preload iterator (CONFIG_BPF_PRELOAD); the kernel refused to open it (${p.error})`
+      : 'kernel preload iterator (CONFIG_BPF_PRELOAD): the kernel keeps it at every bpffs root');
+  } else if (!o) {
+    status = 'unreadable';
+    reasons.push(p.error ?? 'the pin could not be read');
+  } else if (holders.length) {
+    status = 'held';
+    for (const h of holders.slice(0, 3)) {
+      reasons.push(h.fds.length ? `held by pid ${h.pid} (${h.comm}) fd ${h.fds.join(',')}` : `mmapped by pid ${h.pid} (${h.comm})`);
+    }
+    if (holders.length > 3) reasons.push(`and ${holders.length - 3} more processes`);
+    const note = o.kind === 'map' ? ctx.mmapNotes.get(o.id) : undefined;
+    if (note) reasons.push(note);
+  } else if (o.kind === 'map' && live.liveMaps.has(o.id)) {
+    status = 'in-use';
+    reasons.push(live.liveMaps.get(o.id)!);
+  } else if (o.kind === 'prog' && live.liveProgs.has(o.id)) {
+    status = 'in-use';
+    reasons.push(live.liveProgs.get(o.id)!);
+  } else {
+    // Nothing alive reaches it: only bpffs pins keep it.
+    reasons.push(o.kind === 'link'
+      ? 'pinned link that no process holds: its attachment lives on with nobody managing it'
+      : 'no process holds it and nothing alive in the kernel uses it; only bpffs pins keep it');
+    const defunct = o.kind === 'link' && o.defunct;
+    if (ignore) {
+      status = 'persistent';
+      reasons.push(`ignored by config rule${ignore.reason ? `: ${ignore.reason}` : ''}`);
+    } else if (defunct) {
+      status = 'leaked';
+      reasons.push(`its ${o.type} link target is gone: the link is defunct`);
+    } else if (owner.tool && owner.persistent) {
+      status = 'persistent';
+      reasons.push(`${owner.tool} keeps its pins on purpose`);
+    } else if (creator && !creator.alive) {
+      status = 'leaked';
+      reasons.push(creatorReason(creator));
+    } else {
+      status = 'orphaned';
+      reasons.push(creator ? `creator pid ${creator.pid} (${creator.comm ?? '?'}) is still running` : 'who created it is not known');
+    }
+  }
+  if (owner.tool && status !== 'persistent') reasons.push(`owner: ${owner.tool}`);
+
+  return {
+    instance: p.instance,
+    path: p.path,
+    mountPaths: p.mountPaths,
+    inode: p.inode,
+    createdAt: new Date(p.ctimeMs).toISOString(),
+    uid: p.uid,
+    gid: p.gid,
+    mode: p.mode.toString(8).padStart(4, '0'),
+    object: o ? { kind: o.kind, id: o.id, name: o.name, type: o.type, memlockBytes: o.memlockBytes } : null,
+    holders,
+    usedBy: k ? usedByIdx.get(k) ?? [] : [],
+    status,
+    reasons,
+    owner,
+    creator,
+    error: p.error,
+  };
+}
+
+function creatorReason(c: Creator): string {
+  const who = `creator ${c.pid} (${c.comm ?? 'unknown command'})`;
+  if (c.source === 'run') return `${who} recorded by pinleak run has exited`;
+  if (c.source === 'history') return `${who} seen in snapshot ${c.firstSeenSnapshot ?? 'now'} has exited`;
+  return `${who} named in the pin path has exited${c.startTime === null ? ' (the pid is free or reused)' : ''}`;
+}
+
+function ownerOf(p: PinFacts, ctx: ClassifyContext): Owner {
+  const m = matchOwner(ctx.catalog, p.path, p.object?.name ?? null);
+  const pid = pathPidOf(p.path, ctx.pidMax);
+  let alive: boolean | null = null;
+  if (pid !== null) {
+    const proc = ctx.processes.get(pid);
+    alive = !!proc && existedAt(ctx, proc.startTime, p.ctimeMs);
+  }
+  return { tool: m?.tool ?? null, persistent: m?.persistent ?? false, pathPid: pid, pathPidAlive: alive };
+}
+
+/** SPEC section 2: run records, then history, then a pid in the path. */
+export function creatorOf(p: PinFacts, ctx: ClassifyContext, holdersNow: Holder[]): Creator | null {
+  const o = p.object!;
+  const k = key(o.kind, o.id);
+  const fromSighting = (s: Sighting, source: 'run' | 'history'): Creator => ({
+    pid: s.pid, startTime: s.startTime, comm: s.comm, alive: isAlive(ctx, s.pid, s.startTime),
+    firstSeenSnapshot: s.snapshotId, source, container: s.container,
+  });
+  const rec = ctx.recorded.get(k);
+  if (rec) return fromSighting(rec, 'run');
+
+  const candidates: Sighting[] = [...(ctx.history.get(k) ?? [])];
+  for (const h of holdersNow) {
+    if (!candidates.some((c) => c.pid === h.pid && c.startTime === h.startTime)) {
+      candidates.push({ pid: h.pid, startTime: h.startTime, comm: h.comm, snapshotId: null, container: h.container });
+    }
+  }
+  const early = candidates.filter((c) => existedAt(ctx, c.startTime, p.ctimeMs));
+  if (early.length) {
+    // earliest sighting first; stored snapshots before the current scan
+    early.sort((a, b) => (a.snapshotId ?? Infinity) - (b.snapshotId ?? Infinity) || a.startTime - b.startTime);
+    return fromSighting(early[0]!, 'history');
+  }
+
+  const pid = pathPidOf(p.path, ctx.pidMax);
+  if (pid !== null) {
+    const proc = ctx.processes.get(pid);
+    if (proc && existedAt(ctx, proc.startTime, p.ctimeMs)) {
+      return { pid, startTime: proc.startTime, comm: proc.comm, alive: true, firstSeenSnapshot: null, source: 'path', container: null };
+    }
+    // Not alive, or the pid now belongs to a process started after the pin: the creator exited.
+    return { pid, startTime: null, comm: null, alive: false, firstSeenSnapshot: null, source: 'path', container: null };
+  }
+  return null;
+}

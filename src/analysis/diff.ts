@@ -1,0 +1,114 @@
+// Comparing two snapshots (SPEC sections 3 and 4). Within one boot a pin is matched by
+// instance, path and object id; across boots (ids, pids and MAJ:MIN all reset) by
+// mount point, path, kind and name.
+import { SCHEMA_VERSION, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } from '../model.js';
+import { isLeak, memlockOnce } from './summary.js';
+
+export interface StatusChange {
+  pin: Pin;
+  from: Status;
+  to: Status;
+}
+
+export interface DiffResult {
+  schemaVersion: number;
+  from: SnapshotMeta;
+  to: SnapshotMeta;
+  sameBoot: boolean;
+  added: Pin[];
+  removed: Pin[];
+  newlyLeaked: Pin[];
+  newlyOrphaned: Pin[];
+  resolved: Pin[];
+  statusChanged: StatusChange[];
+  memlockDelta: { total: number; orphaned: number; leaked: number };
+}
+
+/** The key a pin is matched by; `sameBoot` decides which identity still means anything. */
+export function pinKeyer(doc: SnapshotDoc, sameBoot: boolean): (p: Pin) => string {
+  if (sameBoot) {
+    return (p) => `${p.instance}\u0000${p.path}\u0000${p.object ? `${p.object.kind}:${p.object.id}` : '-'}`;
+  }
+  // The instance's lowest mount point names it across a reboot (its MAJ:MIN does not).
+  const mountOf = new Map<string, string>();
+  for (const i of doc.instances) {
+    const points = i.mounts.map((m) => m.mountPoint).sort();
+    mountOf.set(i.dev, points[0] ?? i.dev);
+  }
+  return (p) => `${mountOf.get(p.instance) ?? p.instance}\u0000${p.path}\u0000${p.object ? `${p.object.kind}\u0000${p.object.name}` : '-'}`;
+}
+
+export function diffSnapshots(from: SnapshotDoc, to: SnapshotDoc): DiffResult {
+  const sameBoot = from.snapshot.bootId === to.snapshot.bootId;
+  const fromKey = pinKeyer(from, sameBoot);
+  const toKey = pinKeyer(to, sameBoot);
+  const before = new Map<string, Pin>();
+  for (const p of from.pins) before.set(fromKey(p), p);
+  const after = new Map<string, Pin>();
+  for (const p of to.pins) after.set(toKey(p), p);
+
+  const added: Pin[] = [];
+  const newlyLeaked: Pin[] = [];
+  const newlyOrphaned: Pin[] = [];
+  const resolved: Pin[] = [];
+  const statusChanged: StatusChange[] = [];
+  for (const [k, p] of after) {
+    const old = before.get(k);
+    if (!old) added.push(p);
+    else if (old.status !== p.status) statusChanged.push({ pin: p, from: old.status, to: p.status });
+    if (p.status === 'leaked' && old?.status !== 'leaked') newlyLeaked.push(p);
+    if (p.status === 'orphaned' && !(old && isLeak(old))) newlyOrphaned.push(p);
+    if (old && isLeak(old) && !isLeak(p)) resolved.push(p);
+  }
+  const removed: Pin[] = [];
+  for (const [k, p] of before) {
+    if (after.has(k)) continue;
+    removed.push(p);
+    if (isLeak(p)) resolved.push(p);
+  }
+  const m0 = from.summary.memlockBytes;
+  const m1 = to.summary.memlockBytes;
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    from: from.snapshot,
+    to: to.snapshot,
+    sameBoot,
+    added,
+    removed,
+    newlyLeaked,
+    newlyOrphaned,
+    resolved,
+    statusChanged,
+    memlockDelta: { total: m1.total - m0.total, orphaned: m1.orphaned - m0.orphaned, leaked: m1.leaked - m0.leaked },
+  };
+}
+
+export interface GateThresholds {
+  /** null: no limit on the count (only --max-leaked-bytes was given) */
+  maxNewLeaks: number | null;
+  maxLeakedBytes: number | null;
+}
+
+export interface GateResult {
+  schemaVersion: number;
+  passed: boolean;
+  baseline: SnapshotMeta;
+  current: SnapshotMeta;
+  newLeaks: Pin[];
+  newLeakedBytes: number;
+  thresholds: GateThresholds;
+}
+
+/** New leaks: pins orphaned or leaked now that were absent from the baseline or had another status there. */
+export function gate(baseline: SnapshotDoc, current: SnapshotDoc, thresholds: GateThresholds): GateResult {
+  const sameBoot = baseline.snapshot.bootId === current.snapshot.bootId;
+  const bKey = pinKeyer(baseline, sameBoot);
+  const cKey = pinKeyer(current, sameBoot);
+  const before = new Map<string, Pin>();
+  for (const p of baseline.pins) before.set(bKey(p), p);
+  const newLeaks = current.pins.filter((p) => isLeak(p) && before.get(cKey(p))?.status !== p.status);
+  const newLeakedBytes = memlockOnce(newLeaks);
+  const passed = (thresholds.maxNewLeaks === null || newLeaks.length <= thresholds.maxNewLeaks)
+    && (thresholds.maxLeakedBytes === null || newLeakedBytes <= thresholds.maxLeakedBytes);
+  return { schemaVersion: SCHEMA_VERSION, passed, baseline: baseline.snapshot, current: current.snapshot, newLeaks, newLeakedBytes, thresholds };
+}

@@ -1,0 +1,297 @@
+// The owner catalog (owners.json, facts in OWNERS.md): which tool a pin belongs to, from
+// its path below the bpffs instance root and its object's name, and whether that tool keeps
+// pins on purpose. Pure logic, apart from reading the catalog file once.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PinleakError } from '../errors.js';
+
+export interface OwnerRule {
+  tool: string;
+  persistent: boolean;
+  paths?: string[];
+  names?: string[];
+  source?: string;
+}
+
+export interface OwnerMatch {
+  tool: string;
+  persistent: boolean;
+  rule: OwnerRule;
+}
+
+/** The kernel keeps BPF object names to 15 characters (BPF_OBJ_NAME_LEN 16 with the NUL). */
+export const KERNEL_NAME_LEN = 15;
+
+// ---------------------------------------------------------------------------------------
+// Globs
+//
+//   *        any characters except '/'
+//   **       a whole component: any number (also none) of path components
+//            ('a/**' needs something below a; '**/x' also matches 'x' at the root)
+//   ?        one character except '/'
+//   [abc]    a class; '[a-z]' ranges, '[!x]' or '[^x]' negated; never matches '/'
+//   {pid}    a decimal pid as tools print it: 1 to 7 digits, no leading zero
+//            (PID_MAX_LIMIT is 4194304); may be part of a component ('beyla-{pid}')
+//   {n}      one or more digits (object ids, ifindexes)
+//   \c       the character c itself
+// A leading '/' on the glob or the path is ignored: pin paths are relative to the instance
+// root and may be written either way. Anything else that looks like syntax ('{a,b}', '**'
+// inside a component, an unclosed '[', an empty component) is refused, not guessed at.
+
+const PID_RE = '[1-9][0-9]{0,6}';
+const N_RE = '[0-9]+';
+const cache = new Map<string, RegExp | string>();
+
+function escapeRe(c: string): string {
+  return /[.*+?^${}()|[\]\\\/-]/.test(c) ? `\\${c}` : c;
+}
+
+function compileComponent(comp: string): string {
+  if (comp.includes('**')) throw new Error(`'**' must be a whole path component (in "${comp}")`);
+  let out = '';
+  for (let i = 0; i < comp.length; i++) {
+    const c = comp[i]!;
+    if (c === '\\') {
+      if (i + 1 >= comp.length) throw new Error('it ends with a lone backslash');
+      out += escapeRe(comp[++i]!);
+    } else if (c === '*') {
+      out += '[^/]*';
+    } else if (c === '?') {
+      out += '[^/]';
+    } else if (c === '{') {
+      const close = comp.indexOf('}', i);
+      const token = close < 0 ? '' : comp.slice(i, close + 1);
+      if (token === '{pid}') out += PID_RE;
+      else if (token === '{n}') out += N_RE;
+      else throw new Error(`'{' starts neither {pid} nor {n} (brace alternatives are not supported; write \\{ for a literal)`);
+      i = close;
+    } else if (c === '}') {
+      throw new Error(`unmatched '}' (write \\} for a literal)`);
+    } else if (c === '[') {
+      let j = i + 1;
+      let negate = false;
+      if (comp[j] === '!' || comp[j] === '^') {
+        negate = true;
+        j++;
+      }
+      let body = '';
+      let first = true;
+      for (; j < comp.length; j++) {
+        const d = comp[j]!;
+        if (d === ']' && !first) break;
+        first = false;
+        if (d === '\\') {
+          if (j + 1 >= comp.length) break;
+          body += escapeRe(comp[++j]!);
+        } else if (d === '-') {
+          body += '-';
+        } else {
+          body += escapeRe(d);
+        }
+      }
+      if (j >= comp.length) throw new Error(`unclosed '[' in "${comp}"`);
+      out += negate ? `[^/${body}]` : `(?![/])[${body}]`;
+      i = j;
+    } else {
+      out += escapeRe(c);
+    }
+  }
+  return out;
+}
+
+function compileGlob(glob: string): RegExp {
+  const trimmed = glob.replace(/^\/+/, '');
+  if (trimmed === '') throw new Error('it is empty');
+  const raw = trimmed.split('/');
+  if (raw.some((c) => c === '')) throw new Error('it has an empty path component (a doubled or trailing "/")');
+  // '**/**' is the same as '**'
+  const comps = raw.filter((c, i) => !(c === '**' && raw[i - 1] === '**'));
+  let re = '';
+  let glued = false; // the previous '**' already supplied the separator
+  comps.forEach((comp, i) => {
+    const first = i === 0;
+    const last = i === comps.length - 1;
+    if (comp === '**') {
+      if (first && last) re += '.+';
+      else if (first) re += '(?:[^/]+/)*';
+      else if (last) re += '/.+';
+      else re += '/(?:[^/]+/)*';
+      glued = true;
+    } else {
+      if (!first && !glued) re += '/';
+      re += compileComponent(comp);
+      glued = false;
+    }
+  });
+  return new RegExp(`^${re}$`, 's');
+}
+
+function compiled(glob: string): RegExp | string {
+  let c = cache.get(glob);
+  if (c === undefined) {
+    try {
+      c = compileGlob(glob);
+    } catch (e) {
+      c = (e as Error).message;
+    }
+    cache.set(glob, c);
+  }
+  return c;
+}
+
+/** Why `glob` is not a valid pinleak glob, or null when it is. */
+export function globProblem(glob: string): string | null {
+  const c = compiled(glob);
+  return typeof c === 'string' ? c : null;
+}
+
+/** Strip leading and trailing '/' from a pin path: 'a/b', '/a/b' and '/a/b/' are the same pin. */
+export function normalizePinPath(p: string): string {
+  return p.replace(/^\/+/, '').replace(/\/+$/, '');
+}
+
+/**
+ * Does `path` (relative to a bpffs instance root, with or without a leading '/') match
+ * `glob`? A malformed glob throws a PinleakError naming it (check with globProblem first
+ * where a different message is wanted).
+ */
+export function globMatch(glob: string, path: string): boolean {
+  const c = compiled(glob);
+  if (typeof c === 'string') throw new PinleakError(`bad glob "${glob}": ${c}`);
+  return c.test(normalizePinPath(path));
+}
+
+/** Does a kernel object name start with `prefix`? Prefixes longer than the kernel keeps are cut to fit. */
+export function nameHasPrefix(objectName: string, prefix: string): boolean {
+  return prefix !== '' && objectName.startsWith(prefix.slice(0, KERNEL_NAME_LEN));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rules
+
+const RULE_KEYS = new Set(['tool', 'persistent', 'paths', 'names', 'source']);
+
+/**
+ * Check one owner rule; returns the first problem as `<field> <what is wrong>` with `field`
+ * the path given by the caller (for example `owners[3]`), or null when the rule is valid.
+ */
+export function ownerRuleProblem(v: unknown, field: string): string | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${field} must be an object`;
+  const r = v as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!RULE_KEYS.has(k)) return `${field}.${k} is not a known key (expected ${[...RULE_KEYS].join(', ')})`;
+  }
+  if (typeof r.tool !== 'string' || r.tool.trim() === '') return `${field}.tool must be a non-empty string`;
+  if (typeof r.persistent !== 'boolean') return `${field}.persistent must be true or false`;
+  if (r.source !== undefined && typeof r.source !== 'string') return `${field}.source must be a string`;
+  for (const key of ['paths', 'names'] as const) {
+    const list = r[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) return `${field}.${key} must be an array of strings`;
+    for (let i = 0; i < list.length; i++) {
+      const item: unknown = list[i];
+      if (typeof item !== 'string') return `${field}.${key}[${i}] must be a string`;
+      if (item === '') return `${field}.${key}[${i}] must not be empty (it would match every pin)`;
+      if (key === 'paths') {
+        const p = globProblem(item);
+        if (p) return `${field}.${key}[${i}] is not a valid glob: ${p}`;
+      }
+    }
+  }
+  const count = (r.paths as unknown[] | undefined)?.length ?? 0;
+  const named = (r.names as unknown[] | undefined)?.length ?? 0;
+  if (count + named === 0) return `${field} needs at least one entry in paths or names`;
+  return null;
+}
+
+function copyRule(r: OwnerRule): OwnerRule {
+  const out: OwnerRule = { tool: r.tool, persistent: r.persistent };
+  if (r.paths) out.paths = [...r.paths];
+  if (r.names) out.names = [...r.names];
+  if (r.source !== undefined) out.source = r.source;
+  return out;
+}
+
+let builtin: OwnerRule[] | null = null;
+
+// The catalog sits next to this module: src/analysis/owners.json when run from source (tests),
+// dist/analysis/owners.json when the build copies it; the published package also ships
+// src/analysis/owners.json, which dist/analysis/owners.js reaches as ../../src/analysis/.
+const CATALOG_URLS = ['./owners.json', '../../src/analysis/owners.json'];
+
+function readBuiltin(): OwnerRule[] {
+  let text: string | null = null;
+  const tried: string[] = [];
+  for (const rel of CATALOG_URLS) {
+    const url = new URL(rel, import.meta.url);
+    try {
+      text = readFileSync(url, 'utf8');
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      tried.push(fileURLToPath(url));
+    }
+  }
+  if (text === null) throw new PinleakError(`owner catalog not found (looked for ${tried.join(', ')}); reinstall pinleak`);
+  const doc = JSON.parse(text) as { owners?: unknown };
+  if (!Array.isArray(doc.owners)) throw new Error('owners.json: "owners" must be an array');
+  return doc.owners.map((r, i) => {
+    const p = ownerRuleProblem(r, `owners[${i}]`);
+    if (p) throw new Error(`owners.json: ${p}`);
+    return r as OwnerRule;
+  });
+}
+
+/** The built-in catalog, in file order (read once). */
+export function builtinCatalog(): OwnerRule[] {
+  builtin ??= readBuiltin();
+  return builtin.map(copyRule);
+}
+
+/** The catalog to match against: the user's rules (from the config file) first, so they win. */
+export function loadCatalog(extra: OwnerRule[] = []): OwnerRule[] {
+  return [...extra.map(copyRule), ...builtinCatalog()];
+}
+
+/**
+ * The owner of a pin. Two passes over the catalog in order: first every rule's `paths`
+ * (the first rule with a matching glob wins), then, only when no path matched, every
+ * rule's `names` against the object's name. So a path match beats a name-prefix-only match,
+ * and earlier rules beat later ones within each pass.
+ */
+export function matchOwner(
+  catalog: OwnerRule[],
+  pinPath: string,
+  objectName: string | null,
+): OwnerMatch | null {
+  const path = normalizePinPath(pinPath);
+  for (const rule of catalog) {
+    if (rule.paths?.some((g) => globProblem(g) === null && globMatch(g, path))) {
+      return { tool: rule.tool, persistent: rule.persistent, rule };
+    }
+  }
+  if (objectName) {
+    for (const rule of catalog) {
+      if (rule.names?.some((p) => nameHasPrefix(objectName, p))) {
+        return { tool: rule.tool, persistent: rule.persistent, rule };
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * The pid in an OpenTelemetry Go style path `<pid>/...` (SPEC section 2: "the first path
+ * component made only of digits"): the first directory component that is all digits, so
+ * `<pid>/alloc_map` and `otel/<pid>/events` both name their pid. Written as a pid is printed
+ * (no leading zero, so '0123' is not one); the pin's own name never counts (a pin named
+ * '1234' is not this layout); and 0 < pid < pidMax, where pidMax is
+ * /proc/sys/kernel/pid_max (the kernel hands out pids below that value). Else null.
+ */
+export function pathPid(pinPath: string, pidMax: number): number | null {
+  const comps = normalizePinPath(pinPath).split('/');
+  const first = comps.slice(0, -1).find((c) => /^[0-9]+$/.test(c));
+  if (first === undefined || !/^[1-9][0-9]*$/.test(first) || first.length > 10) return null;
+  const pid = Number(first);
+  return pid < pidMax ? pid : null;
+}

@@ -1,0 +1,51 @@
+// Counts and memory totals. An object pinned at several paths is several pins but its
+// memory is counted once.
+import { STATUSES, type BpffsInstance, type Pin, type Status, type Summary } from '../model.js';
+
+export const isLeak = (p: Pin) => p.status === 'orphaned' || p.status === 'leaked';
+
+const objectId = (p: Pin) => (p.object ? `${p.object.kind}:${p.object.id}` : null);
+
+/** Sum of memlock over distinct objects of the given pins. */
+export function memlockOnce(pins: Pin[]): number {
+  const seen = new Set<string>();
+  let total = 0;
+  for (const p of pins) {
+    const id = objectId(p);
+    if (!id || seen.has(id)) continue;
+    seen.add(id);
+    total += p.object!.memlockBytes;
+  }
+  return total;
+}
+
+export function summarize(pins: Pin[], namespaces: number, instances: number): Summary {
+  const byStatus = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<Status, number>;
+  for (const p of pins) byStatus[p.status]++;
+  return {
+    namespaces,
+    instances,
+    pins: pins.length,
+    byStatus,
+    memlockBytes: {
+      total: memlockOnce(pins),
+      orphaned: memlockOnce(pins.filter((p) => p.status === 'orphaned')),
+      leaked: memlockOnce(pins.filter((p) => p.status === 'leaked')),
+    },
+  };
+}
+
+/** Fills each instance's pin count and memory (objects counted once per instance). */
+export function fillInstanceTotals(instances: BpffsInstance[], pins: Pin[]): void {
+  const byDev = new Map<string, Pin[]>();
+  for (const p of pins) {
+    const l = byDev.get(p.instance) ?? [];
+    l.push(p);
+    byDev.set(p.instance, l);
+  }
+  for (const inst of instances) {
+    const list = byDev.get(inst.dev) ?? [];
+    inst.pinCount = list.length;
+    inst.memlockBytes = memlockOnce(list);
+  }
+}

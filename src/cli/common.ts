@@ -1,0 +1,98 @@
+// What every command shares: global options, the database, the config file, privileges,
+// progress on stderr, and output (JSON on stdout stays clean).
+import { effectiveCapabilities } from '../kernel/procfs.js';
+import { PinleakError } from '../errors.js';
+import { openStore, resolveSnapshot, loadSnapshot, type Store } from '../store/index.js';
+import { loadConfig, type Config } from '../analysis/config.js';
+import type { SnapshotDoc } from '../model.js';
+import { styleFor, type Style } from '../report/format.js';
+import type { Progress } from '../scan/host.js';
+
+export const DEFAULT_DB = '/var/lib/pinleak/pinleak.db';
+
+export interface GlobalArgs {
+  db?: string;
+  json: boolean;
+  config?: string;
+  quiet: boolean;
+  debug: boolean;
+}
+
+export const globalOptions = {
+  db: { type: 'string', describe: `database file (env PINLEAK_DB, default ${DEFAULT_DB})` },
+  json: { type: 'boolean', default: false, describe: 'machine output on stdout (SPEC schemaVersion 1)' },
+  config: { type: 'string', describe: 'config file (default /etc/pinleak/config.json when present)' },
+  quiet: { type: 'boolean', default: false, describe: 'no progress or summary on stderr' },
+  debug: { type: 'boolean', default: false, describe: 'stack traces and phase timings on errors' },
+} as const;
+
+export function dbPath(a: GlobalArgs): string {
+  return a.db ?? process.env.PINLEAK_DB ?? DEFAULT_DB;
+}
+
+export function openDb(a: GlobalArgs, create: boolean): Store {
+  return openStore(dbPath(a), { create });
+}
+
+export function userConfig(a: GlobalArgs): Config {
+  return loadConfig(a.config);
+}
+
+const CAPS: [number, string][] = [[21, 'CAP_SYS_ADMIN'], [39, 'CAP_BPF'], [19, 'CAP_SYS_PTRACE']];
+
+/** Scanning reads every process and opens every pin: root or these capabilities. */
+export function requirePrivileges(what: string): void {
+  const eff = effectiveCapabilities();
+  const missing = CAPS.filter(([bit]) => !(eff & (1n << BigInt(bit)))).map(([, n]) => n);
+  if (missing.length) {
+    throw new PinleakError(`${what} needs root: missing ${missing.join(', ')} (run it with sudo, or grant these capabilities)`);
+  }
+}
+
+/** Progress on stderr, only on a terminal and never with --quiet or --json's quiet stdout. */
+export function progressReporter(a: GlobalArgs): Progress | undefined {
+  if (a.quiet || !process.stderr.isTTY) return undefined;
+  let last = 0;
+  return (phase, done, total) => {
+    const now = Date.now();
+    if (now - last < 80 && done !== total) return;
+    last = now;
+    const n = done !== undefined && total ? ` ${done}/${total}` : '';
+    process.stderr.write(`\r\x1b[2Kscanning: ${phase}${n}`);
+  };
+}
+
+export function endProgress(a: GlobalArgs): void {
+  if (!a.quiet && process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
+}
+
+export function emitJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Human text: stdout normally; with --json it would pollute the document, so stderr (unless --quiet). */
+export function say(a: GlobalArgs, text: string): void {
+  if (a.json) {
+    if (!a.quiet) process.stderr.write(text + '\n');
+  } else {
+    process.stdout.write(text + '\n');
+  }
+}
+
+export function outStyle(a: GlobalArgs): Style {
+  return styleFor(a.json ? process.stderr : process.stdout);
+}
+
+/** SNAPSHOT argument (id, label, latest, latest~N) -> stored document. */
+export function loadStored(store: Store, spec: string | undefined): SnapshotDoc {
+  return loadSnapshot(store, resolveSnapshot(store, spec ?? 'latest'));
+}
+
+export function parseList<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T[] | null {
+  if (value === undefined) return null;
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const i of items) {
+    if (!allowed.includes(i as T)) throw new PinleakError(`--${flag} ${i}: must be one of ${allowed.join(', ')}`);
+  }
+  return items as T[];
+}

@@ -1,0 +1,32 @@
+// pinleak diff [FROM] [TO]: what changed between two snapshots (default latest~1 -> latest).
+import type { Argv } from 'yargs';
+import { diffSnapshots } from '../analysis/diff.js';
+import { renderDiff } from '../report/changes.js';
+import { type GlobalArgs, openDb, emitJson, say, outStyle } from './common.js';
+import { loadBaseline } from './baseline.js';
+import { openHistory } from './history.js';
+
+interface Args extends GlobalArgs {
+  from?: string;
+  to?: string;
+}
+
+export const diffCommand = {
+  command: 'diff [from] [to]',
+  describe: 'compare two snapshots: pins added, removed, newly leaked, memory gained',
+  builder: (y: Argv) => y
+    .positional('from', { type: 'string', describe: 'snapshot or `scan --json` file (default latest~1)' })
+    .positional('to', { type: 'string', describe: 'snapshot or `scan --json` file (default latest)' }),
+  handler: (a: Args) => {
+    const store = openHistory(a);
+    try {
+      const from = loadBaseline(store, a.from ?? 'latest~1');
+      const to = loadBaseline(store, a.to ?? 'latest');
+      const d = diffSnapshots(from, to);
+      if (a.json) emitJson(d);
+      else say(a, renderDiff(d, outStyle(a)));
+    } finally {
+      store?.close();
+    }
+  },
+};

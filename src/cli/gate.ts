@@ -1,0 +1,65 @@
+// pinleak gate --baseline SNAPSHOT: scan now, compare with the baseline, exit 1 past the thresholds.
+import type { Argv } from 'yargs';
+import { PinleakError } from '../errors.js';
+import { gate } from '../analysis/diff.js';
+import { takeSnapshot } from '../scan/snapshot.js';
+import { saveSnapshot } from '../store/index.js';
+import { renderGate, renderJunit } from '../report/changes.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, say, outStyle } from './common.js';
+import { loadBaseline } from './baseline.js';
+import { openHistory } from './history.js';
+import { partialReasons } from './partial.js';
+import { writeFileAtomic } from './files.js';
+
+interface Args extends GlobalArgs {
+  baseline: string;
+  maxNewLeaks?: number;
+  maxLeakedBytes?: number;
+  junit?: string;
+  allowPartial: boolean;
+  store: boolean;
+}
+
+const nonNegative = (v: number | undefined, flag: string) => {
+  if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new PinleakError(`--${flag} must be a whole number >= 0, got ${v}`);
+  return v;
+};
+
+export const gateCommand = {
+  command: 'gate',
+  describe: 'scan now, diff against a baseline, exit 1 when new leaks pass the thresholds (CI gate)',
+  builder: (y: Argv) => y
+    .option('baseline', { type: 'string', demandOption: true, describe: 'snapshot (id, label, latest~N) or `scan --json` file' })
+    .option('max-new-leaks', { type: 'number', describe: 'new leaks allowed (default 0, or no limit when only --max-leaked-bytes is given)' })
+    .option('max-leaked-bytes', { type: 'number', describe: 'memory the new leaks may hold' })
+    .option('junit', { type: 'string', describe: 'write a JUnit XML report here (one case per new leak)' })
+    .option('allow-partial', { type: 'boolean', default: false, describe: 'judge even a scan that could not see the whole host' })
+    .option('store', { type: 'boolean', default: true, describe: 'store the scan with label "gate" (--no-store: do not)' }),
+  handler: async (a: Args) => {
+    const maxNewLeaks = nonNegative(a.maxNewLeaks, 'max-new-leaks');
+    const maxLeakedBytes = nonNegative(a.maxLeakedBytes, 'max-leaked-bytes');
+    requirePrivileges('pinleak gate');
+    const config = userConfig(a);
+    const store = a.store ? openDb(a, true) : openHistory(a);
+    try {
+      const baseline = loadBaseline(store, a.baseline); // resolved before scanning: a typo fails fast
+      const { doc, scan } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });
+      endProgress(a);
+      const partial = partialReasons(doc, scan);
+      if (partial.length && !a.allowPartial) {
+        throw new PinleakError(`the scan could not see the whole host: ${partial.join('; ')}; the gate does not judge it (pass --allow-partial to judge anyway)`);
+      }
+      if (a.store && store) saveSnapshot(store, doc);
+      const result = gate(baseline, doc, {
+        maxNewLeaks: maxNewLeaks ?? (maxLeakedBytes !== undefined ? null : 0),
+        maxLeakedBytes: maxLeakedBytes ?? null,
+      });
+      if (a.junit) writeFileAtomic(a.junit, renderJunit(result));
+      if (a.json) emitJson(result);
+      else say(a, renderGate(result, outStyle(a)));
+      if (!result.passed) process.exitCode = 1;
+    } finally {
+      store?.close();
+    }
+  },
+};

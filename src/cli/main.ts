@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// pinleak <command> [options]: parse, call, render. Errors a user can act on are one
+// line on stderr and exit 2; a stack trace only with --debug.
+import fs from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { PinleakError } from '../errors.js';
+import { globalOptions } from './common.js';
+import { scanCommand } from './scan.js';
+import { pinsCommand } from './pins.js';
+import { mountsCommand } from './mounts.js';
+import { snapshotsCommand } from './snapshots.js';
+import { leaksCommand } from './leaks.js';
+import { diffCommand } from './diff.js';
+import { gateCommand } from './gate.js';
+import { runCommand } from './run.js';
+
+const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function fail(err: unknown, debug: boolean): never {
+  if (err instanceof PinleakError) {
+    process.stderr.write(`pinleak: ${err.message}\n`);
+    if (debug && err.stack) process.stderr.write(err.stack + '\n');
+    process.exit(err.exitCode);
+  }
+  const e = err as Error;
+  process.stderr.write(`pinleak: internal error: ${e?.message ?? String(err)}${debug ? '' : ' (run with --debug for details)'}\n`);
+  if (debug && e?.stack) process.stderr.write(e.stack + '\n');
+  process.exit(2);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const debug = argv.includes('--debug');
+  const cli = yargs(argv)
+    .scriptName('pinleak')
+    .usage('$0 <command> [options]\n\nFind BPF objects kept alive only by a bpffs pin, in every mount namespace.')
+    .options(globalOptions)
+    .command(scanCommand as never)
+    .command(mountsCommand as never)
+    .command(pinsCommand as never)
+    .command(leaksCommand as never)
+    .command(snapshotsCommand as never)
+    .command(diffCommand as never)
+    .command(gateCommand as never)
+    .command(runCommand as never)
+    .demandCommand(1, 'name a command: pinleak --help lists them')
+    .strict()
+    .version(pkg.version)
+    .help()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new PinleakError(`${msg.replace(/\n.*/s, '')} (see pinleak --help)`);
+    });
+  try {
+    await cli.parseAsync();
+  } catch (err) {
+    fail(err, debug);
+  }
+}
+
+await main(hideBin(process.argv));

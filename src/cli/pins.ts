@@ -1,0 +1,53 @@
+// pinleak pins [SNAPSHOT]: every pin with its object, holders, status and reasons.
+import type { Argv } from 'yargs';
+import { STATUSES, type Pin } from '../model.js';
+import { globMatch } from '../analysis/owners.js';
+import { renderPins } from '../report/text.js';
+import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle, parseList } from './common.js';
+
+interface Args extends GlobalArgs {
+  snapshot?: string;
+  status?: string;
+  instance?: string;
+  path?: string;
+}
+
+export interface PinFilter {
+  status?: string;
+  instance?: string;
+  path?: string;
+}
+
+/** --status S[,S], --instance MAJ:MIN, --path GLOB (relative to the instance's root). */
+export function pinFilter(f: PinFilter): (p: Pin) => boolean {
+  const statuses = parseList(f.status, STATUSES, 'status');
+  const glob = f.path?.replace(/^\/+/, '');
+  return (p) => (!statuses || statuses.includes(p.status))
+    && (!f.instance || p.instance === f.instance)
+    && (glob === undefined || globMatch(glob, p.path.replace(/^\/+/, '')));
+}
+
+export const filterOptions = (y: Argv) => y
+  .option('status', { type: 'string', describe: `only these statuses (${STATUSES.join(', ')}), comma-separated` })
+  .option('instance', { type: 'string', describe: 'only this bpffs instance (MAJ:MIN)' })
+  .option('path', { type: 'string', describe: 'only pins whose path below the instance root matches this glob (/app/**, **/name)' });
+
+export const pinsCommand = {
+  command: 'pins [snapshot]',
+  describe: 'every pin of a snapshot with its object, holders, status and reasons',
+  builder: (y: Argv) => filterOptions(y.positional('snapshot', { type: 'string', describe: 'id, label, latest or latest~N (default latest)' })),
+  handler: (a: Args) => {
+    const keep = pinFilter(a);
+    const store = openDb(a, false);
+    try {
+      const doc = loadStored(store, a.snapshot);
+      if (a.json) {
+        emitJson({ ...doc, pins: doc.pins.filter(keep) });
+      } else {
+        say(a, renderPins(doc.pins.filter(keep), outStyle(a)));
+      }
+    } finally {
+      store.close();
+    }
+  },
+};

@@ -1,0 +1,138 @@
+// pinleak run -- CMD ARGS...: snapshot, run CMD while sampling which BPF objects its
+// process tree holds, snapshot after, and report the pins CMD created and left behind.
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import type { Argv } from 'yargs';
+import { PinleakError } from '../errors.js';
+import { SCHEMA_VERSION, type Pin, type SnapshotMeta } from '../model.js';
+import { takeSnapshot } from '../scan/snapshot.js';
+import { sampleTree, type TreeSample } from '../scan/sample.js';
+import { readStat, clockTicks } from '../kernel/procfs.js';
+import { containerFromCgroup } from '../analysis/container.js';
+import { isLeak } from '../analysis/summary.js';
+import { key, type Sighting } from '../analysis/classify.js';
+import { pinKeyer } from '../analysis/diff.js';
+import { saveSnapshot, recordCreators } from '../store/index.js';
+import { renderRun } from '../report/changes.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, say, outStyle } from './common.js';
+
+interface Args extends GlobalArgs {
+  failOnLeak: boolean;
+  interval: number;
+  '--'?: (string | number)[];
+}
+
+export interface RunResult {
+  schemaVersion: number;
+  command: string[];
+  exitCode: number;
+  before: SnapshotMeta;
+  after: SnapshotMeta;
+  samples: number;
+  created: Pin[];
+  leftBehind: Pin[];
+}
+
+export const runCommand = {
+  command: 'run',
+  describe: 'run a command and report the pins its process tree created and left behind: pinleak run -- CMD ARGS...',
+  builder: (y: Argv) => y
+    .parserConfiguration({ 'populate--': true })
+    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when the command left pins behind' })
+    .option('interval', { type: 'number', default: 100, describe: 'how often to sample the command\'s process tree, in ms' }),
+  handler: async (a: Args) => {
+    const command = (a['--'] ?? []).map(String);
+    if (!command.length) throw new PinleakError('run needs a command after --, e.g. pinleak run -- ./my-loader --flag');
+    if (!Number.isInteger(a.interval) || a.interval < 1) throw new PinleakError(`--interval must be a whole number of milliseconds >= 1, got ${a.interval}`);
+    requirePrivileges('pinleak run');
+    const config = userConfig(a);
+    const store = openDb(a, true);
+    try {
+      const before = await takeSnapshot({ store, config, label: 'run:before', onProgress: progressReporter(a) });
+      endProgress(a);
+      saveSnapshot(store, before.doc);
+
+      const startedMs = Date.now();
+      const child = spawn(command[0]!, command.slice(1), { stdio: a.json ? ['inherit', 2, 'inherit'] : 'inherit' });
+      const sightings = new Map<string, Sighting>();
+      let samples = 0;
+      // assigned inside sample(): TS cannot see that, hence the widening cast
+      let root = null as { pid: number; startTime: number; comm: string } | null;
+      const sample = () => {
+        if (!child.pid) return;
+        if (!root) {
+          const st = readStat(child.pid);
+          if (st) root = { pid: child.pid, startTime: st.startTime, comm: st.comm };
+        }
+        const s: TreeSample = sampleTree(child.pid);
+        samples++;
+        for (const h of s.held) {
+          const k = key(h.kind, h.id);
+          if (!sightings.has(k)) {
+            sightings.set(k, { pid: h.pid, startTime: h.startTime, comm: h.comm, snapshotId: null, container: h.cgroup ? containerFromCgroup(h.cgroup) : null });
+          }
+        }
+      };
+      const forward = (sig: NodeJS.Signals) => () => child.pid && child.kill(sig);
+      // Ctrl-C reaches the command through the terminal's process group; pinleak stays to take the after-snapshot.
+      const onInt = () => {};
+      const onTerm = forward('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+      const timer = setInterval(sample, a.interval);
+      sample();
+      const exitCode = await new Promise<number>((resolve, reject) => {
+        child.on('error', (e: NodeJS.ErrnoException) => reject(new PinleakError(`cannot run ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`)));
+        child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
+      }).finally(() => {
+        clearInterval(timer);
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+      });
+      const endedMs = Date.now();
+
+      // Pins new since `before`: CMD's when its tree was seen holding the object, or when
+      // they were pinned while it ran (a short-lived process can slip between samples).
+      const beforeKey = pinKeyer(before.doc, true);
+      const existed = new Set(before.doc.pins.map(beforeKey));
+      const slack = (2 * 1000) / clockTicks() + 50;
+      const rootProc = root;
+      const after = await takeSnapshot({
+        store, config, label: 'run:after', onProgress: progressReporter(a),
+        creatorHint: (p) => {
+          const k = key(p.object!.kind, p.object!.id);
+          if (existed.has(`${p.instance}\u0000${p.path}\u0000${k}`)) return null;
+          const seen = sightings.get(k);
+          if (seen) return seen;
+          if (rootProc && p.ctimeMs >= startedMs - slack && p.ctimeMs <= endedMs + slack) {
+            return { pid: rootProc.pid, startTime: rootProc.startTime, comm: rootProc.comm, snapshotId: null, container: null };
+          }
+          return null;
+        },
+      });
+      endProgress(a);
+      const afterId = saveSnapshot(store, after.doc);
+      const afterKey = pinKeyer(after.doc, true);
+      const created = after.doc.pins.filter((p) => p.creator?.source === 'run' && !existed.has(afterKey(p)));
+      recordCreators(store, after.doc.snapshot.bootId, created.map((p) => ({
+        kind: p.object!.kind, id: p.object!.id, pid: p.creator!.pid, startTime: p.creator!.startTime ?? 0,
+        comm: p.creator!.comm ?? '', container: p.creator!.container ?? null, source: 'run', snapshotId: afterId,
+      })));
+      const result: RunResult = {
+        schemaVersion: SCHEMA_VERSION, command, exitCode, before: before.doc.snapshot, after: after.doc.snapshot,
+        samples, created, leftBehind: created.filter(isLeak),
+      };
+      if (a.json) emitJson(result);
+      else say(a, renderRun(result, outStyle(a)));
+      if (exitCode !== 0) process.exitCode = exitCode;
+      else if (a.failOnLeak && result.leftBehind.length) process.exitCode = 1;
+    } finally {
+      store.close();
+    }
+  },
+};
+
+/** A command killed by a signal exits like a shell reports it: 128 + the signal's number. */
+function signalNumber(signal: NodeJS.Signals): number {
+  return (os.constants.signals as Record<string, number>)[signal] ?? 0;
+}

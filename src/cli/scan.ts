@@ -1,0 +1,55 @@
+// pinleak scan: take a snapshot of the whole host, store it, print the summary and the leaks.
+import type { Argv } from 'yargs';
+import { takeSnapshot } from '../scan/snapshot.js';
+import { saveSnapshot } from '../store/index.js';
+import { renderLeaks, renderSummary } from '../report/text.js';
+import { isLeak } from '../analysis/summary.js';
+import {
+  type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, say, outStyle,
+} from './common.js';
+import { openHistory } from './history.js';
+import { applyRetention } from './retention.js';
+
+interface Args extends GlobalArgs {
+  label?: string;
+  store: boolean;
+  failOnLeak: boolean;
+  timings: boolean;
+}
+
+export const scanCommand = {
+  command: 'scan',
+  describe: 'take a snapshot of every bpffs pin on the host, store it, print the summary and the leaks',
+  builder: (y: Argv) => y
+    .option('label', { type: 'string', describe: 'name this snapshot (e.g. before-deploy)' })
+    .option('store', { type: 'boolean', default: true, describe: 'store the snapshot (--no-store: only print it)' })
+    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when any pin is orphaned or leaked' })
+    .option('timings', { type: 'boolean', default: false, describe: 'print the time of each scan phase on stderr' }),
+  handler: async (a: Args) => {
+    requirePrivileges('pinleak scan');
+    const config = userConfig(a);
+    const store = a.store ? openDb(a, true) : openHistory(a);
+    try {
+      const { doc, scan } = await takeSnapshot({ store, config, label: a.label ?? null, onProgress: progressReporter(a) });
+      endProgress(a);
+      if (a.store && store) {
+        const t0 = performance.now();
+        saveSnapshot(store, doc);
+        scan.timings.store = Math.round((performance.now() - t0) * 10) / 10;
+        applyRetention(store, config);
+      }
+      if (a.timings || a.debug) {
+        process.stderr.write(`timings (ms): ${Object.entries(scan.timings).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+      }
+      if (a.json) emitJson(doc);
+      else {
+        const style = outStyle(a);
+        say(a, renderSummary(doc, style));
+        if (doc.pins.some(isLeak)) say(a, '\n' + renderLeaks(doc, style));
+      }
+      if (a.failOnLeak && doc.pins.some(isLeak)) process.exitCode = 1;
+    } finally {
+      store?.close();
+    }
+  },
+};

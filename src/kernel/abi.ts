@@ -1,0 +1,226 @@
+// Every kernel ABI struct pinleak uses, declared once as koffi structs
+// (include/uapi/linux/bpf.h). Nothing outside this file knows an offset: the
+// rest of the code encodes and decodes through these types.
+import koffi, { type TypeObject } from 'koffi';
+
+const u32 = 'uint32';
+const s32 = 'int32';
+const u64 = 'uint64';
+const name16 = koffi.array('uint8', 16, 'Typed');
+
+/** enum bpf_cmd */
+export const BpfCmd = {
+  MAP_CREATE: 0,
+  PROG_LOAD: 5,
+  OBJ_PIN: 6,
+  OBJ_GET: 7,
+  PROG_GET_NEXT_ID: 11,
+  MAP_GET_NEXT_ID: 12,
+  PROG_GET_FD_BY_ID: 13,
+  MAP_GET_FD_BY_ID: 14,
+  OBJ_GET_INFO_BY_FD: 15,
+  PROG_QUERY: 16,
+  LINK_CREATE: 28,
+  LINK_GET_FD_BY_ID: 30,
+  LINK_GET_NEXT_ID: 31,
+  ITER_CREATE: 33,
+} as const;
+
+/** file_flags of BPF_OBJ_GET / open_flags of *_GET_FD_BY_ID */
+export const BPF_F_RDONLY = 1 << 3;
+export const BPF_F_MMAPABLE = 1 << 10;
+
+/** BPF_OBJ_PIN, BPF_OBJ_GET */
+export const ObjAttr = koffi.struct('bpf_attr_obj', {
+  pathname: u64,
+  bpf_fd: u32,
+  file_flags: u32,
+  path_fd: s32,
+});
+
+/** BPF_OBJ_GET_INFO_BY_FD */
+export const InfoAttr = koffi.struct('bpf_attr_info', {
+  bpf_fd: u32,
+  info_len: u32,
+  info: u64,
+});
+
+/** BPF_*_GET_NEXT_ID and BPF_*_GET_FD_BY_ID (start_id and map_id/prog_id/link_id share offset 0) */
+export const IdAttr = koffi.struct('bpf_attr_id', {
+  id: u32,
+  next_id: u32,
+  open_flags: u32,
+});
+
+/** BPF_MAP_CREATE */
+export const MapCreateAttr = koffi.struct('bpf_attr_map_create', {
+  map_type: u32,
+  key_size: u32,
+  value_size: u32,
+  max_entries: u32,
+  map_flags: u32,
+  inner_map_fd: u32,
+  numa_node: u32,
+  map_name: name16,
+});
+
+/** BPF_PROG_LOAD */
+export const ProgLoadAttr = koffi.struct('bpf_attr_prog_load', {
+  prog_type: u32,
+  insn_cnt: u32,
+  insns: u64,
+  license: u64,
+  log_level: u32,
+  log_size: u32,
+  log_buf: u64,
+  kern_version: u32,
+  prog_flags: u32,
+  prog_name: name16,
+  prog_ifindex: u32,
+  expected_attach_type: u32,
+});
+
+/** BPF_LINK_CREATE (the common head; target-specific parts stay zero) */
+export const LinkCreateAttr = koffi.struct('bpf_attr_link_create', {
+  prog_fd: u32,
+  target_fd: u32,
+  attach_type: u32,
+  flags: u32,
+});
+
+/** BPF_ITER_CREATE */
+export const IterCreateAttr = koffi.struct('bpf_attr_iter_create', {
+  link_fd: u32,
+  flags: u32,
+});
+
+/** BPF_PROG_QUERY */
+export const ProgQueryAttr = koffi.struct('bpf_attr_prog_query', {
+  target_fd: u32,
+  attach_type: u32,
+  query_flags: u32,
+  attach_flags: u32,
+  prog_ids: u64,
+  prog_cnt: u32,
+  _pad: u32,
+  prog_attach_flags: u64,
+  link_ids: u64,
+  link_attach_flags: u64,
+  revision: u64,
+});
+
+/** struct bpf_insn: code, dst_reg:4|src_reg:4, off, imm */
+export const Insn = koffi.struct('bpf_insn', {
+  code: 'uint8',
+  regs: 'uint8',
+  off: 'int16',
+  imm: 'int32',
+});
+
+/** struct bpf_map_info */
+export const MapInfo = koffi.struct('bpf_map_info', {
+  type: u32,
+  id: u32,
+  key_size: u32,
+  value_size: u32,
+  max_entries: u32,
+  map_flags: u32,
+  name: name16,
+  ifindex: u32,
+  btf_vmlinux_value_type_id: u32,
+  netns_dev: u64,
+  netns_ino: u64,
+  btf_id: u32,
+  btf_key_type_id: u32,
+  btf_value_type_id: u32,
+  btf_vmlinux_id: u32,
+  map_extra: u64,
+});
+
+/** struct bpf_prog_info, up to the fields pinleak reads */
+export const ProgInfo = koffi.struct('bpf_prog_info', {
+  type: u32,
+  id: u32,
+  tag: koffi.array('uint8', 8, 'Typed'),
+  jited_prog_len: u32,
+  xlated_prog_len: u32,
+  jited_prog_insns: u64,
+  xlated_prog_insns: u64,
+  load_time: u64,
+  created_by_uid: u32,
+  nr_map_ids: u32,
+  map_ids: u64,
+  name: name16,
+  ifindex: u32,
+  gpl_compatible: u32,
+  netns_dev: u64,
+  netns_ino: u64,
+});
+
+/** struct bpf_link_info: type, id, prog_id, then a union at offset 16 read as raw words */
+export const LinkInfo = koffi.struct('bpf_link_info', {
+  type: u32,
+  id: u32,
+  prog_id: u32,
+  _pad: u32,
+  u0: u64,
+  u1: u64,
+  u2: u64,
+  u3: u64,
+});
+
+/** struct statfs f_type of a bpffs (BPF_FS_MAGIC) */
+export const BPF_FS_MAGIC = 0xcafe4a11;
+
+export const MAP_TYPES = [
+  'unspec', 'hash', 'array', 'prog_array', 'perf_event_array', 'percpu_hash', 'percpu_array',
+  'stack_trace', 'cgroup_array', 'lru_hash', 'lru_percpu_hash', 'lpm_trie', 'array_of_maps',
+  'hash_of_maps', 'devmap', 'sockmap', 'cpumap', 'xskmap', 'sockhash', 'cgroup_storage',
+  'reuseport_sockarray', 'percpu_cgroup_storage', 'queue', 'stack', 'sk_storage', 'devmap_hash',
+  'struct_ops', 'ringbuf', 'inode_storage', 'task_storage', 'bloom_filter', 'user_ringbuf',
+  'cgrp_storage', 'arena', 'insn_array',
+];
+
+export const PROG_TYPES = [
+  'unspec', 'socket_filter', 'kprobe', 'sched_cls', 'sched_act', 'tracepoint', 'xdp',
+  'perf_event', 'cgroup_skb', 'cgroup_sock', 'lwt_in', 'lwt_out', 'lwt_xmit', 'sock_ops',
+  'sk_skb', 'cgroup_device', 'sk_msg', 'raw_tracepoint', 'cgroup_sock_addr', 'lwt_seg6local',
+  'lirc_mode2', 'sk_reuseport', 'flow_dissector', 'cgroup_sysctl', 'raw_tracepoint_writable',
+  'cgroup_sockopt', 'tracing', 'struct_ops', 'ext', 'lsm', 'sk_lookup', 'syscall', 'netfilter',
+];
+
+export const LINK_TYPES = [
+  'unspec', 'raw_tracepoint', 'tracing', 'cgroup', 'iter', 'netns', 'xdp', 'perf_event',
+  'kprobe_multi', 'struct_ops', 'netfilter', 'tcx', 'uprobe_multi', 'netkit', 'sockmap',
+];
+
+export const MapType = { HASH: 1, ARRAY: 2 } as const;
+export const ProgType = { SOCKET_FILTER: 1, CGROUP_SKB: 8, TRACING: 26 } as const;
+
+/** enum bpf_attach_type values that attach to a cgroup (queried with BPF_PROG_QUERY) */
+export const CGROUP_ATTACH_TYPES: Record<number, string> = {
+  0: 'cgroup_inet_ingress', 1: 'cgroup_inet_egress', 2: 'cgroup_inet_sock_create',
+  3: 'cgroup_sock_ops', 6: 'cgroup_device', 8: 'cgroup_inet4_bind', 9: 'cgroup_inet6_bind',
+  10: 'cgroup_inet4_connect', 11: 'cgroup_inet6_connect', 12: 'cgroup_inet4_post_bind',
+  13: 'cgroup_inet6_post_bind', 14: 'cgroup_udp4_sendmsg', 15: 'cgroup_udp6_sendmsg',
+  18: 'cgroup_sysctl', 19: 'cgroup_udp4_recvmsg', 20: 'cgroup_udp6_recvmsg',
+  21: 'cgroup_getsockopt', 22: 'cgroup_setsockopt', 29: 'cgroup_inet4_getpeername',
+  30: 'cgroup_inet6_getpeername', 31: 'cgroup_inet4_getsockname', 32: 'cgroup_inet6_getsockname',
+  34: 'cgroup_inet_sock_release', 49: 'cgroup_unix_connect', 50: 'cgroup_unix_sendmsg',
+  51: 'cgroup_unix_recvmsg', 52: 'cgroup_unix_getpeername', 53: 'cgroup_unix_getsockname',
+};
+export const ATTACH_CGROUP_INET_INGRESS = 0;
+export const ATTACH_TRACE_ITER = 28;
+
+/** Link types whose union starts with the target identity; 0 there means the target is gone. */
+export const LINK_TARGET_WORD: Record<string, { word: 'u0' | 'u1'; bits: 32 | 64; what: string }> = {
+  cgroup: { word: 'u0', bits: 64, what: 'cgroup' },
+  netns: { word: 'u0', bits: 32, what: 'network namespace' },
+  xdp: { word: 'u0', bits: 32, what: 'network interface' },
+  tcx: { word: 'u0', bits: 32, what: 'network interface' },
+  netkit: { word: 'u0', bits: 32, what: 'network interface' },
+};
+
+export function sizeOf(t: TypeObject): number {
+  return koffi.sizeof(t);
+}

@@ -1,0 +1,247 @@
+// procfs: pure parsers for the formats pinleak reads, and the readers that feed them.
+// Every reader treats a vanished process as normal (returns null), never as an error.
+import fs from 'node:fs';
+import koffi from 'koffi';
+
+export const PROC = process.env.PINLEAK_PROC ?? '/proc';
+
+// ---- parsers (pure) ----
+
+/** mountinfo escapes space, tab, newline and backslash as octal (\040 \011 \012 \134). */
+export function unescapeMountField(s: string): string {
+  if (!s.includes('\\')) return s;
+  const bytes: number[] = [];
+  const raw = Buffer.from(s, 'utf8');
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0x5c && i + 3 < raw.length && /^[0-7]{3}$/.test(raw.subarray(i + 1, i + 4).toString('latin1'))) {
+      bytes.push(parseInt(raw.subarray(i + 1, i + 4).toString('latin1'), 8));
+      i += 3;
+    } else {
+      bytes.push(raw[i]!);
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+export interface MountinfoEntry {
+  mountId: number;
+  parentId: number;
+  dev: string; // MAJ:MIN of the superblock
+  root: string;
+  mountPoint: string;
+  mountOptions: string;
+  optionalFields: string[];
+  fstype: string;
+  source: string;
+  superOptions: string;
+}
+
+/** Parses /proc/<pid>/mountinfo (proc(5)); malformed lines are skipped. */
+export function parseMountinfo(text: string): MountinfoEntry[] {
+  const out: MountinfoEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const f = line.split(' ');
+    const sep = f.indexOf('-', 6);
+    if (f.length < 10 || sep < 0 || sep + 3 > f.length) continue;
+    out.push({
+      mountId: Number(f[0]),
+      parentId: Number(f[1]),
+      dev: f[2]!,
+      root: unescapeMountField(f[3]!),
+      mountPoint: unescapeMountField(f[4]!),
+      mountOptions: f[5]!,
+      optionalFields: f.slice(6, sep),
+      fstype: f[sep + 1]!,
+      source: unescapeMountField(f[sep + 2]!),
+      superOptions: f.slice(sep + 3).join(' '),
+    });
+  }
+  return out;
+}
+
+export interface ProcStat {
+  pid: number;
+  comm: string;
+  state: string;
+  ppid: number;
+  /** field 22: clock ticks after boot */
+  startTime: number;
+}
+
+/** Parses /proc/<pid>/stat. The comm may hold spaces and parentheses: it ends at the last ')'. */
+export function parseStat(text: string): ProcStat | null {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return null;
+  const rest = text.slice(close + 2).split(' ');
+  // rest[0] is field 3 (state); field 22 is rest[19]
+  const startTime = Number(rest[19]);
+  if (!Number.isFinite(startTime)) return null;
+  return {
+    pid: Number(text.slice(0, open).trim()),
+    comm: text.slice(open + 1, close),
+    state: rest[0] ?? '?',
+    ppid: Number(rest[1]),
+    startTime,
+  };
+}
+
+/** Parses an fdinfo file into its key: value lines. */
+export function parseFdinfo(text: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const c = line.indexOf(':');
+    if (c <= 0) continue;
+    m.set(line.slice(0, c), line.slice(c + 1).trim());
+  }
+  return m;
+}
+
+/** The BPF object an fdinfo describes: map_id, prog_id (programs) or link_id (links carry a prog_id too). */
+export function bpfIdFromFdinfo(info: Map<string, string>, kind: 'map' | 'prog' | 'link'): number | null {
+  const key = kind === 'map' ? 'map_id' : kind === 'prog' ? 'prog_id' : 'link_id';
+  const v = info.get(key);
+  return v === undefined ? null : Number(v);
+}
+
+/** `mnt:[4026531841]` -> 4026531841 */
+export function parseNsLink(target: string, type = 'mnt'): number | null {
+  const m = /^(\w+):\[(\d+)\]$/.exec(target);
+  if (!m || m[1] !== type) return null;
+  return Number(m[2]);
+}
+
+// ---- readers ----
+
+function readOrNull(path: string): string | null {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function readlinkOrNull(path: string): string | null {
+  try {
+    return fs.readlinkSync(path);
+  } catch {
+    return null;
+  }
+}
+
+export function listPids(): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync(PROC)) {
+    const c = name.charCodeAt(0);
+    if (c >= 48 && c <= 57) pids.push(Number(name));
+  }
+  return pids;
+}
+
+export function readStat(pid: number): ProcStat | null {
+  const t = readOrNull(`${PROC}/${pid}/stat`);
+  return t === null ? null : parseStat(t);
+}
+
+export function readMntNs(pid: number): number | null {
+  const t = readlinkOrNull(`${PROC}/${pid}/ns/mnt`);
+  return t === null ? null : parseNsLink(t);
+}
+
+export function readMountinfo(pid: number): MountinfoEntry[] | null {
+  const t = readOrNull(`${PROC}/${pid}/mountinfo`);
+  return t === null ? null : parseMountinfo(t);
+}
+
+/** fd number -> link target, for every fd of a process; null when it has gone or cannot be read. */
+export function readFdTargets(pid: number): Map<number, string> | null {
+  let names: string[];
+  try {
+    names = fs.readdirSync(`${PROC}/${pid}/fd`);
+  } catch {
+    return null;
+  }
+  const out = new Map<number, string>();
+  for (const n of names) {
+    const t = readlinkOrNull(`${PROC}/${pid}/fd/${n}`);
+    if (t !== null) out.set(Number(n), t);
+  }
+  return out;
+}
+
+export function readFdinfo(pid: number | 'self', fd: number): Map<string, string> | null {
+  const t = readOrNull(`${PROC}/${pid}/fdinfo/${fd}`);
+  return t === null ? null : parseFdinfo(t);
+}
+
+export function readCgroup(pid: number): string | null {
+  return readOrNull(`${PROC}/${pid}/cgroup`);
+}
+
+/** The address ranges of a process's mappings of BPF maps (`anon_inode:bpf-map` in /proc/<pid>/maps). */
+export function readBpfMapMappings(pid: number): string[] {
+  const t = readOrNull(`${PROC}/${pid}/maps`);
+  if (t === null || !t.includes('anon_inode:bpf-map')) return [];
+  const out: string[] = [];
+  for (const line of t.split('\n')) {
+    if (line.endsWith('anon_inode:bpf-map')) out.push(line.slice(0, line.indexOf(' ')));
+  }
+  return out;
+}
+
+export function readBootId(): string {
+  return (readOrNull(`${PROC}/sys/kernel/random/boot_id`) ?? '').trim();
+}
+
+const sysconfCache = new Map<number, number>();
+function sysconf(name: number, fallback: number): number {
+  let v = sysconfCache.get(name);
+  if (v === undefined) {
+    try {
+      const fn = koffi.load('libc.so.6').func('long sysconf(int name)');
+      v = Number(fn(name)) || fallback;
+    } catch {
+      v = fallback;
+    }
+    sysconfCache.set(name, v);
+  }
+  return v;
+}
+
+/** sysconf(_SC_CLK_TCK): the unit of a process's start time. */
+export const clockTicks = () => sysconf(2, 100);
+/** sysconf(_SC_PAGESIZE) */
+export const pageSize = () => sysconf(30, 4096);
+
+/** When the machine booted, in ms since the epoch, from /proc/uptime (finer than btime's seconds). */
+export function bootEpochMs(): number {
+  const up = Number((readOrNull(`${PROC}/uptime`) ?? '0').split(' ')[0]);
+  return Date.now() - up * 1000;
+}
+
+export function pidMax(): number {
+  return Number((readOrNull(`${PROC}/sys/kernel/pid_max`) ?? '4194304').trim());
+}
+
+/** st_dev (glibc dev_t encoding) -> "MAJ:MIN" as mountinfo prints it. */
+export function devString(dev: number | bigint): string {
+  const d = BigInt(dev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
+}
+
+/** Effective capabilities of this process (CapEff of /proc/self/status). */
+export function effectiveCapabilities(): bigint {
+  const t = readOrNull(`${PROC}/self/status`) ?? '';
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(t);
+  return m ? BigInt('0x' + m[1]) : 0n;
+}
+
+/** The initial pid namespace has a fixed inode (PROC_PID_INIT_INO); anywhere else, the host's processes are hidden. */
+export const PROC_PID_INIT_INO = 0xeffffffc;
+export function inInitPidNamespace(): boolean {
+  const t = readlinkOrNull(`${PROC}/self/ns/pid`);
+  return t !== null && parseNsLink(t, 'pid') === PROC_PID_INIT_INO;
+}

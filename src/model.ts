@@ -1,0 +1,159 @@
+// The data pinleak passes between its layers. The shapes marked "public" are
+// SPEC section 4 (schemaVersion 1): scripts parse them, so fields are only ever
+// added, never renamed or dropped.
+
+export const SCHEMA_VERSION = 1;
+
+export type ObjectKind = 'map' | 'prog' | 'link' | 'unknown';
+
+export const STATUSES = ['held', 'in-use', 'orphaned', 'leaked', 'persistent', 'unreadable'] as const;
+export type Status = (typeof STATUSES)[number];
+
+/** public: snapshot meta */
+export interface SnapshotMeta {
+  id: number | null;
+  takenAt: string;
+  bootId: string;
+  hostname: string;
+  kernel: string;
+  label: string | null;
+  durationMs: number;
+}
+
+export type ReachedVia = 'process' | 'nsfs' | 'fd';
+
+/** public: one mount namespace */
+export interface MountNamespace {
+  mntNs: number;
+  reachedVia: ReachedVia;
+  pids: number[];
+  processCount: number;
+  nsfsPaths: string[];
+  error: string | null;
+  container?: Container | null;
+}
+
+/** public: one mount point of a bpffs instance */
+export interface InstanceMount {
+  mntNs: number;
+  mountId: number;
+  mountPoint: string;
+  root: string;
+  superOptions: string;
+}
+
+export interface Delegation {
+  cmds: string | null;
+  maps: string | null;
+  progs: string | null;
+  attachs: string | null;
+}
+
+/** public: one bpffs superblock, however many times it is mounted */
+export interface BpffsInstance {
+  dev: string;
+  mounts: InstanceMount[];
+  delegation: Delegation | null;
+  pinCount: number;
+  memlockBytes: number;
+  error: string | null;
+}
+
+/** public: the BPF object behind a pin */
+export interface BpfObject {
+  kind: ObjectKind;
+  id: number;
+  name: string;
+  type: string;
+  memlockBytes: number;
+}
+
+/** Where a process runs, from /proc/<pid>/cgroup (CONTAINERS.md). */
+export interface Container {
+  runtime: string; // docker, containerd, cri-o, podman, systemd, …
+  id: string | null; // container id, or the systemd unit
+  podUid: string | null;
+  cgroup: string;
+}
+
+/** public: a process holding an fd to (or an mmap of) an object */
+export interface Holder {
+  pid: number;
+  startTime: number;
+  comm: string;
+  fds: number[];
+  mntNs: number;
+  container: Container | null;
+  mmapped?: boolean;
+}
+
+export interface ObjectRef {
+  kind: ObjectKind;
+  id: number;
+}
+
+export interface Owner {
+  tool: string | null;
+  persistent: boolean;
+  pathPid: number | null;
+  pathPidAlive: boolean | null;
+}
+
+export interface Creator {
+  pid: number;
+  startTime: number | null;
+  comm: string | null;
+  alive: boolean;
+  firstSeenSnapshot: number | null;
+  source?: 'run' | 'history' | 'path';
+  container?: Container | null;
+}
+
+export interface MountPath {
+  mntNs: number;
+  path: string;
+}
+
+/** public: one pin */
+export interface Pin {
+  instance: string;
+  path: string;
+  mountPaths: MountPath[];
+  inode: number;
+  createdAt: string;
+  uid: number;
+  gid: number;
+  mode: string;
+  object: BpfObject | null;
+  holders: Holder[];
+  usedBy: ObjectRef[];
+  status: Status;
+  reasons: string[];
+  owner: Owner;
+  creator: Creator | null;
+  error?: string | null;
+}
+
+export interface Summary {
+  namespaces: number;
+  instances: number;
+  pins: number;
+  byStatus: Record<Status, number>;
+  memlockBytes: { total: number; orphaned: number; leaked: number };
+}
+
+export interface ScanError {
+  scope: string;
+  message: string;
+}
+
+/** public: the snapshot document of scan/pins/mounts/leaks --json */
+export interface SnapshotDoc {
+  schemaVersion: number;
+  snapshot: SnapshotMeta;
+  namespaces: MountNamespace[];
+  instances: BpffsInstance[];
+  pins: Pin[];
+  summary: Summary;
+  errors: ScanError[];
+}

@@ -1,0 +1,144 @@
+// Human renderers for snapshot documents: what leaked, how much memory, who made it,
+// where it is in each namespace, and the command to look closer.
+import type { Pin, SnapshotDoc, SnapshotMeta, Status } from '../model.js';
+import { isLeak, memlockOnce } from '../analysis/summary.js';
+import { ago, bytes, paint, safe, table, type Style } from './format.js';
+
+const STATUS_COLOR: Record<Status, 'red' | 'yellow' | 'green' | 'dim' | 'cyan'> = {
+  held: 'green', 'in-use': 'green', orphaned: 'yellow', leaked: 'red', persistent: 'dim', unreadable: 'cyan',
+};
+
+export const statusText = (style: Style, s: Status) => paint(style, STATUS_COLOR[s], s);
+
+export function snapshotRef(m: SnapshotMeta): string {
+  return m.id === null ? 'this scan (not stored)' : `snapshot ${m.id}${m.label ? ` "${safe(m.label)}"` : ''}`;
+}
+
+export function objectText(p: Pin): string {
+  if (!p.object) return '-';
+  const o = p.object;
+  return `${o.kind} ${o.id}${o.name ? ` ${safe(o.name)}` : ''} (${o.type})`;
+}
+
+export function creatorText(p: Pin): string {
+  const c = p.creator;
+  if (!c) return '-';
+  return `${c.pid}${c.comm ? ` ${safe(c.comm)}` : ''}${c.alive ? '' : ' (exited)'}`;
+}
+
+export function holdersText(p: Pin): string {
+  if (!p.holders.length) return '-';
+  const first = p.holders.slice(0, 2).map((h) => `${h.pid} ${safe(h.comm)}${h.mmapped && !h.fds.length ? ' (mmap)' : ''}`);
+  return first.join(', ') + (p.holders.length > 2 ? ` +${p.holders.length - 2}` : '');
+}
+
+export function renderSummary(doc: SnapshotDoc, style: Style): string {
+  const s = doc.summary;
+  const m = doc.snapshot;
+  const lines = [
+    `${paint(style, 'bold', snapshotRef(m))} of ${safe(m.hostname)} (kernel ${m.kernel}), taken ${m.takenAt} in ${m.durationMs} ms`,
+    `  ${s.namespaces} mount namespaces, ${s.instances} bpffs instances, ${s.pins} pins holding ${bytes(s.memlockBytes.total)}`,
+    '  ' + (Object.entries(s.byStatus) as [Status, number][])
+      .map(([k, v]) => (v ? `${statusText(style, k)} ${v}` : `${k} 0`)).join('  '),
+  ];
+  const leaked = s.byStatus.leaked + s.byStatus.orphaned;
+  if (leaked) {
+    lines.push(`  ${paint(style, 'red', `${leaked} leak${leaked === 1 ? '' : 's'}`)}: ${bytes(s.memlockBytes.leaked)} leaked, ${bytes(s.memlockBytes.orphaned)} orphaned`);
+  } else {
+    lines.push(`  ${paint(style, 'green', 'no leaks')}`);
+  }
+  for (const e of doc.errors) lines.push(`  ${paint(style, 'yellow', 'warning')}: ${safe(e.scope)}: ${safe(e.message)}`);
+  return lines.join('\n');
+}
+
+export function renderPins(pins: Pin[], style: Style): string {
+  if (!pins.length) return 'no pins';
+  const rows = pins.map((p) => [
+    statusText(style, p.status),
+    p.instance,
+    safe(p.path),
+    objectText(p),
+    p.object ? bytes(p.object.memlockBytes) : '-',
+    holdersText(p),
+    creatorText(p),
+    safe(p.reasons[0] ?? ''),
+  ]);
+  return table(['STATUS', 'INSTANCE', 'PATH', 'OBJECT', 'MEMLOCK', 'HOLDERS', 'CREATOR', 'WHY'], rows, style);
+}
+
+export function renderMounts(doc: SnapshotDoc, style: Style): string {
+  if (!doc.instances.length) return 'no bpffs instances';
+  const rows: string[][] = [];
+  for (const i of doc.instances) {
+    i.mounts.forEach((m, n) => {
+      rows.push([
+        n === 0 ? i.dev : '',
+        String(m.mntNs),
+        safe(m.mountPoint),
+        safe(m.root),
+        n === 0 ? String(i.pinCount) : '',
+        n === 0 ? bytes(i.memlockBytes) : '',
+        n === 0 ? delegationText(i.delegation) + (i.error ? ` ${paint(style, 'yellow', `error: ${safe(i.error)}`)}` : '') : '',
+      ]);
+    });
+  }
+  const nsRows = doc.namespaces.map((n) => [
+    String(n.mntNs), n.reachedVia, String(n.processCount),
+    n.pids.slice(0, 5).join(',') + (n.pids.length > 5 ? ',…' : ''),
+    n.nsfsPaths.map(safe).join(', ') || '-',
+    n.error ? paint(style, 'yellow', safe(n.error)) : '',
+  ]);
+  return [
+    table(['INSTANCE', 'MNT NS', 'MOUNT POINT', 'ROOT', 'PINS', 'MEMLOCK', 'DELEGATION'], rows, style),
+    '',
+    table(['MNT NS', 'REACHED VIA', 'PROCESSES', 'PIDS', 'NSFS', 'ERROR'], nsRows, style),
+  ].join('\n');
+}
+
+function delegationText(d: SnapshotDoc['instances'][number]['delegation']): string {
+  if (!d) return '-';
+  return Object.entries(d).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(' ');
+}
+
+export interface SnapshotRow extends SnapshotMeta {
+  pins: number;
+  leaks: number;
+  leakedBytes: number;
+}
+
+export function renderSnapshots(list: SnapshotRow[], style: Style): string {
+  if (!list.length) return 'no snapshots yet: run `pinleak scan`';
+  return table(['ID', 'TAKEN', 'LABEL', 'PINS', 'LEAKS', 'LEAKED', 'BOOT'], list.map((s) => [
+    String(s.id), `${s.takenAt} (${ago(s.takenAt)})`, safe(s.label ?? '-'), String(s.pins),
+    s.leaks ? paint(style, 'red', String(s.leaks)) : '0', bytes(s.leakedBytes), s.bootId.slice(0, 8),
+  ]), style);
+}
+
+/** Leaks grouped by owner and instance, each group with its memory (objects counted once). */
+export function renderLeaks(doc: SnapshotDoc, style: Style): string {
+  const leaks = doc.pins.filter(isLeak);
+  const where = doc.snapshot.id === null ? '' : ` ${doc.snapshot.id}`;
+  if (!leaks.length) return `${paint(style, 'green', 'no leaks')} in ${snapshotRef(doc.snapshot)}`;
+  const groups = new Map<string, Pin[]>();
+  for (const p of leaks) {
+    const g = `${p.owner.tool ?? 'unknown owner'}\u0000${p.instance}`;
+    const l = groups.get(g) ?? [];
+    l.push(p);
+    groups.set(g, l);
+  }
+  const out: string[] = [
+    `${paint(style, 'red', `${leaks.length} leak${leaks.length === 1 ? '' : 's'}`)} holding ${bytes(memlockOnce(leaks))} in ${snapshotRef(doc.snapshot)}`,
+  ];
+  for (const [g, pins] of [...groups].sort((a, b) => memlockOnce(b[1]) - memlockOnce(a[1]))) {
+    const [owner, dev] = g.split('\u0000');
+    out.push('', `${paint(style, 'bold', owner!)} in bpffs ${dev}: ${pins.length} pin${pins.length === 1 ? '' : 's'}, ${bytes(memlockOnce(pins))}`);
+    for (const p of pins) {
+      out.push(`  ${statusText(style, p.status)} ${safe(p.path)}  ${objectText(p)}  ${p.object ? bytes(p.object.memlockBytes) : ''}`);
+      if (p.creator) out.push(`    made by ${creatorText(p)}${p.creator.container ? ` in ${p.creator.container.runtime} ${p.creator.container.id ?? ''}` : ''}`);
+      for (const r of p.reasons) out.push(`    ${paint(style, 'dim', safe(r))}`);
+      for (const m of p.mountPaths) out.push(`    at ${safe(m.path)} in mount namespace ${m.mntNs}`);
+    }
+  }
+  out.push('', `look closer: pinleak pins${where} --status leaked,orphaned   remove: pinleak clean${where ? '' : ''} --status leaked`);
+  return out.join('\n');
+}

@@ -1,0 +1,76 @@
+// Holders: the live processes that keep a BPF object open, by fd or by mmap.
+import type { MapDetails } from '../kernel/bpf.js';
+import { BPF_F_MMAPABLE } from '../kernel/abi.js';
+import type { Container, Holder } from '../model.js';
+import type { Process, ProcessScan } from './processes.js';
+
+export const objectKey = (kind: string, id: number) => `${kind}:${id}`;
+
+export interface HolderIndex {
+  /** `${kind}:${id}` -> holders */
+  byObject: Map<string, Holder[]>;
+  /** map id -> why the mmap attribution is uncertain */
+  mmapNotes: Map<number, string>;
+}
+
+export function buildHolders(
+  ps: ProcessScan,
+  maps: Map<number, MapDetails>,
+  pageSize: number,
+  containerOf: (p: Process) => Container | null,
+): HolderIndex {
+  const byObject = new Map<string, Holder[]>();
+  const mmapNotes = new Map<number, string>();
+  const holderFor = (key: string, p: Process): Holder => {
+    let list = byObject.get(key);
+    if (!list) byObject.set(key, (list = []));
+    let h = list.find((x) => x.pid === p.pid);
+    if (!h) {
+      h = { pid: p.pid, startTime: p.startTime, comm: p.comm, fds: [], mntNs: p.mntNs ?? 0, container: containerOf(p) };
+      list.push(h);
+    }
+    return h;
+  };
+  for (const f of ps.bpfFds) {
+    const p = ps.processes.get(f.pid);
+    if (p) holderFor(objectKey(f.kind, f.id), p).fds.push(f.fd);
+  }
+
+  // The kernel names an mmapped map only "anon_inode:bpf-map": no id. Attribute each
+  // mapping to the mmapable maps it fits; when several fit, every one of them counts
+  // as held, so a map a process may be using is never called a leak.
+  if (ps.mapMappings.size) {
+    const mmapable = [...maps.values()].filter((m) => mmapLimit(m, pageSize) > 0);
+    for (const [pid, ranges] of ps.mapMappings) {
+      const p = ps.processes.get(pid);
+      if (!p) continue;
+      for (const range of ranges) {
+        const [lo, hi] = range.split('-').map((x) => BigInt('0x' + x));
+        const size = Number(hi! - lo!);
+        const fits = mmapable.filter((m) => size <= mmapLimit(m, pageSize));
+        for (const m of fits) {
+          const h = holderFor(objectKey('map', m.id), p);
+          h.mmapped = true;
+          if (fits.length > 1) mmapNotes.set(m.id, `pid ${pid} maps ${size} bytes of one of ${fits.length} maps of that size; counted as held to be safe`);
+        }
+      }
+    }
+  }
+  return { byObject, mmapNotes };
+}
+
+/** The largest mapping a map allows, 0 when it cannot be mmapped. */
+export function mmapLimit(m: MapDetails, pageSize: number): number {
+  const align = (n: number) => Math.ceil(n / pageSize) * pageSize;
+  switch (m.type) {
+    case 'array':
+      return m.flags & BPF_F_MMAPABLE ? align(Math.ceil(m.valueSize / 8) * 8 * m.maxEntries) : 0;
+    case 'ringbuf':
+    case 'user_ringbuf':
+      return 2 * pageSize + 2 * m.maxEntries; // consumer and producer pages, data mapped twice
+    case 'arena':
+      return m.maxEntries * pageSize;
+    default:
+      return 0;
+  }
+}

@@ -1,0 +1,103 @@
+// One scan of the whole host: processes -> namespaces -> instances -> pins -> holders ->
+// references. Phase timings are kept so a slow host can be diagnosed in the field.
+import os from 'node:os';
+import { readBootId, bootEpochMs, clockTicks, pidMax, pageSize, readCgroup } from '../kernel/procfs.js';
+import type { Anchor } from '../kernel/ns.js';
+import { containerFromCgroup } from '../analysis/container.js';
+import type { BpffsInstance, Container, MountNamespace, ScanError } from '../model.js';
+import { scanProcesses, type Process } from './processes.js';
+import { discoverNamespaces } from './namespaces.js';
+import { collectInstances } from './instances.js';
+import { walkInstance, objectReader, type RawPin, type WalkStats } from './pins.js';
+import { buildHolders, type HolderIndex } from './holders.js';
+import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
+
+export interface HostScan {
+  takenAt: Date;
+  bootId: string;
+  hostname: string;
+  kernel: string;
+  bootEpochMs: number;
+  clockTicks: number;
+  pidMax: number;
+  processes: Map<number, Process>;
+  namespaces: MountNamespace[];
+  instances: BpffsInstance[];
+  pins: RawPin[];
+  holders: HolderIndex;
+  graph: ReferenceGraph;
+  errors: ScanError[];
+  walk: WalkStats;
+  timings: Record<string, number>;
+}
+
+export type Progress = (phase: string, done?: number, total?: number) => void;
+
+export async function scanHost(opts: { onProgress?: Progress } = {}): Promise<HostScan> {
+  const progress = opts.onProgress ?? (() => {});
+  const timings: Record<string, number> = {};
+  let t = performance.now();
+  const lap = (phase: string) => {
+    const now = performance.now();
+    timings[phase] = Math.round((now - t) * 10) / 10;
+    t = now;
+  };
+  const takenAt = new Date();
+  const errors: ScanError[] = [];
+  const anchors: Anchor[] = [];
+  try {
+    progress('processes');
+    const ps = scanProcesses({ mmaps: true, onProgress: (d, n) => progress('processes', d, n) });
+    lap('processes');
+
+    progress('namespaces');
+    const views = await discoverNamespaces(ps, anchors, errors);
+    const cgroupCache = new Map<number, Container | null>();
+    const containerOf = (p: Process): Container | null => {
+      if (!cgroupCache.has(p.pid)) {
+        const text = p.cgroup ?? readCgroup(p.pid);
+        cgroupCache.set(p.pid, text ? containerFromCgroup(text) : null);
+      }
+      return cgroupCache.get(p.pid)!;
+    };
+    for (const v of views) {
+      const first = v.ns.pids.map((pid) => ps.processes.get(pid)).find((p) => p);
+      v.ns.container = first ? containerOf(first) : null;
+    }
+    lap('namespaces');
+
+    progress('instances');
+    const instanceViews = collectInstances(views);
+    lap('instances');
+
+    const reader = objectReader();
+    const walk: WalkStats = { symlinksSkipped: 0, foreignSkipped: 0 };
+    const pins: RawPin[] = [];
+    instanceViews.forEach((iv, i) => {
+      progress('pins', i, instanceViews.length);
+      pins.push(...walkInstance(iv, reader, errors, walk));
+    });
+    lap('pins');
+
+    progress('references');
+    const host = views.find((v) => v.ns.pids.includes(1)) ?? views.find((v) => v.readerPid !== null);
+    const graph = readReferenceGraph({
+      withMaps: ps.mapMappings.size > 0,
+      cgroupRoots: host ? cgroupRoots(host.mounts, host.readerPid) : [],
+    }, errors);
+    lap('references');
+
+    progress('holders');
+    const holders = buildHolders(ps, graph.maps, pageSize(), containerOf);
+    lap('holders');
+
+    return {
+      takenAt, bootId: readBootId(), hostname: os.hostname(), kernel: os.release(),
+      bootEpochMs: bootEpochMs(), clockTicks: clockTicks(), pidMax: pidMax(),
+      processes: ps.processes, namespaces: views.map((v) => v.ns), instances: instanceViews.map((iv) => iv.instance),
+      pins, holders, graph, errors, walk, timings,
+    };
+  } finally {
+    for (const a of anchors) a.release();
+  }
+}

@@ -1,0 +1,108 @@
+// Mount namespaces: those processes are in, and those nothing runs in (kept alive by
+// an nsfs bind mount or an open fd). Each namespace's mountinfo is read once.
+import { PROC, readMountinfo, parseNsLink, type MountinfoEntry } from '../kernel/procfs.js';
+import { enterNamespace, type Anchor } from '../kernel/ns.js';
+import type { MountNamespace, ReachedVia, ScanError } from '../model.js';
+import type { ProcessScan } from './processes.js';
+
+export interface NamespaceView {
+  ns: MountNamespace;
+  /** a pid whose /proc/<pid>/root and mountinfo show this namespace */
+  readerPid: number | null;
+  mounts: MountinfoEntry[];
+}
+
+interface Candidate {
+  mntNs: number;
+  via: ReachedVia;
+  file: string;
+  nsfsPath: string | null;
+}
+
+/**
+ * Finds every mount namespace and reads its mountinfo. Namespaces no process is in are
+ * entered through an anchor process (nsenter); the caller must release `anchors`.
+ */
+export async function discoverNamespaces(ps: ProcessScan, anchors: Anchor[], errors: ScanError[]): Promise<NamespaceView[]> {
+  const views = new Map<number, NamespaceView>();
+  for (const p of ps.processes.values()) {
+    if (p.mntNs === null) continue;
+    let v = views.get(p.mntNs);
+    if (!v) {
+      v = { ns: { mntNs: p.mntNs, reachedVia: 'process', pids: [], processCount: 0, nsfsPaths: [], error: null }, readerPid: null, mounts: [] };
+      views.set(p.mntNs, v);
+    }
+    v.ns.pids.push(p.pid);
+    v.ns.processCount++;
+  }
+
+  const candidates: Candidate[] = [];
+  const readAll = (list: NamespaceView[]) => {
+    for (const v of list) {
+      readNamespaceMounts(v);
+      if (v.readerPid === null) continue;
+      for (const m of v.mounts) {
+        if (m.fstype !== 'nsfs') continue;
+        const target = parseNsLink(m.root);
+        if (target === null) continue;
+        const known = views.get(target);
+        if (known) {
+          if (!known.ns.nsfsPaths.includes(m.mountPoint)) known.ns.nsfsPaths.push(m.mountPoint);
+        } else {
+          candidates.push({ mntNs: target, via: 'nsfs', file: `${PROC}/${v.readerPid}/root${m.mountPoint}`, nsfsPath: m.mountPoint });
+        }
+      }
+    }
+  };
+  readAll([...views.values()]);
+  for (const f of ps.nsFds) {
+    if (!views.has(f.mntNs)) candidates.push({ mntNs: f.mntNs, via: 'fd', file: `${PROC}/${f.pid}/fd/${f.fd}`, nsfsPath: null });
+  }
+
+  // Entering a namespace can reveal nsfs mounts of yet more namespaces: repeat until none is new.
+  while (candidates.length) {
+    const batch = candidates.splice(0);
+    const fresh: NamespaceView[] = [];
+    for (const c of batch) {
+      const known = views.get(c.mntNs);
+      if (known) {
+        if (c.nsfsPath && !known.ns.nsfsPaths.includes(c.nsfsPath)) known.ns.nsfsPaths.push(c.nsfsPath);
+        continue;
+      }
+      const v: NamespaceView = {
+        ns: { mntNs: c.mntNs, reachedVia: c.via, pids: [], processCount: 0, nsfsPaths: c.nsfsPath ? [c.nsfsPath] : [], error: null },
+        readerPid: null, mounts: [],
+      };
+      views.set(c.mntNs, v);
+      try {
+        const anchor = await enterNamespace(c.file, c.mntNs);
+        anchors.push(anchor);
+        v.readerPid = anchor.pid;
+        fresh.push(v);
+      } catch (e) {
+        v.ns.error = `cannot enter namespace through ${c.file}: ${(e as Error).message}`;
+      }
+    }
+    readAll(fresh);
+  }
+
+  for (const v of views.values()) {
+    if (v.ns.error) errors.push({ scope: `namespace ${v.ns.mntNs}`, message: v.ns.error });
+  }
+  return [...views.values()];
+}
+
+/** Reads mountinfo once, from the first process of the namespace that still exists. */
+function readNamespaceMounts(v: NamespaceView): void {
+  const tries = v.readerPid !== null ? [v.readerPid] : v.ns.pids;
+  for (const pid of tries) {
+    const mounts = readMountinfo(pid);
+    if (mounts) {
+      v.readerPid = pid;
+      v.mounts = mounts;
+      return;
+    }
+  }
+  v.readerPid = null;
+  v.ns.error = `could not read the mountinfo of any of its ${tries.length} process(es); they exited or are not visible`;
+}

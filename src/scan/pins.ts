@@ -1,0 +1,217 @@
+// Walks each bpffs instance once and reads the object behind every pin.
+//
+// Containers control their bpffs, so the walk holds each directory open (O_NOFOLLOW) and
+// reaches children through /proc/self/fd/<dirfd>/<name>: a directory swapped for a
+// symlink is never followed, and every directory must sit on the instance's device.
+import fs from 'node:fs';
+import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type ObjectDetails } from '../kernel/bpf.js';
+import { readFdinfo, devString } from '../kernel/procfs.js';
+import type { BpfObject, ObjectKind, ScanError } from '../model.js';
+import { mountsToWalk, pathBelowMount, type InstanceView } from './instances.js';
+
+const O_DIRECTORY = fs.constants.O_DIRECTORY;
+const O_NOFOLLOW = fs.constants.O_NOFOLLOW;
+const MAX_DEPTH = 512;
+
+/** Kernel preload iterators (CONFIG_BPF_PRELOAD): dotted names at an instance's root. */
+export const PRELOAD_NAMES = new Set(['/maps.debug', '/progs.debug']);
+
+export interface ScannedObject extends BpfObject {
+  /** a program's maps */
+  mapIds?: number[];
+  /** a link's program */
+  progId?: number;
+  /** a link whose target (cgroup, netns, interface) is gone */
+  defunct?: boolean;
+  target?: string | null;
+}
+
+export interface RawPin {
+  instance: string;
+  /** relative to the instance's root, with a leading slash */
+  path: string;
+  mountPaths: { mntNs: number; path: string }[];
+  inode: number;
+  ctimeMs: number;
+  uid: number;
+  gid: number;
+  mode: number;
+  object: ScannedObject | null;
+  error: string | null;
+  preload: boolean;
+}
+
+export interface WalkStats {
+  symlinksSkipped: number;
+  foreignSkipped: number;
+}
+
+export interface ObjectReader {
+  read(path: string): ScannedObject;
+}
+
+/** Reads pinned objects; caches program names (a link is named after its program). */
+export function objectReader(): ObjectReader {
+  const progNames = new Map<number, string>();
+  const progName = (id: number): string => {
+    let n = progNames.get(id);
+    if (n === undefined) {
+      n = '';
+      const fd = fdById('prog', id);
+      if (fd !== null) {
+        try {
+          n = progInfo(fd).name;
+        } finally {
+          closeFd(fd);
+        }
+      }
+      progNames.set(id, n);
+    }
+    return n;
+  };
+  return {
+    read(path: string): ScannedObject {
+      const fd = objGet(path);
+      try {
+        const fdinfo = readFdinfo('self', fd);
+        const kind: ObjectKind = !fdinfo ? 'unknown'
+          : fdinfo.has('map_type') ? 'map'
+          : fdinfo.has('link_type') ? 'link' // before prog: a link's fdinfo carries prog_id too
+          : fdinfo.has('prog_type') ? 'prog' : 'unknown';
+        const memlockBytes = Number(fdinfo?.get('memlock') ?? 0);
+        const d: ObjectDetails | null = objectInfo(fd, kind);
+        if (!d) return { kind, id: 0, name: '', type: 'unknown', memlockBytes };
+        const o: ScannedObject = { kind, id: d.id, name: d.name, type: d.type, memlockBytes };
+        if (d.kind === 'prog') o.mapIds = d.mapIds;
+        if (d.kind === 'link') {
+          o.progId = d.progId;
+          o.name = d.progId ? progName(d.progId) : '';
+          o.defunct = d.defunct;
+          o.target = d.target;
+        }
+        return o;
+      } finally {
+        closeFd(fd);
+      }
+    },
+  };
+}
+
+export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: ScanError[], stats: WalkStats): RawPin[] {
+  const inst = iv.instance;
+  const pins = new Map<string, RawPin>();
+  const groups = mountsToWalk(iv.accesses);
+  if (!groups.length) {
+    inst.error = 'no process can reach any of its mounts';
+    errors.push({ scope: `instance ${inst.dev}`, message: inst.error });
+    return [];
+  }
+  for (const group of groups) {
+    const root = group[0]!.mount.root;
+    let walked = false;
+    const failures: string[] = [];
+    for (const access of group) {
+      let fd: number;
+      try {
+        fd = fs.openSync(access.path, fs.constants.O_RDONLY | O_DIRECTORY);
+      } catch (e) {
+        failures.push(`${access.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        continue;
+      }
+      try {
+        const dev = devString(fs.fstatSync(fd).dev);
+        if (dev !== inst.dev) {
+          // Another mount covers this mount point in that namespace; try the next one.
+          failures.push(`${access.path}: covered by another mount (device ${dev})`);
+          continue;
+        }
+        walkDir(fd, root === '/' ? '' : root, 0, inst.dev, (rel, st, fdPath) => {
+          if (pins.has(rel)) return;
+          pins.set(rel, readPin(inst.dev, rel, st, fdPath, reader));
+        }, errors, stats);
+        walked = true;
+      } finally {
+        closeFd(fd);
+      }
+      break;
+    }
+    if (!walked) {
+      const msg = `could not walk mount root ${root}: ${failures.join('; ')}`;
+      inst.error = inst.error ? `${inst.error}; ${msg}` : msg;
+      errors.push({ scope: `instance ${inst.dev}`, message: msg });
+    }
+  }
+  const out = [...pins.values()];
+  for (const p of out) {
+    for (const m of inst.mounts) {
+      const mp = pathBelowMount(p.path, m.root, m.mountPoint);
+      if (mp !== null) p.mountPaths.push({ mntNs: m.mntNs, path: mp });
+    }
+  }
+  return out;
+}
+
+type PinVisitor = (rel: string, st: fs.Stats, fdPath: string) => void;
+
+function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: PinVisitor, errors: ScanError[], stats: WalkStats): void {
+  const base = `/proc/self/fd/${dirFd}`;
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(base, { withFileTypes: true });
+  } catch (e) {
+    errors.push({ scope: `instance ${dev}`, message: `cannot list ${rel || '/'}: ${(e as NodeJS.ErrnoException).code}` });
+    return;
+  }
+  for (const e of entries) {
+    const childRel = `${rel}/${e.name}`;
+    const fdPath = `${base}/${e.name}`;
+    if (e.isSymbolicLink()) {
+      stats.symlinksSkipped++;
+      continue;
+    }
+    if (e.isDirectory()) {
+      if (depth >= MAX_DEPTH) {
+        errors.push({ scope: `instance ${dev}`, message: `${childRel}: deeper than ${MAX_DEPTH} levels, not walked` });
+        continue;
+      }
+      let cfd: number;
+      try {
+        cfd = fs.openSync(fdPath, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      } catch {
+        continue; // removed or swapped for a symlink since the listing
+      }
+      try {
+        if (devString(fs.fstatSync(cfd).dev) !== dev) {
+          stats.foreignSkipped++; // something else mounted on top: not this instance
+          continue;
+        }
+        walkDir(cfd, childRel, depth + 1, dev, visit, errors, stats);
+      } finally {
+        closeFd(cfd);
+      }
+      continue;
+    }
+    if (!e.isFile()) continue;
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(fdPath); // before opening: BPF_OBJ_GET touches atime
+    } catch {
+      continue; // unpinned since the listing
+    }
+    if (!st.isFile() || devString(st.dev) !== dev) continue;
+    visit(childRel, st, fdPath);
+  }
+}
+
+function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader: ObjectReader): RawPin {
+  const pin: RawPin = {
+    instance: dev, path: rel, mountPaths: [], inode: st.ino, ctimeMs: st.ctimeMs, uid: st.uid, gid: st.gid,
+    mode: st.mode & 0o7777, object: null, error: null, preload: PRELOAD_NAMES.has(rel),
+  };
+  try {
+    pin.object = reader.read(fdPath);
+  } catch (e) {
+    pin.error = e instanceof KernelError ? `cannot open: ${e.code}` : `cannot read: ${(e as Error).message}`;
+  }
+  return pin;
+}

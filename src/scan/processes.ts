@@ -1,0 +1,99 @@
+// Every process on the host, with what the later phases need from it: identity
+// (pid, start time), mount namespace, and the BPF objects and namespaces its fds point at.
+import { kindOfFdTarget } from '../kernel/bpf.js';
+import {
+  listPids, readStat, readMntNs, readFdTargets, readFdinfo, bpfIdFromFdinfo, parseNsLink,
+  readBpfMapMappings, readCgroup,
+} from '../kernel/procfs.js';
+import type { ObjectKind } from '../model.js';
+
+export interface Process {
+  pid: number;
+  startTime: number;
+  comm: string;
+  ppid: number;
+  mntNs: number | null;
+  /** raw /proc/<pid>/cgroup, kept so the container outlives the process */
+  cgroup: string | null;
+}
+
+export interface FdRef {
+  pid: number;
+  fd: number;
+  kind: ObjectKind;
+  id: number;
+}
+
+export interface NsFdRef {
+  pid: number;
+  fd: number;
+  mntNs: number;
+}
+
+export interface ProcessScan {
+  processes: Map<number, Process>;
+  bpfFds: FdRef[];
+  nsFds: NsFdRef[];
+  /** pid -> address ranges of its mappings of BPF maps (held with no fd) */
+  mapMappings: Map<number, string[]>;
+}
+
+export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number, total: number) => void }): ProcessScan {
+  const processes = new Map<number, Process>();
+  const bpfFds: FdRef[] = [];
+  const nsFds: NsFdRef[] = [];
+  const mapMappings = new Map<number, string[]>();
+  const pids = listPids();
+  const self = process.pid;
+  let done = 0;
+  for (const pid of pids) {
+    if (++done % 200 === 0) opts.onProgress?.(done, pids.length);
+    if (pid === self) continue; // pinleak's own fds are its scan, not holders
+    const stat = readStat(pid);
+    if (!stat) continue; // exited since the directory listing
+    const proc: Process = {
+      pid, startTime: stat.startTime, comm: stat.comm, ppid: stat.ppid,
+      mntNs: readMntNs(pid), cgroup: null,
+    };
+    const fds = readFdTargets(pid);
+    let interesting = false;
+    if (fds) {
+      const held = bpfFdsOf(pid, fds);
+      if (held.length) {
+        bpfFds.push(...held);
+        interesting = true;
+      }
+      for (const [fd, target] of fds) {
+        if (target.startsWith('mnt:[')) {
+          const ns = parseNsLink(target);
+          if (ns !== null) nsFds.push({ pid, fd, mntNs: ns });
+        }
+      }
+    }
+    if (opts.mmaps) {
+      const ranges = readBpfMapMappings(pid);
+      if (ranges.length) {
+        mapMappings.set(pid, ranges);
+        interesting = true;
+      }
+    }
+    // Containers only matter for processes a report names: holders (and, via history, creators).
+    if (interesting) proc.cgroup = readCgroup(pid);
+    processes.set(pid, proc);
+  }
+  opts.onProgress?.(pids.length, pids.length);
+  return { processes, bpfFds, nsFds, mapMappings };
+}
+
+/** The BPF objects among a process's fds, with their ids from fdinfo (fdinfo read for bpf fds only). */
+export function bpfFdsOf(pid: number, fds: Map<number, string>): FdRef[] {
+  const out: FdRef[] = [];
+  for (const [fd, target] of fds) {
+    const kind = kindOfFdTarget(target);
+    if (!kind) continue;
+    const info = readFdinfo(pid, fd);
+    const id = info ? bpfIdFromFdinfo(info, kind as 'map' | 'prog' | 'link') : null;
+    if (id !== null) out.push({ pid, fd, kind, id });
+  }
+  return out;
+}

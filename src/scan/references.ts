@@ -1,0 +1,106 @@
+// The kernel's reference graph: every loaded program, link and (when needed) map, and
+// programs attached to cgroups without a link. References run link -> prog -> maps.
+import fs from 'node:fs';
+import { allIds, fdById, closeFd, progInfo, linkInfo, mapInfo, progQuery, KernelError, type LinkDetails, type MapDetails, type ProgDetails } from '../kernel/bpf.js';
+import { CGROUP_ATTACH_TYPES } from '../kernel/abi.js';
+import type { MountinfoEntry } from '../kernel/procfs.js';
+import { PROC } from '../kernel/procfs.js';
+import type { ScanError } from '../model.js';
+
+export interface ReferenceGraph {
+  progs: Map<number, ProgDetails>;
+  links: Map<number, LinkDetails>;
+  maps: Map<number, MapDetails>;
+  /** prog id -> where it is attached without a link ("cgroup /sys/fs/cgroup/x (cgroup_inet_ingress)") */
+  attachments: Map<number, string[]>;
+}
+
+/** Program types that attach to cgroups (the only legacy attachments pinleak can enumerate). */
+const CGROUP_PROG_TYPES = new Set([
+  'cgroup_skb', 'cgroup_sock', 'sock_ops', 'cgroup_device', 'cgroup_sock_addr', 'cgroup_sysctl', 'cgroup_sockopt', 'lsm',
+]);
+
+function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, errors: ScanError[]): Map<number, T> {
+  const out = new Map<number, T>();
+  for (const id of allIds(kind)) {
+    const fd = fdById(kind, id);
+    if (fd === null) continue; // freed since the id walk
+    try {
+      out.set(id, read(fd));
+    } catch (e) {
+      if (!(e instanceof KernelError && e.code === 'ENOENT')) errors.push({ scope: `${kind} ${id}`, message: (e as Error).message });
+    } finally {
+      closeFd(fd);
+    }
+  }
+  return out;
+}
+
+export function readReferenceGraph(opts: { withMaps: boolean; cgroupRoots: string[] }, errors: ScanError[]): ReferenceGraph {
+  const progs = readEach('prog', progInfo, errors);
+  const links = readEach('link', linkInfo, errors);
+  const maps = opts.withMaps ? readEach('map', mapInfo, errors) : new Map<number, MapDetails>();
+  const attachments = new Map<number, string[]>();
+
+  // Only cgroup programs not explained by a link can be legacy attachments; skip the
+  // cgroup walk entirely when there are none.
+  const linked = new Set<number>();
+  for (const l of links.values()) linked.add(l.progId);
+  const suspects = [...progs.values()].some((p) => CGROUP_PROG_TYPES.has(p.type) && !linked.has(p.id));
+  if (suspects) {
+    for (const root of opts.cgroupRoots) queryCgroupTree(root, attachments, errors);
+  }
+  return { progs, links, maps, attachments };
+}
+
+/** The cgroup v2 hierarchies to query, from mountinfo, one path per superblock. */
+export function cgroupRoots(mounts: MountinfoEntry[], readerPid: number | null): string[] {
+  const seen = new Set<string>();
+  const roots: string[] = [];
+  for (const m of mounts) {
+    if (m.fstype !== 'cgroup2' || seen.has(m.dev)) continue;
+    seen.add(m.dev);
+    roots.push(readerPid === null ? m.mountPoint : `${PROC}/${readerPid}/root${m.mountPoint}`);
+  }
+  return roots;
+}
+
+function queryCgroupTree(root: string, attachments: Map<number, string[]>, errors: ScanError[]): void {
+  const stack = [root];
+  const types = Object.entries(CGROUP_ATTACH_TYPES).map(([n, name]) => [Number(n), name] as const);
+  while (stack.length) {
+    const dir = stack.pop()!;
+    let fd: number;
+    try {
+      fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    } catch {
+      continue; // removed meanwhile
+    }
+    try {
+      for (const [type, name] of types) {
+        let ids: number[];
+        try {
+          ids = progQuery(fd, type);
+        } catch (e) {
+          if (e instanceof KernelError && (e.code === 'EINVAL' || e.code === 'ENOENT')) continue;
+          errors.push({ scope: `cgroup ${dir}`, message: (e as Error).message });
+          break;
+        }
+        for (const id of ids) {
+          const list = attachments.get(id) ?? [];
+          list.push(`cgroup ${dir.replace(/^\/proc\/\d+\/root/, '')} (${name})`);
+          attachments.set(id, list);
+        }
+      }
+    } finally {
+      closeFd(fd);
+    }
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) if (e.isDirectory()) stack.push(`${dir}/${e.name}`);
+  }
+}

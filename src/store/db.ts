@@ -1,0 +1,230 @@
+// Opening the database: refuse (and never touch) a file that is not ours, corrupt,
+// unreadable or of a newer schema; otherwise set the pragmas and migrate forward.
+import fs from 'node:fs';
+import nodePath from 'node:path';
+import Database from 'better-sqlite3';
+import { PinleakError } from '../errors.js';
+import { APPLICATION_ID, DB_SCHEMA_VERSION, MIGRATIONS } from './schema.js';
+
+export interface Store {
+  db: Database.Database;
+  path: string;
+  close(): void;
+}
+
+export interface OpenOptions {
+  /** Create the database (and its directory) when missing. Default true. */
+  create?: boolean;
+}
+
+/** How long a connection waits for another one's write lock (a cron scan vs a person's scan). */
+export const BUSY_TIMEOUT_MS = 10_000;
+
+const MOVE_ASIDE = 'move it aside or pass --db PATH';
+
+function notOurs(path: string, why: string): PinleakError {
+  return new PinleakError(`${path} is not a pinleak database (${why}); ${MOVE_ASIDE}`);
+}
+
+function newer(path: string, version: number): PinleakError {
+  return new PinleakError(
+    `${path} was written by a newer pinleak (schema ${version}, this one knows ${DB_SCHEMA_VERSION}); upgrade pinleak or pass --db PATH`,
+  );
+}
+
+function fsError(path: string, err: NodeJS.ErrnoException, what: string): PinleakError {
+  switch (err.code) {
+    case 'EACCES':
+    case 'EPERM':
+      return new PinleakError(`cannot ${what} ${path} (permission denied); run pinleak as root or pass --db PATH`);
+    case 'EISDIR':
+      return new PinleakError(`${path} is a directory, not a database; pass --db PATH`);
+    case 'ENOTDIR':
+      return new PinleakError(`cannot ${what} ${path} (a parent is not a directory); pass --db PATH`);
+    case 'EROFS':
+      return new PinleakError(`cannot ${what} ${path} (read-only file system); pass --db PATH`);
+    default:
+      return new PinleakError(`cannot ${what} ${path} (${err.code ?? err.message}); pass --db PATH`);
+  }
+}
+
+function sqliteError(path: string, err: unknown): unknown {
+  if (err instanceof PinleakError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'SQLITE_NOTADB') return notOurs(path, 'file is not a database');
+  if (code.startsWith('SQLITE_CORRUPT')) return new PinleakError(`${path} is corrupt (${(err as Error).message}); ${MOVE_ASIDE}`);
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+    return new PinleakError(`${path} is locked by another process (waited ${BUSY_TIMEOUT_MS / 1000} s); try again`);
+  if (code.startsWith('SQLITE_READONLY')) return new PinleakError(`cannot write ${path} (read-only); run pinleak as root or pass --db PATH`);
+  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_PERM') || code.startsWith('SQLITE_AUTH'))
+    return new PinleakError(`cannot open ${path} (${(err as Error).message}); run pinleak as root or pass --db PATH`);
+  if (code.startsWith('SQLITE_IOERR')) return new PinleakError(`cannot read ${path} (${(err as Error).message}); pass --db PATH`);
+  return err;
+}
+
+/**
+ * Cheap first look at the 100-byte SQLite header, with plain fs calls so that nothing
+ * (not even a -wal/-shm file) is created next to a file that is not ours. In WAL mode
+ * the main file's header can be stale, but never in a way that makes a good database
+ * look bad: user_version only grows and application_id is only ever set to ours.
+ * Returns the file size.
+ */
+function checkHeader(path: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, 'r');
+  } catch (err) {
+    throw fsError(path, err as NodeJS.ErrnoException, 'read');
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    // A 0-byte file is an empty database to SQLite too (e.g. `touch`ed, or created by a
+    // concurrent pinleak that has not written yet): it holds nothing to lose, so it is
+    // initialised as a new database. Any other content must be a valid header.
+    if (size === 0) return 0;
+    const buf = Buffer.alloc(100);
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, 0, 100, 0);
+    } catch (err) {
+      throw fsError(path, err as NodeJS.ErrnoException, 'read');
+    }
+    if (n < 100 || buf.toString('latin1', 0, 16) !== 'SQLite format 3\0') throw notOurs(path, 'file is not a database');
+    const userVersion = buf.readInt32BE(60);
+    const appId = buf.readInt32BE(68);
+    if (appId !== 0 && appId !== APPLICATION_ID) throw notOurs(path, `application_id 0x${(appId >>> 0).toString(16)}`);
+    if (appId === APPLICATION_ID && userVersion > DB_SCHEMA_VERSION) throw newer(path, userVersion);
+    return size;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function userTables(db: Database.Database): string[] {
+  return (db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as { name: string }[])
+    .map((r) => r.name);
+}
+
+/** Why `db` cannot be used by this pinleak, or null when it can (version <= ours, ours or empty). */
+function incompatibility(path: string, db: Database.Database): PinleakError | null {
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (appId !== 0 && appId !== APPLICATION_ID) return notOurs(path, `application_id 0x${(appId >>> 0).toString(16)}`);
+  if (appId === 0) {
+    const tables = userTables(db);
+    if (version !== 0 || tables.length > 0) {
+      return notOurs(path, tables.length ? `it holds other tables: ${tables.slice(0, 3).join(', ')}${tables.length > 3 ? ', …' : ''}` : `user_version ${version}`);
+    }
+    return null;
+  }
+  if (version > DB_SCHEMA_VERSION) return newer(path, version);
+  return null;
+}
+
+/**
+ * The authoritative check, on a read-only connection: the schema version (WAL-aware)
+ * and PRAGMA quick_check. A read-only connection never writes the main file (it may
+ * create the usual -wal/-shm files of a WAL database, which SQLite shares between
+ * connections, so they are left alone).
+ */
+function checkReadOnly(path: string): void {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  } catch (err) {
+    throw sqliteError(path, err);
+  }
+  try {
+    const bad = incompatibility(path, db);
+    if (bad) throw bad;
+    const rows = db.pragma('quick_check(1)') as { quick_check: string }[];
+    const result = rows[0]?.quick_check ?? 'no result';
+    if (result !== 'ok') throw new PinleakError(`${path} is corrupt (quick_check: ${result}); ${MOVE_ASIDE}`);
+  } catch (err) {
+    throw sqliteError(path, err);
+  } finally {
+    db.close();
+  }
+}
+
+function migrate(path: string, db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current === DB_SCHEMA_VERSION && db.pragma('application_id', { simple: true }) === APPLICATION_ID) return;
+  // Under the write lock: a concurrent pinleak may have migrated in the meantime.
+  db.transaction(() => {
+    const bad = incompatibility(path, db);
+    if (bad) throw bad;
+    const from = db.pragma('user_version', { simple: true }) as number;
+    for (let v = from; v < DB_SCHEMA_VERSION; v++) MIGRATIONS[v]!(db);
+    db.pragma(`user_version = ${DB_SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+function configure(path: string, db: Database.Database): void {
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.pragma('foreign_keys = ON');
+  // auto_vacuum only takes effect when set before the first table exists, and must be
+  // set before journal_mode=WAL writes the first page of a new database.
+  if ((db.pragma('user_version', { simple: true }) as number) === 0 && userTables(db).length === 0) {
+    db.pragma('auto_vacuum = INCREMENTAL');
+  }
+  const mode = db.pragma('journal_mode = WAL', { simple: true });
+  if (mode !== 'wal') throw new PinleakError(`cannot use ${path} (journal_mode stays ${String(mode)}); pass --db PATH on a local file system`);
+  db.pragma('synchronous = NORMAL'); // WAL + NORMAL: atomic and consistent; a power cut may lose the last scan only
+  db.pragma('journal_size_limit = 16777216');
+  migrate(path, db);
+}
+
+export function openStore(path: string, opts: OpenOptions = {}): Store {
+  const create = opts.create ?? true;
+  let exists = true;
+  try {
+    fs.statSync(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code !== 'ENOENT') throw fsError(path, e, 'read');
+    exists = false;
+  }
+  if (!exists) {
+    if (!create) throw new PinleakError(`no database at ${path}: run \`pinleak scan\` first, or pass --db PATH`);
+    const dir = nodePath.dirname(nodePath.resolve(path));
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 }); // only directories it creates get 0700
+    } catch (err) {
+      throw fsError(dir, err as NodeJS.ErrnoException, 'create the directory');
+    }
+    try {
+      fs.closeSync(fs.openSync(path, 'wx', 0o600)); // SQLite gives -wal/-shm the same mode
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code !== 'EEXIST') throw fsError(path, e, 'create');
+      // a concurrent pinleak created it first: check it like any existing file
+    }
+  }
+
+  const size = checkHeader(path);
+  if (size > 0) checkReadOnly(path);
+
+  let db: Database.Database;
+  try {
+    db = new Database(path, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  } catch (err) {
+    throw sqliteError(path, err);
+  }
+  try {
+    configure(path, db);
+  } catch (err) {
+    db.close();
+    throw sqliteError(path, err);
+  }
+  let closed = false;
+  return {
+    db,
+    path,
+    close() {
+      if (closed) return;
+      closed = true;
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,115 @@
+// Who held or created an object before: the history behind creator evidence #1 and #2
+// (SPEC section 2). Object ids, pids and start times only mean something within one
+// boot, so every query is scoped by boot id.
+import type { Container } from '../model.js';
+import type { Store } from './db.js';
+import { fromJson, stmt, toJson } from './codec.js';
+
+export interface ObjectKey {
+  kind: string;
+  id: number;
+}
+
+export interface HolderSighting {
+  pid: number;
+  startTime: number;
+  comm: string;
+  snapshotId: number;
+  takenAt: string;
+  container: Container | null;
+}
+
+export interface CreatorRecord {
+  kind: string;
+  id: number;
+  pid: number;
+  startTime: number;
+  comm: string;
+  container: Container | null;
+  source: string;
+  snapshotId: number | null;
+}
+
+export function objectKey(kind: string, id: number): string {
+  return `${kind}:${id}`;
+}
+
+/** Distinct objects as a JSON array of [kind, id] pairs, for json_each(). */
+function objectsParam(objects: readonly ObjectKey[]): { json: string; keys: string[] } {
+  const seen = new Set<string>();
+  const pairs: [string, number][] = [];
+  for (const o of objects) {
+    const k = objectKey(o.kind, o.id);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    pairs.push([o.kind, o.id]);
+  }
+  return { json: JSON.stringify(pairs), keys: [...seen] };
+}
+
+/**
+ * For each object, every distinct (pid, startTime) that held it in any stored snapshot
+ * of boot `bootId`, with the first snapshot it was seen in, ordered by that snapshot's
+ * id. One indexed query however many objects (a json_each() list joined on the primary
+ * key of `sightings`). Every requested object has an entry, empty when never held.
+ */
+export function earliestHolders(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, HolderSighting[]> {
+  const { json, keys } = objectsParam(objects);
+  const out = new Map<string, HolderSighting[]>();
+  for (const k of keys) out.set(k, []);
+  if (keys.length === 0) return out;
+  const rows = stmt(store.db, `
+    SELECT h.kind, h.obj_id, h.pid, h.start_time, h.comm, h.container_json, h.first_snapshot_id, s.taken_at
+    FROM json_each(?) AS j
+    CROSS JOIN sightings AS h
+      ON h.boot_id = ? AND h.kind = json_extract(j.value, '$[0]') AND h.obj_id = json_extract(j.value, '$[1]')
+    JOIN snapshots AS s ON s.id = h.first_snapshot_id
+    ORDER BY h.first_snapshot_id, h.pid, h.start_time`).all(json, bootId) as {
+    kind: string; obj_id: number; pid: number; start_time: number; comm: string | null; container_json: string | null;
+    first_snapshot_id: number; taken_at: string;
+  }[];
+  for (const r of rows) {
+    out.get(objectKey(r.kind, r.obj_id))!.push({
+      pid: r.pid, startTime: r.start_time, comm: r.comm ?? '', snapshotId: r.first_snapshot_id, takenAt: r.taken_at,
+      container: fromJson<Container | null>(r.container_json) ?? null,
+    });
+  }
+  return out;
+}
+
+/**
+ * Record the processes `pinleak run` saw pinning objects. The first record of an
+ * object (within a boot) wins: later ones are ignored.
+ */
+export function recordCreators(store: Store, bootId: string, rows: readonly CreatorRecord[]): void {
+  if (rows.length === 0) return;
+  const ins = stmt(store.db, `INSERT OR IGNORE INTO creators
+      (boot_id, kind, obj_id, pid, start_time, comm, container_json, source, snapshot_id) VALUES (?,?,?,?,?,?,?,?,?)`);
+  store.db.transaction(() => {
+    for (const r of rows) {
+      ins.run(bootId, r.kind, r.id, r.pid, r.startTime, r.comm, toJson(r.container ?? null), r.source, r.snapshotId ?? null);
+    }
+  }).immediate();
+}
+
+/** The recorded creator of each object that has one (objects without are absent from the map). */
+export function recordedCreators(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, CreatorRecord> {
+  const { json, keys } = objectsParam(objects);
+  const out = new Map<string, CreatorRecord>();
+  if (keys.length === 0) return out;
+  const rows = stmt(store.db, `
+    SELECT c.kind, c.obj_id, c.pid, c.start_time, c.comm, c.container_json, c.source, c.snapshot_id
+    FROM json_each(?) AS j
+    CROSS JOIN creators AS c
+      ON c.boot_id = ? AND c.kind = json_extract(j.value, '$[0]') AND c.obj_id = json_extract(j.value, '$[1]')`).all(json, bootId) as {
+    kind: string; obj_id: number; pid: number; start_time: number; comm: string | null; container_json: string | null;
+    source: string | null; snapshot_id: number | null;
+  }[];
+  for (const r of rows) {
+    out.set(objectKey(r.kind, r.obj_id), {
+      kind: r.kind, id: r.obj_id, pid: r.pid, startTime: r.start_time, comm: r.comm ?? '',
+      container: fromJson<Container | null>(r.container_json) ?? null, source: r.source ?? 'run', snapshotId: r.snapshot_id,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,10 @@
+// The SQLite store (SPEC section 5).
+export { openStore, BUSY_TIMEOUT_MS, type Store, type OpenOptions } from './db.js';
+export { DB_SCHEMA_VERSION } from './schema.js';
+export { saveSnapshot, loadSnapshot, listSnapshots, resolveSnapshot, type SnapshotListEntry } from './snapshots.js';
+export {
+  earliestHolders, recordCreators, recordedCreators, objectKey,
+  type HolderSighting, type CreatorRecord, type ObjectKey,
+} from './history.js';
+export { recordAction, listActions, type ActionRecord, type ActionEntry } from './actions.js';
+export { pruneSnapshots, type PruneOptions } from './prune.js';

@@ -1,0 +1,203 @@
+// The database schema: forward-only migrations, versioned with PRAGMA user_version.
+// Migration N (1-based) turns a version N-1 database into version N. Never edit a
+// migration that has shipped; append a new one.
+import type Database from 'better-sqlite3';
+
+/** PRAGMA application_id of a pinleak database ('PNLK'): tells ours from other SQLite files. */
+export const APPLICATION_ID = 0x504e4c4b;
+
+type Migration = (db: Database.Database) => void;
+
+const V1 = `
+-- One row per stored scan. The counts used by \`pinleak snapshots\` are computed once,
+-- when the snapshot is saved, so listing stays fast however many pins there are.
+CREATE TABLE snapshots (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: ids are quoted in CI scripts and audit rows
+  schema_version INTEGER NOT NULL,                   -- SnapshotDoc.schemaVersion (JSON contract)
+  taken_at       TEXT NOT NULL,
+  boot_id        TEXT NOT NULL,
+  hostname       TEXT,
+  kernel         TEXT,
+  label          TEXT,
+  duration_ms    INTEGER,
+  pin_count      INTEGER NOT NULL,
+  leak_count     INTEGER NOT NULL,                   -- pins orphaned or leaked
+  leaked_bytes   INTEGER NOT NULL,                   -- memlock of their objects, each object once
+  summary_json   TEXT NOT NULL,                      -- SnapshotDoc.summary (derived data, kept verbatim)
+  extra          TEXT                                -- JSON: fields unknown to this version (doc, snapshot meta)
+);
+CREATE INDEX snapshots_label ON snapshots(label, id) WHERE label IS NOT NULL;
+CREATE INDEX snapshots_boot ON snapshots(boot_id, id);
+
+CREATE TABLE namespaces (
+  id              INTEGER PRIMARY KEY,
+  snapshot_id     INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  mnt_ns          INTEGER,
+  reached_via     TEXT,
+  pids_json       TEXT,
+  process_count   INTEGER,
+  nsfs_paths_json TEXT,
+  error           TEXT,
+  container_json  TEXT,   -- NULL: field absent; otherwise JSON (may be 'null')
+  extra           TEXT
+);
+CREATE INDEX namespaces_snapshot ON namespaces(snapshot_id, mnt_ns);
+
+CREATE TABLE instances (
+  id              INTEGER PRIMARY KEY,
+  snapshot_id     INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  dev             TEXT NOT NULL,
+  delegation_json TEXT,
+  pin_count       INTEGER,
+  memlock_bytes   INTEGER,
+  error           TEXT,
+  extra           TEXT
+);
+CREATE INDEX instances_snapshot ON instances(snapshot_id, dev);
+
+-- The mount points of an instance (one superblock can be mounted many times).
+CREATE TABLE mounts (
+  id            INTEGER PRIMARY KEY,
+  instance_id   INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+  mnt_ns        INTEGER,
+  mount_id      INTEGER,
+  mount_point   TEXT,
+  root          TEXT,
+  super_options TEXT,
+  extra         TEXT
+);
+CREATE INDEX mounts_instance ON mounts(instance_id);
+
+-- One row per distinct BPF object per snapshot; pins reference it.
+CREATE TABLE objects (
+  id            INTEGER PRIMARY KEY,
+  snapshot_id   INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  kind          TEXT NOT NULL,
+  obj_id        INTEGER NOT NULL,   -- the kernel's map/prog/link id
+  name          TEXT,
+  type          TEXT,
+  memlock_bytes INTEGER,
+  extra         TEXT
+);
+CREATE INDEX objects_snapshot ON objects(snapshot_id, kind, obj_id);
+
+CREATE TABLE pins (
+  id                     INTEGER PRIMARY KEY,
+  snapshot_id            INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  instance               TEXT NOT NULL,   -- the instance's MAJ:MIN
+  path                   TEXT NOT NULL,   -- relative to the instance's root
+  mount_paths_json       TEXT,
+  inode                  INTEGER,
+  created_at             TEXT,
+  uid                    INTEGER,
+  gid                    INTEGER,
+  mode                   TEXT,
+  object_id              INTEGER REFERENCES objects(id) ON DELETE CASCADE,  -- NULL: unreadable pin
+  status                 TEXT NOT NULL,
+  reasons_json           TEXT,
+  used_by_json           TEXT,
+  owner_tool             TEXT,
+  owner_persistent       INTEGER,
+  owner_path_pid         INTEGER,
+  owner_path_pid_alive   INTEGER,
+  creator_pid            INTEGER,         -- NULL: creator null
+  creator_start_time     INTEGER,
+  creator_comm           TEXT,
+  creator_alive          INTEGER,
+  creator_first_seen     INTEGER,
+  creator_source         TEXT,            -- NULL: field absent
+  creator_container_json TEXT,            -- NULL: field absent
+  error_json             TEXT,            -- NULL: field absent; otherwise JSON (may be 'null')
+  extra                  TEXT             -- JSON: unknown pin fields; unknown owner/creator fields under "owner"/"creator"
+);
+CREATE INDEX pins_snapshot_path ON pins(snapshot_id, instance, path);   -- load, diff
+CREATE INDEX pins_object ON pins(object_id);
+
+-- Processes seen holding objects, per snapshot. A process is (pid, start_time).
+CREATE TABLE processes (
+  id             INTEGER PRIMARY KEY,
+  snapshot_id    INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  pid            INTEGER NOT NULL,
+  start_time     INTEGER NOT NULL,
+  comm           TEXT,
+  mnt_ns         INTEGER,
+  container_json TEXT
+);
+CREATE INDEX processes_snapshot ON processes(snapshot_id);
+CREATE INDEX processes_identity ON processes(pid, start_time);
+
+-- pin (and so object) <-> process, with the fds it holds.
+CREATE TABLE holders (
+  id         INTEGER PRIMARY KEY,
+  pin_id     INTEGER NOT NULL REFERENCES pins(id) ON DELETE CASCADE,
+  process_id INTEGER NOT NULL REFERENCES processes(id) ON DELETE CASCADE,
+  fds_json   TEXT,
+  mmapped    INTEGER,   -- NULL: field absent
+  extra      TEXT
+);
+CREATE INDEX holders_pin ON holders(pin_id);
+CREATE INDEX holders_process ON holders(process_id);
+
+-- History index for creator evidence #2: the first stored snapshot of a boot in which
+-- each (pid, start_time) held each object. Maintained by saveSnapshot and pruneSnapshots
+-- from the holders rows, so the query does not grow with the number of snapshots.
+CREATE TABLE sightings (
+  boot_id           TEXT NOT NULL,
+  kind              TEXT NOT NULL,
+  obj_id            INTEGER NOT NULL,
+  pid               INTEGER NOT NULL,
+  start_time        INTEGER NOT NULL,
+  first_snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  comm              TEXT,
+  container_json    TEXT,
+  PRIMARY KEY (boot_id, kind, obj_id, pid, start_time)
+) WITHOUT ROWID;
+CREATE INDEX sightings_snapshot ON sightings(first_snapshot_id);
+
+CREATE TABLE scan_errors (
+  id          INTEGER PRIMARY KEY,
+  snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  scope       TEXT,
+  message     TEXT,
+  extra       TEXT
+);
+CREATE INDEX scan_errors_snapshot ON scan_errors(snapshot_id);
+
+-- Creators recorded by \`pinleak run\` (creator evidence #1). The first record of an
+-- object wins. snapshot_id is informational (no foreign key): it survives prune.
+CREATE TABLE creators (
+  boot_id        TEXT NOT NULL,
+  kind           TEXT NOT NULL,
+  obj_id         INTEGER NOT NULL,
+  pid            INTEGER NOT NULL,
+  start_time     INTEGER NOT NULL,
+  comm           TEXT,
+  container_json TEXT,
+  source         TEXT,
+  snapshot_id    INTEGER,
+  PRIMARY KEY (boot_id, kind, obj_id)
+) WITHOUT ROWID;
+
+-- \`pinleak clean\` audit trail: never pruned, no foreign keys, so a row never changes.
+CREATE TABLE actions (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  at          TEXT NOT NULL,
+  action      TEXT NOT NULL,
+  instance    TEXT,
+  path        TEXT,
+  object_kind TEXT,
+  object_id   INTEGER,
+  bytes       INTEGER,
+  actor       TEXT,
+  snapshot_id INTEGER
+);
+
+PRAGMA application_id = ${APPLICATION_ID};
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  (db) => db.exec(V1),
+];
+
+/** The schema version (PRAGMA user_version) this code writes. */
+export const DB_SCHEMA_VERSION = MIGRATIONS.length;

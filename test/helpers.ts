@@ -1,0 +1,40 @@
+// Running the built CLI the way users do, and reading its JSON back.
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { SnapshotDoc } from '../src/model.js';
+
+export const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function pinleak(args: string[], opts: SpawnSyncOptions & { db?: string } = {}): CliResult {
+  const full = opts.db ? ['--db', opts.db, ...args] : args;
+  const r = spawnSync(process.execPath, [CLI, ...full], { encoding: 'utf8', timeout: 120_000, ...opts, env: { ...process.env, NO_COLOR: '1', ...opts.env } });
+  return { code: r.status ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+}
+
+/** Runs a command that must succeed with --json and parses stdout. */
+export function pinleakJson<T = SnapshotDoc>(args: string[], opts: SpawnSyncOptions & { db?: string } = {}, expectCode = 0): T {
+  const r = pinleak([...args, '--json'], opts);
+  if (r.code !== expectCode) throw new Error(`pinleak ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+export function tempDb(): { db: string; dir: string; remove: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-db-'));
+  return { db: path.join(dir, 'pinleak.db'), dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** bpftool as an independent witness (tests only; pinleak never runs it). */
+export function bpftool(args: string[]): unknown {
+  const r = spawnSync('bpftool', ['-j', ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}

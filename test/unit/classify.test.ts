@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { classifyPins, key } from '../../src/analysis/classify.js';
+import { ctx, facts, map, ticksAt } from './fixtures.js';
+
+const PIN_TIME = '2026-11-24T10:00:00.000Z';
+const before = (s: number) => ticksAt(Date.parse(PIN_TIME) - s * 1000);
+const after = (s: number) => ticksAt(Date.parse(PIN_TIME) + s * 1000);
+
+describe('statuses', () => {
+  it('held: a live process holds an fd', () => {
+    const holders = new Map([[key('map', 5), [{ pid: 10, startTime: before(60), comm: 'agent', fds: [7], mntNs: 1, container: null }]]]);
+    const [p] = classifyPins([facts('/a', map(5))], ctx({ holders }));
+    expect(p!.status).toBe('held');
+    expect(p!.reasons[0]).toBe('held by pid 10 (agent) fd 7');
+  });
+
+  it('in-use: a map used by a program behind a live link; the program too', () => {
+    const c = ctx({
+      progs: new Map([[20, { id: 20, name: 'p', mapIds: [5] }]]),
+      links: new Map([[30, { id: 30, progId: 20, defunct: false, type: 'cgroup', target: 'cgroup 7' }]]),
+    });
+    const [m, prog] = classifyPins([facts('/m', map(5)), facts('/p', { kind: 'prog', id: 20, name: 'p', type: 'cgroup_skb', memlockBytes: 10 })], c);
+    expect(m!.status).toBe('in-use');
+    expect(m!.usedBy).toEqual([{ kind: 'prog', id: 20 }]);
+    expect(prog!.status).toBe('in-use');
+    expect(prog!.reasons[0]).toMatch(/behind live cgroup link 30/);
+  });
+
+  it('in-use: a program attached to a cgroup without a link', () => {
+    const c = ctx({ progs: new Map([[20, { id: 20, name: 'p', mapIds: [] }]]), attachments: new Map([[20, ['cgroup /sys/fs/cgroup/x (cgroup_inet_ingress)']]]) });
+    const [prog] = classifyPins([facts('/p', { kind: 'prog', id: 20, name: 'p', type: 'cgroup_skb', memlockBytes: 10 })], c);
+    expect(prog!.status).toBe('in-use');
+  });
+
+  it('a link is never in-use: unheld it is orphaned, with a gone target it is leaked', () => {
+    const c = ctx({
+      progs: new Map([[20, { id: 20, name: 'p', mapIds: [5] }]]),
+      links: new Map([[30, { id: 30, progId: 20, defunct: true, type: 'cgroup', target: null }]]),
+    });
+    const link = { kind: 'link' as const, id: 30, name: 'p', type: 'cgroup', memlockBytes: 0, progId: 20, defunct: true };
+    const [l, m] = classifyPins([facts('/l', link), facts('/m', map(5))], c);
+    expect(l!.status).toBe('leaked');
+    expect(l!.reasons.join(' ')).toMatch(/defunct/);
+    expect(m!.status).toBe('orphaned'); // a defunct link keeps nothing alive
+    const [l2] = classifyPins([facts('/l', { ...link, defunct: false })], ctx({ links: new Map([[30, { id: 30, progId: 20, defunct: false, type: 'cgroup', target: 'cgroup 1' }]]) }));
+    expect(l2!.status).toBe('orphaned');
+  });
+
+  it('orphaned when nobody is known to have made it; persistent for preload, catalog and ignore rules', () => {
+    const [o] = classifyPins([facts('/x', map(5))], ctx());
+    expect(o!.status).toBe('orphaned');
+    expect(o!.creator).toBeNull();
+    const [pre] = classifyPins([facts('/maps.debug', null, { preload: true, error: 'cannot open: EPERM' })], ctx());
+    expect(pre!.status).toBe('persistent');
+    expect(pre!.reasons[0]).toMatch(/refused/);
+    const [cil] = classifyPins([facts('/tc/globals/cilium_ct4_global', map(6, 'cilium_ct4_glob'))], ctx());
+    expect(cil!.status).toBe('persistent');
+    expect(cil!.owner.tool).toBe('cilium');
+    const config = { ...ctx().config, ignore: [{ path: '/mine/**', reason: 'kept by our loader' }] };
+    const [ign] = classifyPins([facts('/mine/a', map(7))], ctx({ config }));
+    expect(ign!.status).toBe('persistent');
+    expect(ign!.reasons.join(' ')).toMatch(/kept by our loader/);
+  });
+
+  it('unreadable keeps the reason', () => {
+    const [u] = classifyPins([facts('/x', null, { error: 'cannot open: EACCES' })], ctx());
+    expect(u!.status).toBe('unreadable');
+    expect(u!.reasons).toEqual(['cannot open: EACCES']);
+  });
+});
+
+describe('creators', () => {
+  it('history: the earliest holder that existed when the pin was made, once exited, makes it leaked', () => {
+    const history = new Map([[key('map', 5), [
+      { pid: 4242, startTime: before(30), comm: 'otel-go-instru', snapshotId: 12, container: null },
+    ]]]);
+    const [p] = classifyPins([facts('/x', map(5))], ctx({ history }));
+    expect(p!.status).toBe('leaked');
+    expect(p!.creator).toMatchObject({ pid: 4242, alive: false, firstSeenSnapshot: 12, comm: 'otel-go-instru' });
+    expect(p!.reasons).toContain('creator 4242 (otel-go-instru) seen in snapshot 12 has exited');
+  });
+
+  it('history: a holder that started after the pin was made is not its creator', () => {
+    const history = new Map([[key('map', 5), [{ pid: 50, startTime: after(5), comm: 'late', snapshotId: 3, container: null }]]]);
+    const [p] = classifyPins([facts('/x', map(5))], ctx({ history }));
+    expect(p!.creator).toBeNull();
+    expect(p!.status).toBe('orphaned');
+  });
+
+  it('history: a creator whose pid now runs another process has still exited', () => {
+    const history = new Map([[key('map', 5), [{ pid: 50, startTime: before(10), comm: 'maker', snapshotId: 3, container: null }]]]);
+    const processes = new Map([[50, { pid: 50, startTime: after(20), comm: 'other' }]]);
+    const [p] = classifyPins([facts('/x', map(5))], ctx({ history, processes }));
+    expect(p!.status).toBe('leaked');
+    expect(p!.creator!.alive).toBe(false);
+  });
+
+  it('a live creator keeps the pin orphaned, not leaked', () => {
+    const history = new Map([[key('map', 5), [{ pid: 50, startTime: before(10), comm: 'maker', snapshotId: 3, container: null }]]]);
+    const processes = new Map([[50, { pid: 50, startTime: before(10), comm: 'maker' }]]);
+    const [p] = classifyPins([facts('/x', map(5))], ctx({ history, processes }));
+    expect(p!.status).toBe('orphaned');
+    expect(p!.creator!.alive).toBe(true);
+  });
+
+  it('path pid (OpenTelemetry layout): gone, reused, or alive', () => {
+    const otel = facts('/1234/alloc_map', map(5, 'alloc_map'));
+    const [gone] = classifyPins([otel], ctx());
+    expect(gone!.status).toBe('leaked');
+    expect(gone!.owner).toEqual({ tool: 'otel-go-instrumentation', persistent: false, pathPid: 1234, pathPidAlive: false });
+    expect(gone!.creator).toMatchObject({ pid: 1234, alive: false, startTime: null });
+
+    const reused = new Map([[1234, { pid: 1234, startTime: after(2), comm: 'bash' }]]);
+    const [r] = classifyPins([otel], ctx({ processes: reused }));
+    expect(r!.status).toBe('leaked');
+    expect(r!.owner.pathPidAlive).toBe(false);
+
+    const alive = new Map([[1234, { pid: 1234, startTime: before(100), comm: 'app' }]]);
+    const [a] = classifyPins([otel], ctx({ processes: alive }));
+    expect(a!.status).toBe('orphaned');
+    expect(a!.owner.pathPidAlive).toBe(true);
+    expect(a!.creator).toMatchObject({ pid: 1234, alive: true, comm: 'app' });
+  });
+
+  it('a start time within the clock tick of the pin time still counts as existing', () => {
+    const history = new Map([[key('map', 5), [{ pid: 9, startTime: ticksAt(PIN_TIME) + 1, comm: 'fast', snapshotId: 1, container: null }]]]);
+    const [p] = classifyPins([facts('/x', map(5))], ctx({ history }));
+    expect(p!.creator?.pid).toBe(9);
+  });
+
+  it('run records beat history', () => {
+    const recorded = new Map([[key('map', 5), { pid: 77, startTime: before(1), comm: 'loader', snapshotId: 4, container: null, source: 'run' as const }]]);
+    const history = new Map([[key('map', 5), [{ pid: 9, startTime: before(50), comm: 'x', snapshotId: 1, container: null }]]]);
+    const [p] = classifyPins([facts('/x', map(5))], ctx({ recorded, history }));
+    expect(p!.creator).toMatchObject({ pid: 77, source: 'run', firstSeenSnapshot: 4 });
+    expect(p!.reasons.join(' ')).toMatch(/recorded by pinleak run has exited/);
+  });
+});

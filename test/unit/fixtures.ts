@@ -1,0 +1,40 @@
+// Small hand-made inputs for the pure analysis functions.
+import type { ClassifyContext, PinFacts } from '../../src/analysis/classify.js';
+import { emptyConfig } from '../../src/analysis/config.js';
+import { loadCatalog } from '../../src/analysis/owners.js';
+import type { Pin, SnapshotDoc } from '../../src/model.js';
+import { summarize } from '../../src/analysis/summary.js';
+
+export const BOOT_MS = Date.parse('2026-11-24T00:00:00.000Z');
+export const HZ = 100;
+/** ms since epoch of a start time in ticks */
+export const ticksAt = (isoOrMs: string | number) => Math.round(((typeof isoOrMs === 'number' ? isoOrMs : Date.parse(isoOrMs)) - BOOT_MS) / 1000 * HZ);
+
+export function ctx(over: Partial<ClassifyContext> = {}): ClassifyContext {
+  return {
+    processes: new Map(), holders: new Map(), mmapNotes: new Map(), progs: new Map(), links: new Map(),
+    attachments: new Map(), recorded: new Map(), history: new Map(), bootEpochMs: BOOT_MS, clockTicks: HZ,
+    pidMax: 4194304, catalog: loadCatalog(), config: emptyConfig(), ...over,
+  };
+}
+
+export function facts(path: string, object: PinFacts['object'], over: Partial<PinFacts> = {}): PinFacts {
+  return {
+    instance: '0:39', path, mountPaths: [{ mntNs: 4026531841, path: `/sys/fs/bpf${path}` }], inode: 10,
+    ctimeMs: Date.parse('2026-11-24T10:00:00.000Z'), uid: 0, gid: 0, mode: 0o600, object, error: null, preload: false, ...over,
+  };
+}
+
+export const map = (id: number, name = 'm', memlockBytes = 1000) => ({ kind: 'map' as const, id, name, type: 'hash', memlockBytes });
+
+export function doc(pins: Pin[], over: Partial<SnapshotDoc['snapshot']> = {}, mountPoint = '/sys/fs/bpf'): SnapshotDoc {
+  return {
+    schemaVersion: 1,
+    snapshot: { id: 1, takenAt: '2026-11-24T10:00:00.000Z', bootId: 'boot-a', hostname: 'h', kernel: '6.18', label: null, durationMs: 1, ...over },
+    namespaces: [],
+    instances: [{ dev: pins[0]?.instance ?? '0:39', mounts: [{ mntNs: 1, mountId: 2, mountPoint, root: '/', superOptions: 'rw' }], delegation: null, pinCount: pins.length, memlockBytes: 0, error: null }],
+    pins,
+    summary: summarize(pins, 1, 1),
+    errors: [],
+  };
+}
