@@ -1,5 +1,5 @@
 // The audit trail of `pinleak clean`: one row per unpin, never pruned.
-import type { Store } from './db.js';
+import { guarded, type Store } from './db.js';
 import { stmt } from './codec.js';
 
 export interface ActionRecord {
@@ -18,14 +18,14 @@ export interface ActionEntry extends ActionRecord {
   id: number;
 }
 
-export function recordAction(store: Store, a: ActionRecord): number {
+export const recordAction = guarded(function recordAction(store: Store, a: ActionRecord): number {
   return Number(stmt(store.db, `INSERT INTO actions (at, action, instance, path, object_kind, object_id, bytes, actor, snapshot_id)
       VALUES (?,?,?,?,?,?,?,?,?)`).run(a.at, a.action, a.instance, a.path, a.objectKind, a.objectId ?? null, a.bytes, a.actor,
     a.snapshotId ?? null).lastInsertRowid);
-}
+});
 
 /** Every recorded action, oldest first. */
-export function listActions(store: Store): ActionEntry[] {
+export const listActions = guarded(function listActions(store: Store): ActionEntry[] {
   return (stmt(store.db, 'SELECT * FROM actions ORDER BY id').all() as {
     id: number; at: string; action: 'unpin'; instance: string; path: string; object_kind: string; object_id: number | null;
     bytes: number; actor: string; snapshot_id: number | null;
@@ -33,4 +33,4 @@ export function listActions(store: Store): ActionEntry[] {
     id: r.id, at: r.at, action: r.action, instance: r.instance, path: r.path, objectKind: r.object_kind, objectId: r.object_id,
     bytes: r.bytes, actor: r.actor, snapshotId: r.snapshot_id,
   }));
-}
+});

@@ -2,7 +2,7 @@
 // (SPEC section 2). Object ids, pids and start times only mean something within one
 // boot, so every query is scoped by boot id.
 import type { Container } from '../model.js';
-import type { Store } from './db.js';
+import { guarded, type Store } from './db.js';
 import { fromJson, stmt, toJson } from './codec.js';
 
 export interface ObjectKey {
@@ -53,7 +53,7 @@ function objectsParam(objects: readonly ObjectKey[]): { json: string; keys: stri
  * id. One indexed query however many objects (a json_each() list joined on the primary
  * key of `sightings`). Every requested object has an entry, empty when never held.
  */
-export function earliestHolders(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, HolderSighting[]> {
+export const earliestHolders = guarded(function earliestHolders(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, HolderSighting[]> {
   const { json, keys } = objectsParam(objects);
   const out = new Map<string, HolderSighting[]>();
   for (const k of keys) out.set(k, []);
@@ -75,13 +75,13 @@ export function earliestHolders(store: Store, bootId: string, objects: readonly 
     });
   }
   return out;
-}
+});
 
 /**
  * Record the processes `pinleak run` saw pinning objects. The first record of an
  * object (within a boot) wins: later ones are ignored.
  */
-export function recordCreators(store: Store, bootId: string, rows: readonly CreatorRecord[]): void {
+export const recordCreators = guarded(function recordCreators(store: Store, bootId: string, rows: readonly CreatorRecord[]): void {
   if (rows.length === 0) return;
   const ins = stmt(store.db, `INSERT OR IGNORE INTO creators
       (boot_id, kind, obj_id, pid, start_time, comm, container_json, source, snapshot_id) VALUES (?,?,?,?,?,?,?,?,?)`);
@@ -90,10 +90,10 @@ export function recordCreators(store: Store, bootId: string, rows: readonly Crea
       ins.run(bootId, r.kind, r.id, r.pid, r.startTime, r.comm, toJson(r.container ?? null), r.source, r.snapshotId ?? null);
     }
   }).immediate();
-}
+});
 
 /** The recorded creator of each object that has one (objects without are absent from the map). */
-export function recordedCreators(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, CreatorRecord> {
+export const recordedCreators = guarded(function recordedCreators(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, CreatorRecord> {
   const { json, keys } = objectsParam(objects);
   const out = new Map<string, CreatorRecord>();
   if (keys.length === 0) return out;
@@ -112,4 +112,4 @@ export function recordedCreators(store: Store, bootId: string, objects: readonly
     });
   }
   return out;
-}
+});

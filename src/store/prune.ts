@@ -1,6 +1,6 @@
 // Dropping old snapshots and giving the space back to the file system.
 import { PinleakError } from '../errors.js';
-import type { Store } from './db.js';
+import { guarded, type Store } from './db.js';
 import { stmt } from './codec.js';
 
 export interface PruneOptions {
@@ -18,7 +18,7 @@ export interface PruneOptions {
  * is never deleted. Holder history (`sightings`) whose first snapshot was deleted is
  * re-derived from the snapshots that remain.
  */
-export function pruneSnapshots(store: Store, opts: PruneOptions): { removed: number } {
+export const pruneSnapshots = guarded(function pruneSnapshots(store: Store, opts: PruneOptions): { removed: number } {
   const { keep, olderThanMs } = opts;
   if (keep !== undefined && !(Number.isSafeInteger(keep) && keep >= 0)) {
     throw new PinleakError(`--keep must be a whole number of snapshots, not ${keep}`);
@@ -72,4 +72,4 @@ export function pruneSnapshots(store: Store, opts: PruneOptions): { removed: num
     db.pragma('wal_checkpoint(TRUNCATE)');
   }
   return { removed };
-}
+});

@@ -4,7 +4,7 @@ import type {
   ScanError, SnapshotDoc, SnapshotMeta, Status, Summary, ObjectKind, Delegation, MountPath, ReachedVia,
 } from '../model.js';
 import { PinleakError } from '../errors.js';
-import type { Store } from './db.js';
+import { guarded, type Store } from './db.js';
 import {
   applyExtra, extraJson, extrasOf, fromBool, fromJson, keys, nul, stmt, toBool, toJson,
 } from './codec.js';
@@ -77,7 +77,7 @@ function leakTotals(pins: readonly Pin[]): { leaks: number; leakedBytes: number 
  * Store a whole snapshot document in one transaction (a crash leaves no half snapshot).
  * Returns the new snapshot id and sets doc.snapshot.id to it.
  */
-export function saveSnapshot(store: Store, doc: SnapshotDoc): number {
+export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: SnapshotDoc): number {
   const db = store.db;
   const insSnapshot = stmt(db, SQL.snapshot);
   const insNamespace = stmt(db, SQL.namespace);
@@ -169,7 +169,7 @@ export function saveSnapshot(store: Store, doc: SnapshotDoc): number {
 
   doc.snapshot.id = id;
   return id;
-}
+});
 
 // ---------------------------------------------------------------- read
 
@@ -191,16 +191,18 @@ function metaOf(r: SnapshotRow): SnapshotMeta {
   return meta;
 }
 
-interface PinRow {
-  id: number; instance: string; path: string; mount_paths_json: string | null; inode: number; created_at: string;
-  uid: number; gid: number; mode: string; object_id: number | null; status: Status; reasons_json: string | null;
-  used_by_json: string | null; owner_tool: string | null; owner_persistent: number | null; owner_path_pid: number | null;
-  owner_path_pid_alive: number | null; creator_pid: number | null; creator_start_time: number | null;
-  creator_comm: string | null; creator_alive: number | null; creator_first_seen: number | null;
-  creator_source: string | null; creator_container_json: string | null; error_json: string | null; extra: string | null;
-  o_kind: ObjectKind | null; o_id: number | null; o_name: string | null; o_type: string | null; o_memlock: number | null;
-  o_extra: string | null;
-}
+// Pins are read in raw (array) mode: for 10,000 rows that is several times faster than
+// building one object per row. PIN_COLUMNS names the positions.
+const PIN_COLUMNS = [
+  'p.id', 'p.instance', 'p.path', 'p.mount_paths_json', 'p.inode', 'p.created_at', 'p.uid', 'p.gid', 'p.mode', 'p.object_id',
+  'p.status', 'p.reasons_json', 'p.used_by_json', 'p.owner_tool', 'p.owner_persistent', 'p.owner_path_pid',
+  'p.owner_path_pid_alive', 'p.creator_pid', 'p.creator_start_time', 'p.creator_comm', 'p.creator_alive',
+  'p.creator_first_seen', 'p.creator_source', 'p.creator_container_json', 'p.error_json', 'p.extra',
+  'o.kind', 'o.obj_id', 'o.name', 'o.type', 'o.memlock_bytes', 'o.extra',
+] as const;
+type PinColumn = (typeof PIN_COLUMNS)[number];
+const P = Object.fromEntries(PIN_COLUMNS.map((c, i) => [c, i])) as Record<PinColumn, number>;
+type Raw = unknown[];
 
 interface HolderRow {
   pin_id: number; fds_json: string | null; mmapped: number | null; extra: string | null; pid: number; start_time: number;
@@ -212,7 +214,7 @@ function setIfDefined<T extends object, K extends keyof T>(o: T, k: K, v: T[K] |
 }
 
 /** Read back the whole document of snapshot `id`, as it was saved (with snapshot.id set). */
-export function loadSnapshot(store: Store, id: number): SnapshotDoc {
+export const loadSnapshot = guarded(function loadSnapshot(store: Store, id: number): SnapshotDoc {
   const db = store.db;
   const r = stmt(db, 'SELECT * FROM snapshots WHERE id = ?').get(id) as SnapshotRow | undefined;
   if (!r) throw unknownSnapshot(String(id));
@@ -267,9 +269,9 @@ export function loadSnapshot(store: Store, id: number): SnapshotDoc {
     list.push(holder);
   }
 
-  const pins = (stmt(db, `SELECT p.*, o.kind AS o_kind, o.obj_id AS o_id, o.name AS o_name, o.type AS o_type,
-      o.memlock_bytes AS o_memlock, o.extra AS o_extra
-      FROM pins p LEFT JOIN objects o ON o.id = p.object_id WHERE p.snapshot_id = ? ORDER BY p.id`).all(id) as PinRow[]).map(pinOf(holdersByPin));
+  const pins = (stmt(db, `SELECT ${PIN_COLUMNS.join(', ')}
+      FROM pins p LEFT JOIN objects o ON o.id = p.object_id WHERE p.snapshot_id = ? ORDER BY p.id`).raw(true).all(id) as Raw[])
+    .map(pinOf(holdersByPin));
 
   const errors = (stmt(db, 'SELECT scope, message, extra FROM scan_errors WHERE snapshot_id = ? ORDER BY id').all(id) as {
     scope: string; message: string; extra: string | null;
@@ -293,36 +295,44 @@ export function loadSnapshot(store: Store, id: number): SnapshotDoc {
     Object.assign(doc, top);
   }
   return doc;
-}
+});
 
-function pinOf(holdersByPin: Map<number, Holder[]>): (p: PinRow) => Pin {
-  return (p) => {
+function pinOf(holdersByPin: Map<number, Holder[]>): (r: Raw) => Pin {
+  const str = (r: Raw, c: PinColumn) => r[P[c]] as string | null;
+  const num = (r: Raw, c: PinColumn) => r[P[c]] as number | null;
+  return (r) => {
     let object: BpfObject | null = null;
-    if (p.object_id !== null) {
-      object = { kind: p.o_kind!, id: p.o_id!, name: p.o_name!, type: p.o_type!, memlockBytes: p.o_memlock! };
-      applyExtra(object, p.o_extra);
+    if (r[P['p.object_id']] !== null) {
+      object = {
+        kind: str(r, 'o.kind') as ObjectKind, id: num(r, 'o.obj_id')!, name: str(r, 'o.name')!, type: str(r, 'o.type')!,
+        memlockBytes: num(r, 'o.memlock_bytes')!,
+      };
+      applyExtra(object, str(r, 'o.extra'));
     }
     const owner: Owner = {
-      tool: p.owner_tool, persistent: fromBool(p.owner_persistent) ?? false, pathPid: p.owner_path_pid,
-      pathPidAlive: fromBool(p.owner_path_pid_alive),
+      tool: str(r, 'p.owner_tool'), persistent: fromBool(num(r, 'p.owner_persistent')) ?? false,
+      pathPid: num(r, 'p.owner_path_pid'), pathPidAlive: fromBool(num(r, 'p.owner_path_pid_alive')),
     };
     let creator: Creator | null = null;
-    if (p.creator_pid !== null) {
+    const creatorPid = num(r, 'p.creator_pid');
+    if (creatorPid !== null) {
       creator = {
-        pid: p.creator_pid, startTime: p.creator_start_time, comm: p.creator_comm, alive: fromBool(p.creator_alive) ?? false,
-        firstSeenSnapshot: p.creator_first_seen,
+        pid: creatorPid, startTime: num(r, 'p.creator_start_time'), comm: str(r, 'p.creator_comm'),
+        alive: fromBool(num(r, 'p.creator_alive')) ?? false, firstSeenSnapshot: num(r, 'p.creator_first_seen'),
       };
-      if (p.creator_source !== null) creator.source = p.creator_source as Creator['source'];
-      setIfDefined(creator, 'container', fromJson<Container | null>(p.creator_container_json));
+      const source = str(r, 'p.creator_source');
+      if (source !== null) creator.source = source as Creator['source'];
+      setIfDefined(creator, 'container', fromJson<Container | null>(str(r, 'p.creator_container_json')));
     }
     const pin: Pin = {
-      instance: p.instance, path: p.path, mountPaths: fromJson<MountPath[]>(p.mount_paths_json)!, inode: p.inode,
-      createdAt: p.created_at, uid: p.uid, gid: p.gid, mode: p.mode, object, holders: holdersByPin.get(p.id) ?? [],
-      usedBy: fromJson<ObjectRef[]>(p.used_by_json)!, status: p.status, reasons: fromJson<string[]>(p.reasons_json)!,
-      owner, creator,
+      instance: str(r, 'p.instance')!, path: str(r, 'p.path')!, mountPaths: fromJson<MountPath[]>(str(r, 'p.mount_paths_json'))!,
+      inode: num(r, 'p.inode')!, createdAt: str(r, 'p.created_at')!, uid: num(r, 'p.uid')!, gid: num(r, 'p.gid')!,
+      mode: str(r, 'p.mode')!, object, holders: holdersByPin.get(num(r, 'p.id')!) ?? [],
+      usedBy: fromJson<ObjectRef[]>(str(r, 'p.used_by_json'))!, status: str(r, 'p.status') as Status,
+      reasons: fromJson<string[]>(str(r, 'p.reasons_json'))!, owner, creator,
     };
-    setIfDefined(pin, 'error', fromJson<string | null>(p.error_json));
-    applyExtra(pin, p.extra, ['owner', 'creator']);
+    setIfDefined(pin, 'error', fromJson<string | null>(str(r, 'p.error_json')));
+    applyExtra(pin, str(r, 'p.extra'), ['owner', 'creator']);
     return pin;
   };
 }
@@ -330,18 +340,18 @@ function pinOf(holdersByPin: Map<number, Holder[]>): (p: PinRow) => Pin {
 // ---------------------------------------------------------------- list and name
 
 /** Every stored snapshot, oldest first, with its pin, leak and leaked-memory counts. */
-export function listSnapshots(store: Store): SnapshotListEntry[] {
+export const listSnapshots = guarded(function listSnapshots(store: Store): SnapshotListEntry[] {
   return (stmt(store.db, 'SELECT * FROM snapshots ORDER BY id').all() as SnapshotRow[]).map((r) => ({
     ...metaOf(r), pins: r.pin_count, leaks: r.leak_count, leakedBytes: r.leaked_bytes,
   }));
-}
+});
 
 /**
  * A snapshot id from what a user typed: a numeric id, `latest`, `latest~N` (the N-th
  * before the latest), or a label (the latest snapshot with that label). A number that
  * is no snapshot id is tried as a label too.
  */
-export function resolveSnapshot(store: Store, spec: string): number {
+export const resolveSnapshot = guarded(function resolveSnapshot(store: Store, spec: string): number {
   const db = store.db;
   const back = /^latest(?:~(\d+))?$/.exec(spec);
   if (back) {
@@ -358,4 +368,4 @@ export function resolveSnapshot(store: Store, spec: string): number {
   const row = stmt(db, 'SELECT id FROM snapshots WHERE label = ? ORDER BY id DESC LIMIT 1').get(spec) as { id: number } | undefined;
   if (!row) throw unknownSnapshot(spec);
   return row.id;
-}
+});

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createWorld, type World, type Agent, type DetachedNamespace, type Mount } from '../world/world.js';
 import { pinleakJson, tempDb, bpftool } from '../helpers.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
+import { assertSnapshotDoc } from '../contract.js';
 
 let world: World;
 let db: ReturnType<typeof tempDb>;
@@ -74,6 +75,11 @@ afterAll(async () => {
 });
 
 describe('scan on the real kernel', () => {
+  it('prints the SPEC section 4 snapshot document', () => {
+    assertSnapshotDoc(doc);
+    expect(doc.snapshot.label).toBe('kernel-test');
+  });
+
   it('sees one instance mounted at two places', () => {
     const inst = doc.instances.find((i) => i.dev === host.dev)!;
     expect(inst).toBeDefined();

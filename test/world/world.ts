@@ -90,7 +90,8 @@ export interface World {
   readonly hostMntNs: number;
   mountBpffs(dir?: string, opts?: { options?: string }): Promise<Mount>;
   bindMount(src: string, dst: string): Promise<Mount>;
-  spawnAgent(opts?: { unshareMount?: boolean }): Promise<Agent>;
+  /** unshareMount: in a new private mount namespace; joinMountOf: in the mount namespace of that pid (a second process of a "container") */
+  spawnAgent(opts?: { unshareMount?: boolean; joinMountOf?: number }): Promise<Agent>;
   namespaceWithoutProcess(opts?: { mapName?: string }): Promise<DetachedNamespace>;
   makeCgroup(): Promise<string>;
   /** registers an extra undo step, run in reverse order with the world's own */
@@ -441,8 +442,12 @@ export function createWorld(): World {
     }
   }
 
-  async function spawnAgent(opts: { unshareMount?: boolean } = {}): Promise<Agent> {
+  async function spawnAgent(opts: { unshareMount?: boolean; joinMountOf?: number } = {}): Promise<Agent> {
     const node = process.execPath;
+    if (opts.joinMountOf !== undefined) {
+      // nsenter execs node after setns, so again the pid is the agent's own
+      return startAgent(['nsenter', `--mount=/proc/${opts.joinMountOf}/ns/mnt`, '--', node, AGENT_PATH], 'agent (nsenter -m)');
+    }
     if (opts.unshareMount) {
       // unshare execs node after unshare(CLONE_NEWNS), so the pid we get is the agent's
       return startAgent(['unshare', '-m', '--propagation', 'private', node, AGENT_PATH], 'agent (unshare -m)');

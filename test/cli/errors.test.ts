@@ -1,0 +1,98 @@
+// Every error a user can meet: one `pinleak: ...` line on stderr, exit 2, no stack trace,
+// and nothing stored is changed.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { CLI, pinleak, tempDb } from '../helpers.js';
+
+let tmp: ReturnType<typeof tempDb>;
+beforeEach(() => {
+  tmp = tempDb();
+});
+afterEach(() => tmp.remove());
+
+const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+
+function expectOneLineError(r: { code: number; stdout: string; stderr: string }, pattern: RegExp): void {
+  expect(r.code).toBe(2);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^pinleak: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('errors', () => {
+  it('a corrupt database is refused and left byte-for-byte untouched', () => {
+    fs.writeFileSync(tmp.db, crypto.randomBytes(8192));
+    const before = sha(tmp.db);
+    for (const args of [['snapshots'], ['pins'], ['scan'], ['scan', '--no-store']]) {
+      const r = pinleak(args, { db: tmp.db });
+      expectOneLineError(r, new RegExp(tmp.db.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
+      expect(sha(tmp.db)).toBe(before);
+    }
+    expect(fs.readdirSync(tmp.dir)).toEqual(['pinleak.db']);
+  });
+
+  it('a database of a newer schema is refused and untouched', () => {
+    expect(pinleak(['scan', '--quiet'], { db: tmp.db }).code).toBe(0);
+    const d = new Database(tmp.db);
+    d.pragma('wal_checkpoint(TRUNCATE)');
+    d.pragma('user_version = 99');
+    d.close();
+    const before = sha(tmp.db);
+    expectOneLineError(pinleak(['snapshots'], { db: tmp.db }), /newer/);
+    expectOneLineError(pinleak(['scan'], { db: tmp.db }), /newer/);
+    expect(sha(tmp.db)).toBe(before);
+  });
+
+  it('a missing database says to scan first', () => {
+    expectOneLineError(pinleak(['pins'], { db: tmp.db }), /pinleak scan/);
+    expect(fs.existsSync(tmp.db)).toBe(false);
+  });
+
+  it('an unknown snapshot names it', () => {
+    expect(pinleak(['scan', '--quiet'], { db: tmp.db }).code).toBe(0);
+    expectOneLineError(pinleak(['pins', 'nosuchlabel'], { db: tmp.db }), /unknown snapshot "nosuchlabel"/);
+    expectOneLineError(pinleak(['mounts', 'latest~5'], { db: tmp.db }), /unknown snapshot "latest~5"/);
+    expectOneLineError(pinleak(['diff', '999', 'latest'], { db: tmp.db }), /unknown snapshot "999"/);
+  });
+
+  it('an unknown flag or command, or a bad value', () => {
+    expectOneLineError(pinleak(['scan', '--frobnicate'], { db: tmp.db }), /Unknown argument: frobnicate/);
+    expectOneLineError(pinleak(['explode'], { db: tmp.db }), /Unknown argument: explode/);
+    expectOneLineError(pinleak([], { db: tmp.db }), /name a command/);
+    expectOneLineError(pinleak(['pins', '--status', 'leakd'], { db: tmp.db }), /--status leakd: must be one of/);
+    expectOneLineError(pinleak(['gate'], { db: tmp.db }), /Missing required argument: baseline/);
+    expect(fs.existsSync(tmp.db)).toBe(false);
+  });
+
+  it('a bad config file names the file and the field', () => {
+    const cfg = path.join(tmp.dir, 'config.json');
+    fs.writeFileSync(cfg, JSON.stringify({ ignore: [{ path: 7 }] }));
+    expectOneLineError(pinleak(['scan', '--config', cfg], { db: tmp.db }), /config .*config\.json: ignore\[0\]\.path/);
+    fs.writeFileSync(cfg, '{ "ignore": [ }');
+    expectOneLineError(pinleak(['scan', '--config', cfg], { db: tmp.db }), /not valid JSON/);
+    expectOneLineError(pinleak(['scan', '--config', path.join(tmp.dir, 'absent.json')], { db: tmp.db }), /absent\.json/);
+  });
+
+  it('without privileges, scanning says which capabilities are missing', () => {
+    // root with an empty bounding set: every capability gone after exec
+    const r = spawnSync('setpriv', ['--bounding-set=-all', '--inh-caps=-all', process.execPath, CLI, '--db', tmp.db, 'scan'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    expectOneLineError({ code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }, /needs root: missing CAP_SYS_ADMIN, CAP_BPF, CAP_SYS_PTRACE/);
+    expect(fs.existsSync(tmp.db)).toBe(false);
+  });
+
+  it('an internal error is one line too, with the stack only under --debug', () => {
+    // a directory where the database file should be: not a PinleakError path in every layer
+    fs.mkdirSync(tmp.db);
+    const r = pinleak(['snapshots'], { db: tmp.db });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^pinleak: /);
+  });
+});
