@@ -14,6 +14,7 @@ import { leaksCommand } from './leaks.js';
 import { diffCommand } from './diff.js';
 import { gateCommand } from './gate.js';
 import { runCommand } from './run.js';
+import { cleanCommand } from './clean.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -43,6 +44,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(diffCommand as never)
     .command(gateCommand as never)
     .command(runCommand as never)
+    .command(cleanCommand as never)
     .demandCommand(1, 'name a command: pinleak --help lists them')
     .strict()
     .version(pkg.version)

@@ -224,3 +224,23 @@ export const LINK_TARGET_WORD: Record<string, { word: 'u0' | 'u1'; bits: 32 | 64
 export function sizeOf(t: TypeObject): number {
   return koffi.sizeof(t);
 }
+
+/** struct open_how (openat2(2)) and its RESOLVE_* flags */
+export const OpenHow = koffi.struct('open_how', {
+  flags: u64,
+  mode: u64,
+  resolve: u64,
+});
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+
+/** struct statfs on 64-bit Linux: f_type first, the rest is not read */
+export const StatFs = koffi.struct('statfs', {
+  f_type: 'long',
+  _rest: koffi.array('uint8', 112, 'Typed'),
+});
+
+export const AT_REMOVEDIR = 0x200;
+export const SYSCALL_OPENAT2 = 437; // the same on every architecture (asm-generic)

@@ -104,3 +104,25 @@ export function renderRun(r: { command: string[]; exitCode: number; samples: num
   if (kept.length) out.push('', 'Created and still in use or kept on purpose:', ...pinLines(kept, style));
   return out.join('\n');
 }
+
+export function renderClean(r: { dryRun: boolean; removed: Pin[]; skipped: { pin: Pin; why: string }[]; freedBytes: number; notFreed: { kind: string; id: number }[]; removedDirectories: string[] }, style: Style): string {
+  const n = r.removed.length;
+  const out: string[] = [];
+  if (r.dryRun) {
+    out.push(`${paint(style, 'bold', 'dry run')}: would unpin ${n} pin${n === 1 ? '' : 's'}, freeing ${bytes(r.freedBytes)}${n ? ' (run again with --yes to do it)' : ''}`);
+  } else {
+    out.push(`unpinned ${n} pin${n === 1 ? '' : 's'}, freed ${bytes(r.freedBytes)} (checked: the kernel has let go of the objects)`);
+  }
+  for (const p of r.removed) {
+    out.push(`  ${r.dryRun ? 'would unpin' : 'unpinned'} ${safe(p.path)} in bpffs ${p.instance}  ${objectText(p)}  ${p.object ? bytes(p.object.memlockBytes) : ''}`);
+  }
+  for (const d of r.removedDirectories) out.push(`  removed the empty directory ${safe(d)}`);
+  if (r.notFreed.length) {
+    out.push(paint(style, 'yellow', `  still in the kernel after their last pin went: ${r.notFreed.map((o) => `${o.kind} ${o.id}`).join(', ')} (something else references them)`));
+  }
+  if (r.skipped.length) {
+    out.push('', `skipped ${r.skipped.length}:`);
+    for (const s of r.skipped) out.push(`  ${safe(s.pin.path)} in bpffs ${s.pin.instance}: ${safe(s.why)}`);
+  }
+  return out.join('\n');
+}

@@ -139,6 +139,6 @@ export function renderLeaks(doc: SnapshotDoc, style: Style): string {
       for (const m of p.mountPaths) out.push(`    at ${safe(m.path)} in mount namespace ${m.mntNs}`);
     }
   }
-  out.push('', `look closer: pinleak pins${where} --status leaked,orphaned   remove: pinleak clean${where ? '' : ''} --status leaked`);
+  out.push('', `look closer: pinleak pins${where} --status leaked,orphaned    remove (dry run first): pinleak clean${where} --status leaked`);
   return out.join('\n');
 }

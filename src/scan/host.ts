@@ -7,7 +7,7 @@ import { containerFromCgroup } from '../analysis/container.js';
 import type { BpffsInstance, Container, MountNamespace, ScanError } from '../model.js';
 import { scanProcesses, type Process } from './processes.js';
 import { discoverNamespaces } from './namespaces.js';
-import { collectInstances } from './instances.js';
+import { collectInstances, type InstanceAccess } from './instances.js';
 import { walkInstance, objectReader, type RawPin, type WalkStats } from './pins.js';
 import { buildHolders, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
@@ -29,11 +29,18 @@ export interface HostScan {
   errors: ScanError[];
   walk: WalkStats;
   timings: Record<string, number>;
+  /** the cgroup v2 hierarchies queried for attached programs */
+  cgroupRoots: string[];
+  /** how each instance's mounts are reached from this process (valid while the anchors live) */
+  access: Map<string, InstanceAccess[]>;
+  /** processes holding namespaces open for us; released unless keepAnchors was asked */
+  anchors: Anchor[];
 }
 
 export type Progress = (phase: string, done?: number, total?: number) => void;
 
-export async function scanHost(opts: { onProgress?: Progress } = {}): Promise<HostScan> {
+/** keepAnchors: the caller goes on using the access paths (clean) and must release `anchors`. */
+export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: boolean } = {}): Promise<HostScan> {
   const progress = opts.onProgress ?? (() => {});
   const timings: Record<string, number> = {};
   let t = performance.now();
@@ -81,10 +88,8 @@ export async function scanHost(opts: { onProgress?: Progress } = {}): Promise<Ho
 
     progress('references');
     const host = views.find((v) => v.ns.pids.includes(1)) ?? views.find((v) => v.readerPid !== null);
-    const graph = readReferenceGraph({
-      withMaps: ps.mapMappings.size > 0,
-      cgroupRoots: host ? cgroupRoots(host.mounts, host.readerPid) : [],
-    }, errors);
+    const roots = host ? cgroupRoots(host.mounts, host.readerPid) : [];
+    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots: roots }, errors);
     lap('references');
 
     progress('holders');
@@ -96,8 +101,18 @@ export async function scanHost(opts: { onProgress?: Progress } = {}): Promise<Ho
       bootEpochMs: bootEpochMs(), clockTicks: clockTicks(), pidMax: pidMax(),
       processes: ps.processes, namespaces: views.map((v) => v.ns), instances: instanceViews.map((iv) => iv.instance),
       pins, holders, graph, errors, walk, timings,
+      cgroupRoots: roots,
+      access: new Map(instanceViews.map((iv) => [iv.instance.dev, iv.accesses])),
+      anchors: opts.keepAnchors ? anchors : [],
     };
+  } catch (e) {
+    releaseAll(anchors);
+    throw e;
   } finally {
-    for (const a of anchors) a.release();
+    if (!opts.keepAnchors) releaseAll(anchors);
   }
+}
+
+export function releaseAll(anchors: Anchor[]): void {
+  for (const a of anchors.splice(0)) a.release();
 }

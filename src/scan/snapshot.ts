@@ -15,11 +15,13 @@ export interface SnapshotOptions {
   onProgress?: Progress;
   /** creators `pinleak run` observed during this invocation, not yet stored (evidence 1) */
   creatorHint?: (p: RawPin) => Sighting | null;
+  /** keep the namespace anchors alive for the caller (see scanHost) */
+  keepAnchors?: boolean;
 }
 
 export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: SnapshotDoc; scan: HostScan }> {
   const started = performance.now();
-  const scan = await scanHost({ onProgress: opts.onProgress });
+  const scan = await scanHost({ onProgress: opts.onProgress, keepAnchors: opts.keepAnchors });
   const t0 = performance.now();
   opts.onProgress?.('classification');
   const objects = scan.pins.filter((p) => p.object).map((p) => ({ kind: p.object!.kind, id: p.object!.id }));

@@ -1,0 +1,168 @@
+// pinleak clean [SNAPSHOT]: unpin the leaked pins of a snapshot (default the latest), a dry
+// run unless --yes. Every candidate is re-checked against a fresh scan, and once more right
+// before its unlink; every unlink goes into the audit table.
+import os from 'node:os';
+import type { Argv } from 'yargs';
+import { PinleakError } from '../errors.js';
+import { SCHEMA_VERSION, type Pin, type Status } from '../model.js';
+import { CLEANABLE, pinKey, recheck, selectCandidates } from '../analysis/clean.js';
+import { parseDuration } from '../analysis/config.js';
+import { memlockOnce } from '../analysis/summary.js';
+import { fdById, closeFd } from '../kernel/bpf.js';
+import { takeSnapshot } from '../scan/snapshot.js';
+import { releaseAll } from '../scan/host.js';
+import { objectReader } from '../scan/pins.js';
+import { openPin } from '../scan/unpin.js';
+import { usageProbe } from '../scan/usage.js';
+import { recordAction, resolveSnapshot, loadSnapshot } from '../store/index.js';
+import { renderClean } from '../report/changes.js';
+import {
+  type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, say, outStyle, parseList,
+} from './common.js';
+import { pinFilter } from './pins.js';
+
+interface Args extends GlobalArgs {
+  snapshot?: string;
+  status?: string;
+  instance?: string;
+  path?: string;
+  olderThan?: string;
+  yes: boolean;
+}
+
+export interface CleanResult {
+  schemaVersion: number;
+  dryRun: boolean;
+  removed: Pin[];
+  skipped: { pin: Pin; why: string }[];
+  freedBytes: number;
+  /** objects whose last pin was removed but that the kernel still had after the wait */
+  notFreed: { kind: string; id: number }[];
+  removedDirectories: string[];
+}
+
+export const cleanCommand = {
+  command: 'clean [snapshot]',
+  describe: 'unpin leaked pins (a dry run unless --yes); never held, in-use or persistent ones',
+  builder: (y: Argv) => y
+    .positional('snapshot', { type: 'string', describe: 'the snapshot whose leaks to remove (default latest); each is re-checked now' })
+    .option('status', { type: 'string', default: 'leaked', describe: 'which leaks: leaked, orphaned or both (comma-separated)' })
+    .option('instance', { type: 'string', describe: 'only this bpffs instance (MAJ:MIN)' })
+    .option('path', { type: 'string', describe: 'only pins whose path below the instance root matches this glob' })
+    .option('older-than', { type: 'string', describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w)' })
+    .option('yes', { type: 'boolean', default: false, describe: 'really unpin (without it, only show what would go)' }),
+  handler: async (a: Args) => {
+    const statuses = parseList(a.status, ['held', 'in-use', 'orphaned', 'leaked', 'persistent', 'unreadable'] as const, 'status') as Status[];
+    const refused = statuses.filter((s) => !CLEANABLE.includes(s));
+    if (refused.length) throw new PinleakError(`clean never removes ${refused.join(', ')} pins: --status takes leaked and orphaned only`);
+    const olderMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;
+    const keep = pinFilter({ instance: a.instance, path: a.path });
+    requirePrivileges('pinleak clean');
+    const config = userConfig(a);
+    const store = openDb(a, false);
+    try {
+      const id = resolveSnapshot(store, a.snapshot ?? 'latest');
+      const stored = loadSnapshot(store, id);
+      const candidates = selectCandidates(stored, {
+        statuses, keep, createdBefore: olderMs !== undefined ? Date.now() - olderMs : undefined,
+      });
+      const { doc: fresh, scan } = await takeSnapshot({ store, config, onProgress: progressReporter(a), keepAnchors: true });
+      endProgress(a);
+      try {
+        if (fresh.snapshot.bootId !== stored.snapshot.bootId) {
+          throw new PinleakError(`snapshot ${id} is from another boot: its object ids mean nothing now; run \`pinleak scan\` and clean that`);
+        }
+        const result = clean(candidates, fresh.pins, statuses, scan, !a.yes, (pin) => recordAction(store, {
+          at: new Date().toISOString(), action: 'unpin', instance: pin.instance, path: pin.path,
+          objectKind: pin.object!.kind, objectId: pin.object!.id, bytes: pin.object!.memlockBytes, actor: actor(), snapshotId: id,
+        }));
+        if (!result.dryRun) await verifyFreed(result, fresh.pins);
+        if (a.json) emitJson(result);
+        else say(a, renderClean(result, outStyle(a)));
+      } finally {
+        releaseAll(scan.anchors);
+      }
+    } finally {
+      store.close();
+    }
+  },
+};
+
+function clean(
+  candidates: Pin[], freshPins: Pin[], statuses: Status[], scan: Awaited<ReturnType<typeof takeSnapshot>>['scan'],
+  dryRun: boolean, audit: (p: Pin) => void,
+): CleanResult {
+  const freshByKey = new Map(freshPins.map((p) => [pinKey(p), p]));
+  const reader = objectReader();
+  const usage = usageProbe(scan.cgroupRoots);
+  const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [] };
+  for (const c of candidates) {
+    const fresh = freshByKey.get(pinKey(c));
+    const why = recheck(c, fresh, statuses);
+    if (why) {
+      result.skipped.push({ pin: fresh ?? c, why });
+      continue;
+    }
+    const pin = fresh!;
+    let handle;
+    try {
+      handle = openPin({ instance: pin.instance, path: pin.path, inode: pin.inode, kind: pin.object!.kind, id: pin.object!.id },
+        scan.access.get(pin.instance) ?? [], reader);
+    } catch (e) {
+      result.skipped.push({ pin, why: `cannot reach it safely: ${(e as Error).message}` });
+      continue;
+    }
+    try {
+      // The last look, right before the unlink.
+      const changed = handle.verify() ?? usage.check(pin.object!.kind, pin.object!.id);
+      if (changed) {
+        result.skipped.push({ pin, why: changed });
+        continue;
+      }
+      if (!dryRun) {
+        handle.unlink();
+        audit(pin);
+        result.removedDirectories.push(...handle.removeEmptyParents());
+      }
+      result.removed.push(pin);
+    } catch (e) {
+      result.skipped.push({ pin, why: `unlink failed: ${(e as Error).message}` });
+    } finally {
+      handle.close();
+    }
+  }
+  // Freed: objects all of whose pins (anywhere) go; in a dry run, what would be freed.
+  result.freedBytes = memlockOnce(lastPins(result.removed, freshPins));
+  return result;
+}
+
+/** Removed pins whose object has no other pin left. */
+function lastPins(removed: Pin[], all: Pin[]): Pin[] {
+  const gone = new Set(removed.map(pinKey));
+  const stillPinned = new Set(all.filter((p) => p.object && !gone.has(pinKey(p))).map((p) => `${p.object!.kind}:${p.object!.id}`));
+  return removed.filter((p) => !stillPinned.has(`${p.object!.kind}:${p.object!.id}`));
+}
+
+/** The kernel frees an object once its last reference goes; it may take a moment (RCU). */
+async function verifyFreed(result: CleanResult, all: Pin[]): Promise<void> {
+  const last = lastPins(result.removed, all);
+  const pending = new Map(last.map((p) => [`${p.object!.kind}:${p.object!.id}`, p]));
+  const deadline = Date.now() + 3000;
+  while (pending.size && Date.now() < deadline) {
+    for (const [k, p] of pending) {
+      const fd = fdById(p.object!.kind as 'map' | 'prog' | 'link', p.object!.id);
+      if (fd === null) pending.delete(k);
+      else closeFd(fd);
+    }
+    if (pending.size) await new Promise((r) => setTimeout(r, 50));
+  }
+  result.notFreed = [...pending.values()].map((p) => ({ kind: p.object!.kind, id: p.object!.id }));
+  result.freedBytes = memlockOnce(last.filter((p) => !pending.has(`${p.object!.kind}:${p.object!.id}`)));
+}
+
+/** Who ran the clean, for the audit table. */
+function actor(): string {
+  const u = os.userInfo();
+  const sudo = process.env.SUDO_USER ? ` via sudo by ${process.env.SUDO_USER}` : '';
+  return `${u.username} (uid ${u.uid})${sudo}`;
+}

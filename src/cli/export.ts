@@ -1,0 +1,75 @@
+// pinleak export prometheus [--output FILE]: metrics of the latest stored snapshot (no
+// scan) for node_exporter's textfile collector. With --output the file is written next
+// to its final name and renamed, so the collector never reads half a file.
+import fs from 'node:fs';
+import type { Argv } from 'yargs';
+import { PinleakError } from '../errors.js';
+import { SCHEMA_VERSION } from '../model.js';
+import { listSnapshots, resolveSnapshot, loadSnapshot } from '../store/index.js';
+import { renderPrometheus } from '../report/prometheus.js';
+import { type GlobalArgs, openDb, emitJson, say, dbPath } from './common.js';
+import { writeFileAtomic } from './files.js';
+
+const FORMATS = ['prometheus'] as const;
+
+interface Args extends GlobalArgs {
+  format: string;
+  output?: string;
+}
+
+function pinleakVersion(): string {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export const exportCommand = {
+  command: 'export <format>',
+  describe: 'metrics of the latest stored snapshot (no scan) for node_exporter\'s textfile collector',
+  builder: (y: Argv) => y
+    .positional('format', { type: 'string', describe: `output format: ${FORMATS.join(', ')}` })
+    .option('output', {
+      type: 'string',
+      describe: 'write to this file (via a temporary file in the same directory, then rename) instead of stdout',
+    })
+    .example('$0 export prometheus --output /var/lib/node_exporter/textfile_collector/pinleak.prom', ''),
+  handler: (a: Args) => {
+    if (!(FORMATS as readonly string[]).includes(a.format)) {
+      throw new PinleakError(`export ${JSON.stringify(a.format)}: unknown format; the only format is prometheus (pinleak export prometheus)`);
+    }
+    if (a.output !== undefined && a.output.trim() === '') throw new PinleakError('--output needs a file name');
+    if (a.json && a.output === undefined) {
+      throw new PinleakError('--json: export prints metrics on stdout; give --output FILE to get a JSON summary of what was written');
+    }
+    const store = openDb(a, false);
+    try {
+      let id: number;
+      try {
+        id = resolveSnapshot(store, 'latest');
+      } catch (e) {
+        if (e instanceof PinleakError && listSnapshots(store).length === 0) {
+          throw new PinleakError(`${dbPath(a)} holds no snapshot yet: run \`pinleak scan\` first`);
+        }
+        throw e;
+      }
+      const doc = loadSnapshot(store, id);
+      const text = renderPrometheus(doc, { version: pinleakVersion() });
+      if (a.output === undefined) {
+        process.stdout.write(text);
+        return;
+      }
+      writeFileAtomic(a.output, text);
+      const samples = text.split('\n').filter((l) => l && !l.startsWith('#')).length;
+      if (a.json) {
+        emitJson({ schemaVersion: SCHEMA_VERSION, format: a.format, output: a.output, snapshot: doc.snapshot, samples });
+      } else if (!a.quiet) {
+        say(a, `wrote ${samples} samples of snapshot ${doc.snapshot.id} to ${a.output}`);
+      }
+    } finally {
+      store.close();
+    }
+  },
+};
