@@ -150,7 +150,7 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
   if (p.preload) {
     status = 'persistent';
     reasons.push(p.error
-      ? `kernel preload iterator (CONFIG_BPF_PRELOAD); the kernel refused to open it (${p.error})`
+      ? `kernel preload iterator (CONFIG_BPF_PRELOAD), kept at every bpffs root; it does not open as a BPF object (${p.error.replace(/^cannot open: /, '')})`
       : 'kernel preload iterator (CONFIG_BPF_PRELOAD): the kernel keeps it at every bpffs root');
   } else if (!o) {
     status = 'unreadable';

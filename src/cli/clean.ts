@@ -17,7 +17,7 @@ import { usageProbe } from '../scan/usage.js';
 import { recordAction, resolveSnapshot, loadSnapshot } from '../store/index.js';
 import { renderClean } from '../report/changes.js';
 import {
-  type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, say, outStyle, parseList,
+  type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle, parseList,
 } from './common.js';
 import { pinFilter } from './pins.js';
 
@@ -78,7 +78,7 @@ export const cleanCommand = {
         }));
         if (!result.dryRun) await verifyFreed(result, fresh.pins);
         if (a.json) emitJson(result);
-        else say(a, renderClean(result, outStyle(a)));
+        else summary(a, renderClean(result, outStyle(a)));
       } finally {
         releaseAll(scan.anchors);
       }

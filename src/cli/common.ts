@@ -22,7 +22,7 @@ export const globalOptions = {
   db: { type: 'string', describe: `database file (env PINLEAK_DB, default ${DEFAULT_DB})` },
   json: { type: 'boolean', default: false, describe: 'machine output on stdout (SPEC schemaVersion 1)' },
   config: { type: 'string', describe: 'config file (default /etc/pinleak/config.json when present)' },
-  quiet: { type: 'boolean', default: false, describe: 'no progress or summary on stderr' },
+  quiet: { type: 'boolean', default: false, describe: 'no progress, and no summary from scan, gate, run, clean and prune (errors still print)' },
   debug: { type: 'boolean', default: false, describe: 'stack traces and phase timings on errors' },
 } as const;
 
@@ -77,6 +77,11 @@ export function say(a: GlobalArgs, text: string): void {
   } else {
     process.stdout.write(text + '\n');
   }
+}
+
+/** The human summary of a command that acts (scan, gate, run, clean, prune): --quiet silences it. */
+export function summary(a: GlobalArgs, text: string): void {
+  if (!a.quiet) say(a, text);
 }
 
 export function outStyle(a: GlobalArgs): Style {

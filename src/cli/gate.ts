@@ -5,7 +5,7 @@ import { gate } from '../analysis/diff.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { saveSnapshot } from '../store/index.js';
 import { renderGate, renderJunit } from '../report/changes.js';
-import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, say, outStyle } from './common.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
 import { loadBaseline } from './baseline.js';
 import { openHistory } from './history.js';
 import { partialReasons } from './partial.js';
@@ -56,7 +56,7 @@ export const gateCommand = {
       });
       if (a.junit) writeFileAtomic(a.junit, renderJunit(result));
       if (a.json) emitJson(result);
-      else say(a, renderGate(result, outStyle(a)));
+      else summary(a, renderGate(result, outStyle(a)));
       if (!result.passed) process.exitCode = 1;
     } finally {
       store?.close();

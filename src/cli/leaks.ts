@@ -3,10 +3,13 @@ import type { Argv } from 'yargs';
 import { isLeak } from '../analysis/summary.js';
 import { renderLeaks } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle } from './common.js';
+import { pinFilter } from './pins.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
   failOnLeak: boolean;
+  instance?: string;
+  path?: string;
 }
 
 export const leaksCommand = {
@@ -14,14 +17,18 @@ export const leaksCommand = {
   describe: 'the orphaned and leaked pins, with memory totals grouped by owner and instance',
   builder: (y: Argv) => y
     .positional('snapshot', { type: 'string', describe: 'id, label, latest or latest~N (default latest)' })
-    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when there is any leak' }),
+    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when there is any leak' })
+    .option('instance', { type: 'string', describe: 'only this bpffs instance (MAJ:MIN)' })
+    .option('path', { type: 'string', describe: 'only pins whose path below the instance root matches this glob' }),
   handler: (a: Args) => {
     const store = openDb(a, false);
     try {
       const doc = loadStored(store, a.snapshot);
-      const leaks = doc.pins.filter(isLeak);
-      if (a.json) emitJson({ ...doc, pins: leaks });
-      else say(a, renderLeaks(doc, outStyle(a)));
+      const keep = pinFilter({ instance: a.instance, path: a.path });
+      const shown = { ...doc, pins: doc.pins.filter(keep) };
+      const leaks = shown.pins.filter(isLeak);
+      if (a.json) emitJson({ ...shown, pins: leaks });
+      else say(a, renderLeaks(shown, outStyle(a)));
       if (a.failOnLeak && leaks.length) process.exitCode = 1;
     } finally {
       store.close();

@@ -15,6 +15,8 @@ import { diffCommand } from './diff.js';
 import { gateCommand } from './gate.js';
 import { runCommand } from './run.js';
 import { cleanCommand } from './clean.js';
+import { pruneCommand } from './prune.js';
+import { demoCommand } from './demo.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -45,6 +47,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(gateCommand as never)
     .command(runCommand as never)
     .command(cleanCommand as never)
+    .command(pruneCommand as never)
+    .command(demoCommand as never)
     .demandCommand(1, 'name a command: pinleak --help lists them')
     .strict()
     .version(pkg.version)

@@ -14,7 +14,7 @@ import { key, type Sighting } from '../analysis/classify.js';
 import { pinKeyer } from '../analysis/diff.js';
 import { saveSnapshot, recordCreators } from '../store/index.js';
 import { renderRun } from '../report/changes.js';
-import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, say, outStyle } from './common.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
 
 interface Args extends GlobalArgs {
   failOnLeak: boolean;
@@ -123,7 +123,7 @@ export const runCommand = {
         samples, created, leftBehind: created.filter(isLeak),
       };
       if (a.json) emitJson(result);
-      else say(a, renderRun(result, outStyle(a)));
+      else summary(a, renderRun(result, outStyle(a)));
       if (exitCode !== 0) process.exitCode = exitCode;
       else if (a.failOnLeak && result.leftBehind.length) process.exitCode = 1;
     } finally {

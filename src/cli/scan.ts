@@ -5,7 +5,7 @@ import { saveSnapshot } from '../store/index.js';
 import { renderLeaks, renderSummary } from '../report/text.js';
 import { isLeak } from '../analysis/summary.js';
 import {
-  type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, say, outStyle,
+  type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle,
 } from './common.js';
 import { openHistory } from './history.js';
 import { applyRetention } from './retention.js';
@@ -44,8 +44,8 @@ export const scanCommand = {
       if (a.json) emitJson(doc);
       else {
         const style = outStyle(a);
-        say(a, renderSummary(doc, style));
-        if (doc.pins.some(isLeak)) say(a, '\n' + renderLeaks(doc, style));
+        summary(a, renderSummary(doc, style));
+        if (doc.pins.some(isLeak)) summary(a, '\n' + renderLeaks(doc, style));
       }
       if (a.failOnLeak && doc.pins.some(isLeak)) process.exitCode = 1;
     } finally {

@@ -1,0 +1,68 @@
+// The Prometheus renderer on hand-made documents: grouping, once-per-object memory,
+// escaping, and what an empty snapshot looks like. The real parsers check its output in
+// test/cli/export.test.ts; here only exact text is compared.
+import { describe, expect, it } from 'vitest';
+import { escapeHelp, escapeLabelValue, formatValue, groupPins, renderPrometheus } from '../../src/report/prometheus.js';
+import type { Pin, Status } from '../../src/model.js';
+import { doc, map } from './fixtures.js';
+
+function pin(path: string, status: Status, object: Pin['object'], over: Partial<Pin> = {}): Pin {
+  return {
+    instance: '0:39', path, mountPaths: [{ mntNs: 1, path: `/sys/fs/bpf${path}` }], inode: 1, createdAt: '2026-11-24T10:00:00.000Z',
+    uid: 0, gid: 0, mode: '0600', object, holders: [], usedBy: [], status, reasons: [],
+    owner: { tool: null, persistent: false, pathPid: null, pathPidAlive: null }, creator: null, ...over,
+  };
+}
+
+const sample = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+
+describe('prometheus renderer', () => {
+  it('escapes label values and help text as the text format defines', () => {
+    expect(escapeLabelValue('a\\b"c\nd')).toBe('a\\\\b\\"c\\nd');
+    expect(escapeHelp('a\\b"c\nd')).toBe('a\\\\b"c\\nd');
+    expect(formatValue(1.5)).toBe('1.5');
+    expect(formatValue(NaN)).toBe('NaN');
+    expect(formatValue(Infinity)).toBe('+Inf');
+  });
+
+  it('groups by status, owner and instance; an object pinned twice counts its memory once', () => {
+    const m = map(7, 'twice', 4096);
+    const otel = { tool: 'otel-go-instrumentation', persistent: false, pathPid: 12, pathPidAlive: false };
+    const pins = [
+      pin('/12/a', 'leaked', m, { owner: otel }),
+      pin('/12/b', 'leaked', m, { owner: otel }),
+      pin('/x', 'orphaned', map(8, 'x', 100)),
+      pin('/y', 'orphaned', map(9, 'y', 200), { instance: '0:40' }),
+      pin('/z', 'unreadable', null),
+    ];
+    const groups = groupPins(pins);
+    expect(groups.map((g) => [g.status, g.owner, g.instance, g.pins.length])).toEqual([
+      ['orphaned', 'unknown', '0:39', 1],
+      ['orphaned', 'unknown', '0:40', 1],
+      ['leaked', 'otel-go-instrumentation', '0:39', 2],
+      ['unreadable', 'unknown', '0:39', 1],
+    ]);
+    const text = renderPrometheus(doc(pins), { version: '9.9.9' });
+    expect(sample(text, 'pinleak_memlock_bytes')).toContain(
+      'pinleak_memlock_bytes{status="leaked",owner="otel-go-instrumentation",bpffs_instance="0:39"} 4096');
+    expect(sample(text, 'pinleak_pins')).toContain(
+      'pinleak_pins{status="leaked",owner="otel-go-instrumentation",bpffs_instance="0:39"} 2');
+    expect(sample(text, 'pinleak_leaks')).toEqual(['pinleak_leaks 4']);
+    expect(sample(text, 'pinleak_leaked_bytes')).toEqual(['pinleak_leaked_bytes 4396']);
+    expect(text).not.toContain('/12/a');
+  });
+
+  it('an empty snapshot still has every HELP, TYPE and scalar, and no timestamps', () => {
+    const text = renderPrometheus(doc([], { hostname: 'ho"st\\1', kernel: '6.1\n', durationMs: 1500 }), { version: '1.0.0' });
+    expect(text.endsWith('\n')).toBe(true);
+    expect(sample(text, 'pinleak_pins')).toEqual([]);
+    expect(text).toContain('# TYPE pinleak_pins gauge');
+    expect(sample(text, 'pinleak_info')).toEqual(['pinleak_info{version="1.0.0",kernel="6.1\\n",hostname="ho\\"st\\\\1"} 1']);
+    expect(sample(text, 'pinleak_snapshot_timestamp_seconds')).toEqual([`pinleak_snapshot_timestamp_seconds ${Date.parse('2026-11-24T10:00:00.000Z') / 1000}`]);
+    expect(sample(text, 'pinleak_last_success_timestamp_seconds')).toEqual([`pinleak_last_success_timestamp_seconds ${Date.parse('2026-11-24T10:00:00.000Z') / 1000 + 1.5}`]);
+    expect(sample(text, 'pinleak_snapshot_duration_seconds')).toEqual(['pinleak_snapshot_duration_seconds 1.5']);
+    const names = [...text.matchAll(/^# TYPE (\S+) gauge$/gm)].map((m) => m[1]);
+    expect(names).toHaveLength(12);
+    for (const n of names) expect(text).toMatch(new RegExp(`^# HELP ${n} \\S`, 'm'));
+  });
+});
