@@ -127,7 +127,7 @@ function timed(argv, files, { rssVia }) {
   const outFd = fs.openSync(files.out, 'w');
   const errFd = fs.openSync(files.err, 'w');
   let full = argv;
-  if (rssVia === 'time') full = [TIME_BIN, '-f', '%M', '-o', files.rss, ...argv];
+  if (rssVia === 'time') full = [TIME_BIN, '-f', '%M %U %S', '-o', files.rss, ...argv];
   const t0 = performance.now();
   const r = spawnSync(full[0], full.slice(1), { stdio: ['ignore', outFd, errFd] });
   const wallMs = performance.now() - t0;
@@ -135,17 +135,18 @@ function timed(argv, files, { rssVia }) {
   fs.closeSync(errFd);
   if (r.signal === 'SIGINT' || r.signal === 'SIGTERM' || r.signal === 'SIGHUP') throw new Interrupted(r.signal);
   let rssKiB = null;
+  let cpuMs = null;
   if (rssVia) {
     try {
-      // /usr/bin/time writes "Command exited with non-zero status N" before the figure on failure
-      const lines = fs.readFileSync(files.rss, 'utf8').trim().split('\n');
-      rssKiB = Number(lines.at(-1));
-      if (!Number.isFinite(rssKiB)) rssKiB = null;
+      // "maxrss_KiB user_s sys_s"; /usr/bin/time writes "Command exited with non-zero status N" first on failure
+      const f = fs.readFileSync(files.rss, 'utf8').trim().split('\n').at(-1).split(' ').map(Number);
+      if (Number.isFinite(f[0])) rssKiB = f[0];
+      if (Number.isFinite(f[1]) && Number.isFinite(f[2])) cpuMs = (f[1] + f[2]) * 1000;
     } catch {
-      rssKiB = null;
+      /* no figures */
     }
   }
-  return { wallMs, status: r.status, signal: r.signal, error: r.error?.message ?? null, rssKiB };
+  return { wallMs, status: r.status, signal: r.signal, error: r.error?.message ?? null, rssKiB, cpuMs };
 }
 
 class Interrupted extends Error {
@@ -178,7 +179,7 @@ function runPinleak(world, db, tag) {
     ? timed([process.execPath, CLI, ...args], files, { rssVia: 'time' })
     : timed([process.execPath, RSS_WRAPPER, files.rss, ...args], files, { rssVia: 'wrapper' });
   const stderr = fs.readFileSync(files.err, 'utf8');
-  const run = { tag, wallMs: r.wallMs, status: r.status, signal: r.signal, rssKiB: r.rssKiB, timings: parseTimings(stderr) };
+  const run = { tag, wallMs: r.wallMs, cpuMs: r.cpuMs, status: r.status, signal: r.signal, rssKiB: r.rssKiB, timings: parseTimings(stderr) };
   if (r.status !== 0 || r.error) run.failure = `${r.error ?? `exit ${r.status ?? r.signal}`}: ${stderr.trim().slice(-2000)}`;
   else if (stderr.replace(/^timings \(ms\).*$/m, '').trim()) run.stderr = stderr.trim().slice(-2000);
   if (!run.failure) {
@@ -212,10 +213,16 @@ function checkSnapshot(world, doc) {
   const heldFound = made.filter((p) => p.holders?.length).length;
   const nsSeen = new Set(doc.namespaces.map((n) => n.mntNs));
   const instancesSeen = new Set(doc.instances.map((i) => i.dev));
+  // errors about this world vs about other people's bpffs/namespaces on the same host
+  const mine = (text) => text.includes(world.dir) || [...devs].some((d) => new RegExp(`(^|[^\\d:])${d}([^\\d:]|$)`).test(text))
+    || world.namespaces.some((n) => text.includes(String(n.mntNs)) || new RegExp(`(^|\\D)${n.pid}(\\D|$)`).test(text));
   const errors = {};
+  const foreignErrors = {};
   for (const e of doc.errors ?? []) {
-    const key = `${e.scope}: ${e.message}`.replace(/\d{3,}/g, 'N').slice(0, 300);
-    errors[key] = (errors[key] ?? 0) + 1;
+    const text = `${e.scope}: ${e.message}`;
+    const key = text.replace(/\d{3,}/g, 'N').slice(0, 300);
+    const into = mine(text) ? errors : foreignErrors;
+    into[key] = (into[key] ?? 0) + 1;
   }
   const pinErrorSamples = [...new Set(made.filter((p) => p.error).map((p) => p.error.replace(/\d{3,}/g, 'N')))].slice(0, 5);
   return {
@@ -226,7 +233,7 @@ function checkSnapshot(world, doc) {
     byStatus, heldFound, heldExpected: world.expected.held,
     namespacesMissing: world.namespaces.filter((n) => !nsSeen.has(n.mntNs)).length,
     instancesMissing: [...devs].filter((d) => !instancesSeen.has(d)).length,
-    errorCount: (doc.errors ?? []).length, errors, pinErrors, pinErrorSamples,
+    errorCount: (doc.errors ?? []).length, errors, foreignErrors, pinErrors, pinErrorSamples,
   };
 }
 
@@ -236,7 +243,7 @@ function runBpftool(world, bpftool, tag) {
     rss: path.join(world.dir, `bpftool-${tag}.rss`),
   };
   const r = timed([bpftool, '-f', '-j', 'map', 'show'], files, { rssVia: TIME_BIN ? 'time' : null });
-  const run = { tag, wallMs: r.wallMs, status: r.status, rssKiB: r.rssKiB };
+  const run = { tag, wallMs: r.wallMs, cpuMs: r.cpuMs, status: r.status, rssKiB: r.rssKiB };
   if (r.status !== 0 || r.error) run.failure = `${r.error ?? `exit ${r.status ?? r.signal}`}: ${fs.readFileSync(files.err, 'utf8').trim().slice(-1000)}`;
   else {
     try {
@@ -257,25 +264,58 @@ function runBpftool(world, bpftool, tag) {
 // ---- kernel object accounting: wait for a torn-down world's objects to be freed ----
 
 let bpfLayer = null;
-async function objectCount() {
+async function kernelObjects() {
   bpfLayer ??= await import(new URL('../dist/kernel/bpf.js', import.meta.url).href);
-  return bpfLayer.allIds('map').length + bpfLayer.allIds('prog').length;
+  const maps = bpfLayer.allIds('map');
+  const progs = bpfLayer.allIds('prog');
+  return { count: maps.length + progs.length, maxMap: Math.max(0, ...maps), maxProg: Math.max(0, ...progs), maps, progs };
 }
 
-async function waitForObjectsFreed(baseline, timeoutMs = 60_000) {
-  const t0 = performance.now();
-  let n = await objectCount();
-  while (n > baseline && performance.now() - t0 < timeoutMs) {
-    await new Promise((r) => setTimeout(r, 200));
-    n = await objectCount();
+/** Objects named like the bench's (bm<i>_<k>, bp<i>_<k>) among ids above the baseline's. */
+function benchObjectsLeft(now, base) {
+  let left = 0;
+  for (const [kind, ids, above] of [['map', now.maps, base.maxMap], ['prog', now.progs, base.maxProg]]) {
+    for (const id of ids) {
+      if (id <= above) continue;
+      const fd = bpfLayer.fdById(kind, id);
+      if (fd === null) continue;
+      try {
+        if (/^b[mp]\d+_\d+$/.test(bpfLayer.objectInfo(fd, kind)?.name ?? '')) left++;
+      } catch {
+        /* went away */
+      } finally {
+        bpfLayer.closeFd(fd);
+      }
+    }
   }
-  return { ms: Math.round(performance.now() - t0), left: Math.max(0, n - baseline) };
+  return left;
+}
+
+/** Waits until the kernel has freed a torn-down world's maps and programs (freeing is deferred). */
+async function waitForObjectsFreed(base, timeoutMs = 60_000) {
+  const t0 = performance.now();
+  let last = -1;
+  let stableSince = performance.now();
+  for (;;) {
+    const now = await kernelObjects();
+    if (now.count <= base.count) return { ms: Math.round(performance.now() - t0), left: 0 };
+    if (now.count !== last) {
+      last = now.count;
+      stableSince = performance.now();
+    } else if (performance.now() - stableSince > 1500) {
+      // no longer shrinking: what is left may be other people's objects, made meanwhile
+      const left = benchObjectsLeft(now, base);
+      if (left === 0 || performance.now() - t0 > timeoutMs) return { ms: Math.round(performance.now() - t0), left };
+      stableSince = performance.now();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 // ---- one scale ----
 
 async function measureScale(o, pins, { bpftool, withBpftool }) {
-  const baseline = await objectCount();
+  const baseline = await kernelObjects();
   log(`--- ${pins} pins: building the world`);
   const world = await buildWorld({
     pins, instances: o.instances, nsInstances: o.nsInstances, procs: o.procs, workers: o.workers, log,
@@ -287,6 +327,7 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
       namespaces: world.namespaces.length, hostInstances: world.hostInstances.length,
     },
   };
+  res.loadavg = { before: os.loadavg(), after: null };
   try {
     const fresh = [];
     const history = [];
@@ -330,6 +371,7 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
       res.bpftool = {
         wallMs: stats(ok(bpf).map((r) => r.wallMs)),
         rssMB: stats(ok(bpf).filter((r) => r.rssKiB).map((r) => (r.rssKiB * 1024) / 1e6)),
+        cpuMs: stats(ok(bpf).map((r) => r.cpuMs).filter((v) => v !== null && v !== undefined)),
         check: ok(bpf)[0]?.check ?? null,
         failures: bpf.filter((r) => r.failure).map((r) => r.failure),
       };
@@ -338,12 +380,13 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
       res.ratioOfMedians = pm !== null && bm ? r1((pm / bm) * 100) / 100 : null;
     }
   } finally {
+    res.loadavg.after = os.loadavg();
     const t = world.teardown();
     const freed = await waitForObjectsFreed(baseline);
     res.teardown = { ...t, objectsFreedWaitMs: freed.ms, objectsStillAllocated: freed.left };
     log(`  torn down: ${t.problems.length ? `PROBLEMS: ${t.problems.join('; ')}` : 'clean'}; `
       + `mounts left under ${world.dir}: ${t.mountsLeft}; kernel objects freed after ${freed.ms} ms`
-      + `${freed.left ? ` (${freed.left} more than before the world: other users of bpf(2)?)` : ''}`);
+      + `${freed.left ? ` (${freed.left} of the bench's objects still allocated after 60 s)` : ''}`);
   }
   return res;
 }
@@ -357,7 +400,10 @@ function summarizeRuns(runs) {
   const phaseSums = ok.filter((r) => r.timings).map((r) => Object.values(r.timings).reduce((a, b) => a + b, 0));
   // errors and checks: the union over runs (they should not differ)
   const errors = {};
+  const foreignErrors = {};
   for (const r of ok) for (const [k, v] of Object.entries(r.check?.errors ?? {})) errors[k] = Math.max(errors[k] ?? 0, v);
+  for (const r of ok) for (const [k, v] of Object.entries(r.check?.foreignErrors ?? {})) foreignErrors[k] = Math.max(foreignErrors[k] ?? 0, v);
+  const worst = (k) => Math.max(0, ...ok.map((r) => r.check?.[k] ?? 0));
   return {
     runs: runs.length,
     wallMs: stats(ok.map((r) => r.wallMs)),
@@ -365,7 +411,12 @@ function summarizeRuns(runs) {
     phasesMedianMs: phases,
     phaseSumMs: stats(phaseSums),
     rssMB: stats(ok.filter((r) => r.rssKiB).map((r) => (r.rssKiB * 1024) / 1e6)),
-    check: ok[0]?.check ? { ...ok[0].check, errors } : null,
+    cpuMs: stats(ok.map((r) => r.cpuMs).filter((v) => v !== null && v !== undefined)),
+    check: ok[0]?.check ? {
+      ...ok[0].check, errors, foreignErrors, errorCount: worst('errorCount'), pinErrors: worst('pinErrors'),
+      ourPinsFound: Math.min(...ok.map((r) => r.check?.ourPinsFound ?? 0)), heldFound: Math.min(...ok.map((r) => r.check?.heldFound ?? 0)),
+      namespacesMissing: worst('namespacesMissing'), instancesMissing: worst('instancesMissing'),
+    } : null,
     failures: runs.filter((r) => r.failure).map((r) => `${r.tag}: ${r.failure}`),
     stderr: [...new Set(ok.map((r) => r.stderr).filter(Boolean))],
   };
@@ -393,6 +444,10 @@ function printScale(s, main) {
   if (s.ratioOfMedians !== null && s.ratioOfMedians !== undefined) {
     out.push(`   ratio of medians pinleak / bpftool: ${s.ratioOfMedians.toFixed(2)}x`);
   }
+  if (s.pinleak.cpuMs.n) {
+    out.push(`   CPU time (user+sys) median: pinleak ${fmtMs(s.pinleak.cpuMs.median)}${s.pinleakHistory.cpuMs.n ? `, history run ${fmtMs(s.pinleakHistory.cpuMs.median)}` : ''}`
+      + `${s.bpftool?.cpuMs.n ? `, bpftool ${fmtMs(s.bpftool.cpuMs.median)}` : ''}; load average before/after: ${s.loadavg.before.map((x) => x.toFixed(2)).join(' ')} / ${s.loadavg.after.map((x) => x.toFixed(2)).join(' ')}`);
+  }
   const ph = s.pinleak.phasesMedianMs;
   if (Object.keys(ph).length) {
     out.push(`   pinleak phases, median of ${s.pinleak.wallMs.n} (ms): ${Object.entries(ph).map(([k, v]) => `${k} ${v}`).join(', ')}`);
@@ -410,8 +465,9 @@ function printScale(s, main) {
       + `+${c.preloadPins} preload iterator pins), ${c.heldFound}/${c.heldExpected} with holders; `
       + `missing: ${c.namespacesMissing} namespaces, ${c.instancesMissing} instances; statuses ${JSON.stringify(c.byStatus)}`);
     out.push(`   snapshot: ${c.summary?.namespaces} namespaces, ${c.summary?.instances} instances, ${c.summary?.pins} pins; `
-      + `errors[]: ${c.errorCount}${c.pinErrors ? `; pins with error: ${c.pinErrors} (${c.pinErrorSamples.join(' | ')})` : ''}`);
-    for (const [k, v] of Object.entries(c.errors)) out.push(`     error x${v}: ${k}`);
+      + `errors[] (most in one run): ${c.errorCount}${c.pinErrors ? `; pins with error: ${c.pinErrors} (${c.pinErrorSamples.join(' | ')})` : ''}`);
+    for (const [k, v] of Object.entries(c.errors)) out.push(`     error about the bench's own world x${v}: ${k}`);
+    for (const [k, v] of Object.entries(c.foreignErrors)) out.push(`     error about something else on the host (not the bench's) x${v}: ${k}`);
   }
   if (s.bpftool?.check) {
     const b = s.bpftool.check;
