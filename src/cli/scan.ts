@@ -42,7 +42,7 @@ export const scanCommand = {
         process.stderr.write(`timings (ms): ${Object.entries(scan.timings).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
       }
       if (a.json) emitJson(doc);
-      else {
+      else if (!a.quiet) {
         const style = outStyle(a);
         summary(a, renderSummary(doc, style));
         if (doc.pins.some(isLeak)) summary(a, '\n' + renderLeaks(doc, style));

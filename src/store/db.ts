@@ -202,6 +202,34 @@ function configure(path: string, db: Database.Database): void {
   migrate(path, db);
 }
 
+/**
+ * mkdir -p, each directory it creates 0700 (existing ones are left as they are). Not
+ * fs.mkdirSync({ recursive: true }): on a file system where mkdir fails with ENOENT
+ * under an existing parent (/proc, /sys) Node's version loops forever.
+ */
+function mkdirp(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; ; ) {
+    try {
+      fs.statSync(d);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    missing.push(d);
+    const parent = nodePath.dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
 export function openStore(path: string, opts: OpenOptions = {}): Store {
   const create = opts.create ?? true;
   let exists = true;
@@ -216,7 +244,7 @@ export function openStore(path: string, opts: OpenOptions = {}): Store {
     if (!create) throw new PinleakError(`no database at ${path}: run \`pinleak scan\` first, or pass --db PATH`);
     const dir = nodePath.dirname(nodePath.resolve(path));
     try {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 }); // only directories it creates get 0700
+      mkdirp(dir);
     } catch (err) {
       throw fsError(dir, err as NodeJS.ErrnoException, 'create the directory');
     }

@@ -15,7 +15,8 @@ export interface HolderSighting {
   startTime: number;
   comm: string;
   snapshotId: number;
-  takenAt: string;
+  /** when that snapshot was taken; null once prune has removed it (the sighting stays) */
+  takenAt: string | null;
   container: Container | null;
 }
 
@@ -63,10 +64,10 @@ export const earliestHolders = guarded(function earliestHolders(store: Store, bo
     FROM json_each(?) AS j
     CROSS JOIN sightings AS h
       ON h.boot_id = ? AND h.kind = json_extract(j.value, '$[0]') AND h.obj_id = json_extract(j.value, '$[1]')
-    JOIN snapshots AS s ON s.id = h.first_snapshot_id
+    LEFT JOIN snapshots AS s ON s.id = h.first_snapshot_id   -- the snapshot may be pruned; the evidence stays
     ORDER BY h.first_snapshot_id, h.pid, h.start_time`).all(json, bootId) as {
     kind: string; obj_id: number; pid: number; start_time: number; comm: string | null; container_json: string | null;
-    first_snapshot_id: number; taken_at: string;
+    first_snapshot_id: number; taken_at: string | null;
   }[];
   for (const r of rows) {
     out.get(objectKey(r.kind, r.obj_id))!.push({

@@ -1,7 +1,9 @@
 // The SQLite store (SPEC section 5).
 export { openStore, BUSY_TIMEOUT_MS, type Store, type OpenOptions } from './db.js';
 export { DB_SCHEMA_VERSION } from './schema.js';
-export { saveSnapshot, loadSnapshot, listSnapshots, resolveSnapshot, type SnapshotListEntry } from './snapshots.js';
+export { saveSnapshot } from './save.js';
+export { loadSnapshot } from './load.js';
+export { listSnapshots, resolveSnapshot, type SnapshotListEntry } from './snapshots.js';
 export {
   earliestHolders, recordCreators, recordedCreators, objectKey,
   type HolderSighting, type CreatorRecord, type ObjectKey,

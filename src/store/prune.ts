@@ -15,8 +15,8 @@ export interface PruneOptions {
  * Delete snapshots (their rows go with them, ON DELETE CASCADE), then PRAGMA
  * incremental_vacuum and a WAL checkpoint so the file shrinks. With both options a
  * snapshot goes when either says so (after prune both limits hold). The latest snapshot
- * is never deleted. Holder history (`sightings`) whose first snapshot was deleted is
- * re-derived from the snapshots that remain.
+ * is never deleted. Creator evidence (`sightings`, `creators`) is kept while its object is
+ * still in a remaining snapshot, with the id of the snapshot it was first seen in.
  */
 export const pruneSnapshots = guarded(function pruneSnapshots(store: Store, opts: PruneOptions): { removed: number } {
   const { keep, olderThanMs } = opts;
@@ -42,26 +42,20 @@ export const pruneSnapshots = guarded(function pruneSnapshots(store: Store, opts
     });
     if (doomed.length === 0) return 0;
 
-    db.exec(`CREATE TEMP TABLE IF NOT EXISTS prune_ids (id INTEGER PRIMARY KEY);
-      CREATE TEMP TABLE IF NOT EXISTS prune_keys (boot_id TEXT, kind TEXT, obj_id INTEGER, pid INTEGER, start_time INTEGER);
-      DELETE FROM prune_ids; DELETE FROM prune_keys;`);
+    db.exec(`CREATE TEMP TABLE IF NOT EXISTS prune_ids (id INTEGER PRIMARY KEY); DELETE FROM prune_ids;`);
     const insId = db.prepare('INSERT INTO prune_ids (id) VALUES (?)');
     for (const id of doomed) insId.run(id);
     db.exec(`
-      INSERT INTO prune_keys SELECT boot_id, kind, obj_id, pid, start_time FROM sightings
-        WHERE first_snapshot_id IN (SELECT id FROM prune_ids);
       DELETE FROM snapshots WHERE id IN (SELECT id FROM prune_ids);
-      -- A process seen in a later, kept snapshot: its first sighting moves there.
-      INSERT OR IGNORE INTO sightings (boot_id, kind, obj_id, pid, start_time, first_snapshot_id, comm, container_json)
-        SELECT k.boot_id, k.kind, k.obj_id, k.pid, k.start_time, MIN(s.id), pr.comm, pr.container_json
-        FROM prune_keys k
-        JOIN processes pr ON pr.pid = k.pid AND pr.start_time = k.start_time
-        JOIN snapshots s ON s.id = pr.snapshot_id AND s.boot_id = k.boot_id
-        JOIN holders h ON h.process_id = pr.id
-        JOIN pins p ON p.id = h.pin_id
-        JOIN objects o ON o.id = p.object_id AND o.kind = k.kind AND o.obj_id = k.obj_id
-        GROUP BY k.boot_id, k.kind, k.obj_id, k.pid, k.start_time;
-      DELETE FROM prune_ids; DELETE FROM prune_keys;`);
+      -- Creator evidence (holder sightings, run records) stays while its object is still in
+      -- some remaining snapshot of its boot; once the object is gone everywhere, so is it.
+      DELETE FROM sightings WHERE NOT EXISTS (
+        SELECT 1 FROM objects o JOIN snapshots s ON s.id = o.snapshot_id
+        WHERE o.kind = sightings.kind AND o.obj_id = sightings.obj_id AND s.boot_id = sightings.boot_id);
+      DELETE FROM creators WHERE NOT EXISTS (
+        SELECT 1 FROM objects o JOIN snapshots s ON s.id = o.snapshot_id
+        WHERE o.kind = creators.kind AND o.obj_id = creators.obj_id AND s.boot_id = creators.boot_id);
+      DELETE FROM prune_ids;`);
     return doomed.length;
   }).immediate();
 

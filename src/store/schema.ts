@@ -139,20 +139,22 @@ CREATE INDEX holders_pin ON holders(pin_id);
 CREATE INDEX holders_process ON holders(process_id);
 
 -- History index for creator evidence #2: the first stored snapshot of a boot in which
--- each (pid, start_time) held each object. Maintained by saveSnapshot and pruneSnapshots
--- from the holders rows, so the query does not grow with the number of snapshots.
+-- each (pid, start_time) held each object, so the query does not grow with the number of
+-- snapshots. Written by saveSnapshot; prune keeps a sighting as long as its object is in
+-- any remaining snapshot (a leak seen held long ago stays "leaked" after retention).
 CREATE TABLE sightings (
   boot_id           TEXT NOT NULL,
   kind              TEXT NOT NULL,
   obj_id            INTEGER NOT NULL,
   pid               INTEGER NOT NULL,
   start_time        INTEGER NOT NULL,
-  first_snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  first_snapshot_id INTEGER NOT NULL,   -- no foreign key: the evidence outlives a pruned snapshot
   comm              TEXT,
   container_json    TEXT,
   PRIMARY KEY (boot_id, kind, obj_id, pid, start_time)
 ) WITHOUT ROWID;
 CREATE INDEX sightings_snapshot ON sightings(first_snapshot_id);
+CREATE INDEX objects_identity ON objects(kind, obj_id);   -- prune: is an object still in any snapshot?
 
 CREATE TABLE scan_errors (
   id          INTEGER PRIMARY KEY,

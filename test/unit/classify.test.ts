@@ -52,7 +52,7 @@ describe('statuses', () => {
     expect(o!.creator).toBeNull();
     const [pre] = classifyPins([facts('/maps.debug', null, { preload: true, error: 'cannot open: EPERM' })], ctx());
     expect(pre!.status).toBe('persistent');
-    expect(pre!.reasons[0]).toMatch(/refused/);
+    expect(pre!.reasons[0]).toMatch(/does not open as a BPF object \(EPERM\)/);
     const [cil] = classifyPins([facts('/tc/globals/cilium_ct4_global', map(6, 'cilium_ct4_glob'))], ctx());
     expect(cil!.status).toBe('persistent');
     expect(cil!.owner.tool).toBe('cilium');

@@ -434,7 +434,7 @@ describe('history', () => {
     expect(earliestHolders(s, 'no-such-boot', [{ kind: 'map', id: 26 }]).get('map:26')).toEqual([]);
   });
 
-  it('earliestHolders moves a first sighting forward when its snapshot is pruned', () => {
+  it('earliestHolders keeps a first sighting when its snapshot is pruned, while its object is still pinned', () => {
     const s = open();
     const ids: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -444,9 +444,16 @@ describe('history', () => {
     }
     expect(earliestHolders(s, BOOT, [{ kind: 'map', id: 26 }]).get('map:26')).toEqual([sighting(50, 5, 'c1', ids[1]!)]);
     expect(pruneSnapshots(s, { keep: 1 }).removed).toBe(2);
-    expect(earliestHolders(s, BOOT, [{ kind: 'map', id: 26 }]).get('map:26')).toEqual([sighting(50, 5, 'c2', ids[2]!)]);
-    // cilium-agent was in every snapshot: now first seen in the only one left
-    expect(earliestHolders(s, BOOT, [{ kind: 'prog', id: 110 }]).get('prog:110')!.map((h) => h.snapshotId)).toEqual([ids[2], ids[2]]);
+    // the evidence of who held it outlives retention: a leak seen held stays attributable
+    const kept = earliestHolders(s, BOOT, [{ kind: 'map', id: 26 }]).get('map:26')!;
+    expect(kept).toEqual([sighting(50, 5, 'c1', ids[1]!)]);
+    expect(kept[0]!.takenAt).toBeNull();
+    // an object gone from every remaining snapshot takes its sightings with it
+    const d = richDoc({ takenAt: '2026-11-24T20:09:00.000Z' });
+    d.pins = d.pins.filter((p) => p.object?.id !== 26);
+    saveSnapshot(s, d);
+    expect(pruneSnapshots(s, { keep: 1 }).removed).toBe(1);
+    expect(earliestHolders(s, BOOT, [{ kind: 'map', id: 26 }]).get('map:26')).toEqual([]);
   });
 
   it('records creators from run, first record wins, per boot', () => {

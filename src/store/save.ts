@@ -1,0 +1,142 @@
+// Writing a whole snapshot document: one transaction, prepared statements reused per row.
+import type { Pin, SnapshotDoc } from '../model.js';
+import { guarded, type Store } from './db.js';
+import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
+import {
+  CREATOR_KEYS, DOC_KEYS, ERROR_KEYS, HOLDER_KEYS, INSTANCE_KEYS, LEAK_STATUSES, META_KEYS, MOUNT_KEYS, NS_KEYS, OBJECT_KEYS,
+  OWNER_KEYS, PIN_KEYS,
+} from './fields.js';
+
+const SQL = {
+  snapshot: `INSERT INTO snapshots (schema_version, taken_at, boot_id, hostname, kernel, label, duration_ms,
+      pin_count, leak_count, leaked_bytes, summary_json, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+  namespace: `INSERT INTO namespaces (snapshot_id, mnt_ns, reached_via, pids_json, process_count, nsfs_paths_json,
+      error, container_json, extra) VALUES (?,?,?,?,?,?,?,?,?)`,
+  instance: `INSERT INTO instances (snapshot_id, dev, delegation_json, pin_count, memlock_bytes, error, extra)
+      VALUES (?,?,?,?,?,?,?)`,
+  mount: `INSERT INTO mounts (instance_id, mnt_ns, mount_id, mount_point, root, super_options, extra) VALUES (?,?,?,?,?,?,?)`,
+  object: `INSERT INTO objects (snapshot_id, kind, obj_id, name, type, memlock_bytes, extra) VALUES (?,?,?,?,?,?,?)`,
+  pin: `INSERT INTO pins (snapshot_id, instance, path, mount_paths_json, inode, created_at, uid, gid, mode, object_id,
+      status, reasons_json, used_by_json, owner_tool, owner_persistent, owner_path_pid, owner_path_pid_alive,
+      creator_pid, creator_start_time, creator_comm, creator_alive, creator_first_seen, creator_source,
+      creator_container_json, error_json, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+  process: `INSERT INTO processes (snapshot_id, pid, start_time, comm, mnt_ns, container_json) VALUES (?,?,?,?,?,?)`,
+  holder: `INSERT INTO holders (pin_id, process_id, fds_json, mmapped, extra) VALUES (?,?,?,?,?)`,
+  sighting: `INSERT OR IGNORE INTO sightings (boot_id, kind, obj_id, pid, start_time, first_snapshot_id, comm, container_json)
+      VALUES (?,?,?,?,?,?,?,?)`,
+  error: `INSERT INTO scan_errors (snapshot_id, scope, message, extra) VALUES (?,?,?,?)`,
+};
+
+function leakTotals(pins: readonly Pin[]): { leaks: number; leakedBytes: number } {
+  let leaks = 0;
+  let leakedBytes = 0;
+  const seen = new Set<string>();
+  for (const p of pins) {
+    if (!LEAK_STATUSES.has(p.status)) continue;
+    leaks++;
+    if (!p.object) continue;
+    const k = `${p.object.kind}:${p.object.id}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    leakedBytes += p.object.memlockBytes ?? 0;
+  }
+  return { leaks, leakedBytes };
+}
+
+/**
+ * Store a whole snapshot document in one transaction (a crash leaves no half snapshot).
+ * Returns the new snapshot id and sets doc.snapshot.id to it.
+ */
+export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: SnapshotDoc): number {
+  const db = store.db;
+  const insSnapshot = stmt(db, SQL.snapshot);
+  const insNamespace = stmt(db, SQL.namespace);
+  const insInstance = stmt(db, SQL.instance);
+  const insMount = stmt(db, SQL.mount);
+  const insObject = stmt(db, SQL.object);
+  const insPin = stmt(db, SQL.pin);
+  const insProcess = stmt(db, SQL.process);
+  const insHolder = stmt(db, SQL.holder);
+  const insSighting = stmt(db, SQL.sighting);
+  const insError = stmt(db, SQL.error);
+
+  const m = doc.snapshot;
+  const { leaks, leakedBytes } = leakTotals(doc.pins);
+
+  const id = db.transaction((): number => {
+    const sid = Number(insSnapshot.run(
+      doc.schemaVersion, m.takenAt, m.bootId, nul(m.hostname), nul(m.kernel), nul(m.label), nul(m.durationMs),
+      doc.pins.length, leaks, leakedBytes, JSON.stringify(doc.summary ?? null),
+      extraJson(extrasOf(doc, DOC_KEYS), { snapshot: extrasOf(m, META_KEYS) }),
+    ).lastInsertRowid);
+
+    for (const ns of doc.namespaces) {
+      insNamespace.run(sid, nul(ns.mntNs), nul(ns.reachedVia), toJson(ns.pids), nul(ns.processCount), toJson(ns.nsfsPaths),
+        nul(ns.error), toJson(ns.container), extraJson(extrasOf(ns, NS_KEYS)));
+    }
+
+    for (const inst of doc.instances) {
+      const iid = insInstance.run(sid, inst.dev, toJson(inst.delegation), nul(inst.pinCount), nul(inst.memlockBytes),
+        nul(inst.error), extraJson(extrasOf(inst, INSTANCE_KEYS))).lastInsertRowid;
+      for (const mt of inst.mounts ?? []) {
+        insMount.run(iid, nul(mt.mntNs), nul(mt.mountId), nul(mt.mountPoint), nul(mt.root), nul(mt.superOptions),
+          extraJson(extrasOf(mt, MOUNT_KEYS)));
+      }
+    }
+
+    // One objects row per distinct object; identical content shares the row. (Two pins
+    // naming the same kind+id with different details keep their own rows, so a
+    // document always reads back exactly as written.)
+    const objectRows = new Map<string, number | bigint>();
+    const processRows = new Map<string, number | bigint>();
+
+    for (const p of doc.pins) {
+      let objectRow: number | bigint | null = null;
+      const o = p.object;
+      if (o) {
+        const oExtra = extraJson(extrasOf(o, OBJECT_KEYS));
+        const ok = `${o.kind}\0${o.id}\0${o.name}\0${o.type}\0${o.memlockBytes}\0${oExtra ?? ''}`;
+        objectRow = objectRows.get(ok) ?? null;
+        if (objectRow === null) {
+          objectRow = insObject.run(sid, o.kind, o.id, nul(o.name), nul(o.type), nul(o.memlockBytes), oExtra).lastInsertRowid;
+          objectRows.set(ok, objectRow);
+        }
+      }
+      const ow = p.owner;
+      const cr = p.creator;
+      const pinRow = insPin.run(
+        sid, p.instance, p.path, toJson(p.mountPaths), nul(p.inode), nul(p.createdAt), nul(p.uid), nul(p.gid), nul(p.mode),
+        objectRow, p.status, toJson(p.reasons), toJson(p.usedBy),
+        ow ? nul(ow.tool) : null, ow ? toBool(ow.persistent) : null, ow ? nul(ow.pathPid) : null, ow ? toBool(ow.pathPidAlive) : null,
+        cr ? cr.pid : null, cr ? nul(cr.startTime) : null, cr ? nul(cr.comm) : null, cr ? toBool(cr.alive) : null,
+        cr ? nul(cr.firstSeenSnapshot) : null, cr ? nul(cr.source) : null, cr ? toJson(cr.container) : null,
+        toJson(p.error),
+        extraJson(extrasOf(p, PIN_KEYS), {
+          owner: ow ? extrasOf(ow, OWNER_KEYS) : undefined,
+          creator: cr ? extrasOf(cr, CREATOR_KEYS) : undefined,
+        }),
+      ).lastInsertRowid;
+
+      for (const h of p.holders ?? []) {
+        const container = toJson(h.container);
+        const pk = `${h.pid}\0${h.startTime}\0${h.comm}\0${h.mntNs}\0${container ?? ''}`;
+        let processRow = processRows.get(pk);
+        if (processRow === undefined) {
+          processRow = insProcess.run(sid, h.pid, h.startTime, nul(h.comm), nul(h.mntNs), container).lastInsertRowid;
+          processRows.set(pk, processRow);
+        }
+        insHolder.run(pinRow, processRow, toJson(h.fds), h.mmapped === undefined ? null : toBool(h.mmapped),
+          extraJson(extrasOf(h, HOLDER_KEYS)));
+        if (o) insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), container);
+      }
+    }
+
+    for (const e of doc.errors ?? []) {
+      insError.run(sid, nul(e.scope), nul(e.message), extraJson(extrasOf(e, ERROR_KEYS)));
+    }
+    return sid;
+  }).immediate();
+
+  doc.snapshot.id = id;
+  return id;
+});
