@@ -16,7 +16,8 @@ export interface CliResult {
 
 export function pinleak(args: string[], opts: SpawnSyncOptions & { db?: string } = {}): CliResult {
   const full = opts.db ? ['--db', opts.db, ...args] : args;
-  const r = spawnSync(process.execPath, [CLI, ...full], { encoding: 'utf8', timeout: 120_000, ...opts, env: { ...process.env, NO_COLOR: '1', ...opts.env } });
+  // a busy host's snapshot document can be tens of megabytes
+  const r = spawnSync(process.execPath, [CLI, ...full], { encoding: 'utf8', timeout: 120_000, maxBuffer: 1 << 30, ...opts, env: { ...process.env, NO_COLOR: '1', ...opts.env } });
   return { code: r.status ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
 }
 

@@ -22,7 +22,7 @@ export const globalOptions = {
   db: { type: 'string', describe: `database file (env PINLEAK_DB, default ${DEFAULT_DB})` },
   json: { type: 'boolean', default: false, describe: 'machine output on stdout (SPEC schemaVersion 1)' },
   config: { type: 'string', describe: 'config file (default /etc/pinleak/config.json when present)' },
-  quiet: { type: 'boolean', default: false, describe: 'no progress, and no summary from scan, gate, run, clean and prune (errors still print)' },
+  quiet: { type: 'boolean', default: false, describe: 'no progress, and no summary from scan, gate, run, clean, prune and export --output (errors still print)' },
   debug: { type: 'boolean', default: false, describe: 'stack traces and phase timings on errors' },
 } as const;
 
@@ -91,6 +91,13 @@ export function outStyle(a: GlobalArgs): Style {
 /** SNAPSHOT argument (id, label, latest, latest~N) -> stored document. */
 export function loadStored(store: Store, spec: string | undefined): SnapshotDoc {
   return loadSnapshot(store, resolveSnapshot(store, spec ?? 'latest'));
+}
+
+/** --instance names a bpffs instance by its superblock MAJ:MIN. */
+export function checkInstance(dev: string | undefined): void {
+  if (dev !== undefined && !/^\d+:\d+$/.test(dev)) {
+    throw new PinleakError(`--instance ${dev}: name an instance by its MAJ:MIN, as \`pinleak mounts\` lists them (e.g. 0:39)`);
+  }
 }
 
 export function parseList<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T[] | null {

@@ -1,6 +1,8 @@
 // pinleak diff [FROM] [TO]: what changed between two snapshots (default latest~1 -> latest).
 import type { Argv } from 'yargs';
 import { diffSnapshots } from '../analysis/diff.js';
+import { PinleakError } from '../errors.js';
+import { listSnapshots } from '../store/index.js';
 import { renderDiff } from '../report/changes.js';
 import { type GlobalArgs, openDb, emitJson, say, outStyle } from './common.js';
 import { loadBaseline } from './baseline.js';
@@ -20,6 +22,9 @@ export const diffCommand = {
   handler: (a: Args) => {
     const store = openHistory(a);
     try {
+      if (a.from === undefined && store && listSnapshots(store).length < 2) {
+        throw new PinleakError('diff needs two snapshots and there is at most one: run `pinleak scan` again (or name FROM and TO)');
+      }
       const from = loadBaseline(store, a.from ?? 'latest~1');
       const to = loadBaseline(store, a.to ?? 'latest');
       const d = diffSnapshots(from, to);

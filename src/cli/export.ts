@@ -7,7 +7,7 @@ import { PinleakError } from '../errors.js';
 import { SCHEMA_VERSION } from '../model.js';
 import { listSnapshots, resolveSnapshot, loadSnapshot } from '../store/index.js';
 import { renderPrometheus } from '../report/prometheus.js';
-import { type GlobalArgs, openDb, emitJson, say, dbPath } from './common.js';
+import { type GlobalArgs, openDb, emitJson, summary, dbPath } from './common.js';
 import { writeFileAtomic } from './files.js';
 
 const FORMATS = ['prometheus'] as const;
@@ -65,8 +65,8 @@ export const exportCommand = {
       const samples = text.split('\n').filter((l) => l && !l.startsWith('#')).length;
       if (a.json) {
         emitJson({ schemaVersion: SCHEMA_VERSION, format: a.format, output: a.output, snapshot: doc.snapshot, samples });
-      } else if (!a.quiet) {
-        say(a, `wrote ${samples} samples of snapshot ${doc.snapshot.id} to ${a.output}`);
+      } else {
+        summary(a, `wrote ${samples} samples of snapshot ${doc.snapshot.id} to ${a.output}`);
       }
     } finally {
       store.close();

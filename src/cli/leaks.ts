@@ -28,7 +28,10 @@ export const leaksCommand = {
       const shown = { ...doc, pins: doc.pins.filter(keep) };
       const leaks = shown.pins.filter(isLeak);
       if (a.json) emitJson({ ...shown, pins: leaks });
-      else say(a, renderLeaks(shown, outStyle(a)));
+      else {
+        const filters = [...(a.instance ? ['--instance', a.instance] : []), ...(a.path ? ['--path', a.path] : [])];
+        say(a, renderLeaks(shown, outStyle(a), { filters }));
+      }
       if (a.failOnLeak && leaks.length) process.exitCode = 1;
     } finally {
       store.close();

@@ -17,6 +17,7 @@ import { runCommand } from './run.js';
 import { cleanCommand } from './clean.js';
 import { pruneCommand } from './prune.js';
 import { demoCommand } from './demo.js';
+import { exportCommand } from './export.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -34,6 +35,11 @@ function fail(err: unknown, debug: boolean): never {
 
 export async function main(argv: string[]): Promise<void> {
   const debug = argv.includes('--debug');
+  // `pinleak leaks | head`: a reader that stops early is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    fail(e, debug);
+  });
   const cli = yargs(argv)
     .scriptName('pinleak')
     .usage('$0 <command> [options]\n\nFind BPF objects kept alive only by a bpffs pin, in every mount namespace.')
@@ -48,6 +54,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(runCommand as never)
     .command(cleanCommand as never)
     .command(pruneCommand as never)
+    .command(exportCommand as never)
     .command(demoCommand as never)
     .demandCommand(1, 'name a command: pinleak --help lists them')
     .strict()

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { STATUSES, type Pin } from '../model.js';
 import { globMatch } from '../analysis/owners.js';
 import { renderPins } from '../report/text.js';
-import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle, parseList } from './common.js';
+import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle, parseList, checkInstance } from './common.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
@@ -21,6 +21,7 @@ export interface PinFilter {
 /** --status S[,S], --instance MAJ:MIN, --path GLOB (relative to the instance's root). */
 export function pinFilter(f: PinFilter): (p: Pin) => boolean {
   const statuses = parseList(f.status, STATUSES, 'status');
+  checkInstance(f.instance);
   const glob = f.path?.replace(/^\/+/, '');
   return (p) => (!statuses || statuses.includes(p.status))
     && (!f.instance || p.instance === f.instance)

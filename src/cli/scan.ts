@@ -45,7 +45,7 @@ export const scanCommand = {
       else if (!a.quiet) {
         const style = outStyle(a);
         summary(a, renderSummary(doc, style));
-        if (doc.pins.some(isLeak)) summary(a, '\n' + renderLeaks(doc, style));
+        if (doc.pins.some(isLeak)) summary(a, '\n' + renderLeaks(doc, style, { perGroup: 10 }));
       }
       if (a.failOnLeak && doc.pins.some(isLeak)) process.exitCode = 1;
     } finally {

@@ -114,11 +114,34 @@ export function parseNsLink(target: string, type = 'mnt'): number | null {
 
 // ---- readers ----
 
+// One reusable buffer for the many small procfs reads of a scan (stat, fdinfo, cgroup):
+// readFileSync would fstat and allocate for each of them.
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
 function readOrNull(path: string): string | null {
+  let fd: number;
   try {
-    return fs.readFileSync(path, 'utf8');
+    fd = fs.openSync(path, fs.constants.O_RDONLY);
   } catch {
     return null;
+  }
+  try {
+    let len = 0;
+    for (;;) {
+      if (len === scratch.length) {
+        const bigger = Buffer.allocUnsafe(scratch.length * 2);
+        scratch.copy(bigger, 0, 0, len);
+        scratch = bigger;
+      }
+      const n = fs.readSync(fd, scratch, len, scratch.length - len, null);
+      if (n === 0) break;
+      len += n;
+    }
+    return scratch.toString('utf8', 0, len);
+  } catch {
+    return null; // the process exited while we read
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

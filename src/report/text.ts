@@ -114,10 +114,16 @@ export function renderSnapshots(list: SnapshotRow[], style: Style): string {
   ]), style);
 }
 
+export interface LeaksView {
+  /** at most this many pins per group (the rest is counted) */
+  perGroup?: number;
+  /** the filters the reader used, repeated in the hints: e.g. ['--instance', '0:39'] */
+  filters?: string[];
+}
+
 /** Leaks grouped by owner and instance, each group with its memory (objects counted once). */
-export function renderLeaks(doc: SnapshotDoc, style: Style): string {
+export function renderLeaks(doc: SnapshotDoc, style: Style, view: LeaksView = {}): string {
   const leaks = doc.pins.filter(isLeak);
-  const where = doc.snapshot.id === null ? '' : ` ${doc.snapshot.id}`;
   if (!leaks.length) return `${paint(style, 'green', 'no leaks')} in ${snapshotRef(doc.snapshot)}`;
   const groups = new Map<string, Pin[]>();
   for (const p of leaks) {
@@ -132,13 +138,23 @@ export function renderLeaks(doc: SnapshotDoc, style: Style): string {
   for (const [g, pins] of [...groups].sort((a, b) => memlockOnce(b[1]) - memlockOnce(a[1]))) {
     const [owner, dev] = g.split('\u0000');
     out.push('', `${paint(style, 'bold', owner!)} in bpffs ${dev}: ${pins.length} pin${pins.length === 1 ? '' : 's'}, ${bytes(memlockOnce(pins))}`);
-    for (const p of pins) {
+    const shown = view.perGroup !== undefined ? pins.slice(0, view.perGroup) : pins;
+    for (const p of shown) {
       out.push(`  ${statusText(style, p.status)} ${safe(p.path)}  ${objectText(p)}  ${p.object ? bytes(p.object.memlockBytes) : ''}`);
       if (p.creator) out.push(`    made by ${creatorText(p)}${p.creator.container ? ` in ${p.creator.container.runtime} ${p.creator.container.id ?? ''}` : ''}`);
       for (const r of p.reasons) out.push(`    ${paint(style, 'dim', safe(r))}`);
       for (const m of p.mountPaths) out.push(`    at ${safe(m.path)} in mount namespace ${m.mntNs}`);
     }
+    if (shown.length < pins.length) out.push(`  … and ${pins.length - shown.length} more`);
   }
-  out.push('', `look closer: pinleak pins${where} --status leaked,orphaned    remove (dry run first): pinleak clean${where} --status leaked`);
+  if (doc.snapshot.id !== null) {
+    const id = String(doc.snapshot.id);
+    const statuses = [...new Set(leaks.map((p) => p.status))].sort().join(',');
+    const filters = (view.filters ?? []).map((f) => (/^[\w.,:\/-]+$/.test(f) ? f : `'${f.replace(/'/g, `'\\''`)}'`)).join(' ');
+    const tail = filters ? ` ${filters}` : '';
+    out.push('', `all of them: pinleak leaks ${id}${tail}`);
+    out.push(`look closer: pinleak pins ${id} --status ${statuses}${tail}`);
+    out.push(`remove them (dry run first): pinleak clean ${id} --status ${statuses}${tail}`);
+  }
   return out.join('\n');
 }

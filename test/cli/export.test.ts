@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createWorld, type World, type Mount } from '../world/world.js';
 import { pinleak, pinleakJson, tempDb } from '../helpers.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
@@ -230,8 +231,12 @@ describe('export prometheus', () => {
 
   it('has low-cardinality labels only: no pin path, mount point, object id or pid; many pins make one series', () => {
     const allowed = new Set(['status', 'owner', 'bpffs_instance', 'version', 'kernel', 'hostname']);
-    const pinPaths = doc.pins.flatMap((p) => [p.path, p.path.replace(/^\//, ''), ...p.mountPaths.map((m) => m.path)]);
-    const mountPoints = doc.instances.flatMap((i) => i.mounts.map((m) => m.mountPoint));
+    // this world's pins and mounts (other tests' worlds on the same host may name a pin "held")
+    const ours = (dev: string) => dev === main.dev || dev === second.dev;
+    const pinPaths = doc.pins.filter((p) => ours(p.instance))
+      .flatMap((p) => [p.path, p.path.replace(/^\//, ''), ...p.mountPaths.map((m) => m.path)]);
+    const mountPoints = doc.instances.filter((i) => ours(i.dev)).flatMap((i) => i.mounts.map((m) => m.mountPoint));
+    expect(pinPaths.length).toBeGreaterThan(ORPHANS);
     for (const f of families) {
       for (const s of f.samples) {
         for (const [k, v] of Object.entries(s.labels)) {
@@ -371,6 +376,18 @@ describe('export prometheus', () => {
       expect(lines[0]).toMatch(pattern);
     }
     expect(fs.existsSync(path.join(db.dir, 'none.db'))).toBe(false);
+  });
+
+  it('the alerting rules in deploy/prometheus are valid, pass their promtool tests, and use only exported metrics', () => {
+    const dir = fileURLToPath(new URL('../../deploy/prometheus/', import.meta.url));
+    if (!promtoolPresent()) throw new Error(`promtool is missing: ${INSTALL}`);
+    const check = spawnSync('promtool', ['check', 'rules', 'pinleak-rules.yml'], { cwd: dir, encoding: 'utf8' });
+    expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
+    const test = spawnSync('promtool', ['test', 'rules', 'pinleak-rules.test.yml'], { cwd: dir, encoding: 'utf8' });
+    expect(test.status, `${test.stdout}${test.stderr}`).toBe(0);
+    const used = new Set(fs.readFileSync(path.join(dir, 'pinleak-rules.yml'), 'utf8').match(/\bpinleak_[a-z_]+/g));
+    expect(used.size).toBeGreaterThan(3);
+    for (const name of used) expect(families.map((f) => f.name), name).toContain(name);
   });
 
   it('follows the newest snapshot after another scan', () => {
