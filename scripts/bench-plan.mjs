@@ -2,34 +2,42 @@
 // expected totals) and the workers (which make the pins). Pure: no I/O.
 //
 // One instance holds `count` pins spread over nested directories, the way agents lay
-// them out: <root>/<app>/<pid-like dir>/<name>, 25 pins per leaf directory, 4 leaf
-// directories per app directory. One leaf in five is named after the pid of the live
-// process that made the pins, the others after pids above pid_max (a process that is
-// gone). Object mix: every 10th pin is a program (socket_filter and cgroup_skb in
-// turn, half of them referencing the map pinned just before), the rest are small hash
-// and array maps. Every 33rd pin's object stays open in its creator (held); all other
-// fds are closed right after pinning, so only the pin keeps the object alive.
+// them out: <root>/<app>/<pid-like dir>/<name>, 25 pins per leaf directory. Apps come
+// from a list that mixes owners the catalog calls persistent (cilium, calico) with
+// ones it does not (otel-go, tetragon, inspektor-gadget) and unknown ones. One leaf in
+// five is named after the pid of the live process that made the pins, the others
+// after a pid no process has when the pins are made (a creator that is gone). Object
+// mix: every 10th pin is a program (socket_filter or cgroup_skb, half of them
+// referencing the map pinned just before), the rest are small hash and array maps.
+// About one pin in 33 has its object held open by its creator; all other fds are
+// closed right after pinning, so only the pin keeps the object alive.
+//
+// Every choice is offset by the instance index, so the mix (apps, live/dead pids,
+// programs, held objects) is the same fraction of the pins at 20 pins per instance as
+// at 700: time per pin can be compared across scales.
 
 export const PIN_LEAF = 25;
-export const LEAVES_PER_APP = 4;
-const APPS = ['otel', 'cilium', 'calico', 'tc', 'xdp', 'agent', 'tracer', 'netpol'];
+const APPS = ['otel', 'cilium', 'tetragon', 'agent', 'calico', 'gadget', 'tracer', 'netpol'];
 
-/** The pins of one instance: [{rel, kind, name, mapType?, progType?, withMap?, hold}] */
-export function planInstance(instanceIndex, count, livePid) {
+/**
+ * The pins of one instance: [{rel, kind, name, mapType?, progType?, withMap?, hold}].
+ * deadPid(leaf) names a pid that is not running (the worker probes /proc).
+ */
+export function planInstance(instanceIndex, count, livePid, deadPid = (leaf) => 30000 + leaf) {
   const out = [];
+  const pidOf = new Map();
   for (let k = 0; k < count; k++) {
     const leaf = Math.floor(k / PIN_LEAF);
-    const appIndex = Math.floor(leaf / LEAVES_PER_APP);
-    const app = APPS[appIndex % APPS.length] + (appIndex >= APPS.length ? `-${Math.floor(appIndex / APPS.length)}` : '');
-    const pidDir = leaf % 5 === 0 ? livePid : 4_200_000 + instanceIndex * 1000 + leaf;
+    const slot = instanceIndex + leaf;
+    if (!pidOf.has(leaf)) pidOf.set(leaf, slot % 5 === 0 ? livePid : deadPid(leaf));
+    const base = `${APPS[slot % APPS.length]}/${pidOf.get(leaf)}`;
     const isProg = k % 10 === 9;
-    const hold = k % 33 === 5;
-    const base = `${app}/${pidDir}`;
+    const hold = (k + instanceIndex * 13) % 33 === 5;
     if (isProg) {
-      const n = Math.floor(k / 10);
+      const n = instanceIndex + Math.floor(k / 10);
       out.push({
         rel: `${base}/prog_${k}`, kind: 'prog', name: `bp${instanceIndex}_${k}`.slice(0, 15),
-        progType: n % 2 === 0 ? 'socket_filter' : 'cgroup_skb', withMap: n % 4 < 2, hold,
+        progType: n % 2 === 0 ? 'socket_filter' : 'cgroup_skb', withMap: Math.floor(n / 2) % 2 === 0, hold,
       });
     } else {
       out.push({

@@ -37,6 +37,18 @@ function mountDev(mountPoint) {
   return dev;
 }
 
+const PID_MAX = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+const usedDead = new Set();
+
+/** A pid below pid_max that no process has now (pinleak then sees a creator that is gone). */
+function deadPid(instanceIndex, leaf) {
+  const span = Math.max(1000, PID_MAX - 3000);
+  let pid = 2000 + ((instanceIndex * 7919 + leaf * 104729) % span);
+  while (usedDead.has(pid) || fs.existsSync(`/proc/${pid}`)) pid = 2000 + ((pid - 2000 + 1) % span);
+  usedDead.add(pid);
+  return pid;
+}
+
 function fillInstance(inst) {
   const t = { maps: 0, progs: 0, pins: 0, held: 0 };
   const made = new Set();
@@ -45,7 +57,7 @@ function fillInstance(inst) {
     if (lastMapFd >= 0 && !held.has(lastMapFd)) bpf.closeFd(lastMapFd);
     lastMapFd = -1;
   };
-  for (const p of planInstance(inst.index, inst.count, process.pid)) {
+  for (const p of planInstance(inst.index, inst.count, process.pid, (leaf) => deadPid(inst.index, leaf))) {
     const full = path.join(inst.root, p.rel);
     const dir = path.dirname(full);
     if (!made.has(dir)) {

@@ -61,14 +61,21 @@ export function mntNsOf(pid) {
   return Number(/\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${pid}/ns/mnt`))[1]);
 }
 
-/** running (not gone, not a zombie) */
-function running(pid) {
+/** state letter and start time (clock ticks after boot) of a pid, or null when it is gone */
+function statOf(pid) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0], startTime: f[19] };
   } catch {
-    return false;
+    return null;
   }
+}
+
+/** still running (not gone, not a zombie) and, when startTime is given, still the same process */
+function running(pid, startTime) {
+  const st = statOf(pid);
+  return st !== null && st.state !== 'Z' && (startTime === undefined || st.startTime === startTime);
 }
 
 function comm(pid) {
@@ -102,6 +109,8 @@ export async function buildWorld(opts) {
   /** every host-namespace mount made: {path, dev} */
   const mounts = [];
   const namespaces = [];
+  /** process groups led by a process we spawned: every member is our descendant */
+  const groups = [];
   let torn = null;
 
   const world = {
@@ -129,8 +138,8 @@ export async function buildWorld(opts) {
     return top.dev;
   }
 
-  function startWorker(argv, what) {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  function startWorker(argv, what, { ownGroup = false } = {}) {
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], detached: ownGroup });
     const p = track(child, what);
     child.stderr.on('data', (d) => { p.stderr = (p.stderr + d).slice(-4000); });
     child.stdin.on('error', () => {});
@@ -141,7 +150,7 @@ export async function buildWorld(opts) {
       try {
         msg = JSON.parse(line);
       } catch {
-        msg = { error: `non-JSON line: ${line}` };
+        msg = line.trim() === 'done' ? 'done' : { error: `non-JSON line: ${line}` };
       }
       const w = waiting.shift();
       if (w) w(msg);
@@ -217,7 +226,49 @@ export async function buildWorld(opts) {
     hostInst.forEach((inst, i) => hostWorkers[i % nHostWorkers].instances.push({ index: inst.index, root: inst.root, count: inst.count }));
     for (const w of hostWorkers) await ready(w.p);
 
-    // 4. all workers make their pins at once
+    // 4. idle processes, before the pins, so the pids the workers pick as "gone" are not
+    //    theirs. Forked by one small shell that prints each one's pid; nsenter and
+    //    setpriv exec, so that pid is the sleep's own. pdeathsig: the shell dies with the
+    //    bench even if the bench is SIGKILLed, and every sleep with the shell. The shell
+    //    leads its own process group, which every process it starts inherits (nsenter,
+    //    setpriv and sleep keep it), so teardown finds even those whose pid it has not
+    //    read yet.
+    const ts = performance.now();
+    const sleepers = [];
+    if (procs > 0) {
+      const inNs = nsWorkers.length ? Math.floor(procs / 2) : 0;
+      const idle = `setpriv --pdeathsig KILL sleep ${Number(sleepSeconds)} </dev/null >/dev/null 2>&1 & echo $!`;
+      const lines = [];
+      for (let k = 0; k < procs; k++) {
+        lines.push(k < inNs ? `nsenter --mount=/proc/${nsWorkers[k % nsWorkers.length].p.pid}/ns/mnt ${idle}` : idle);
+      }
+      lines.push('echo done', 'wait');
+      const sh = startWorker(['setpriv', '--pdeathsig', 'KILL', 'sh', '-c', lines.join('\n')], 'idle-process spawner', { ownGroup: true });
+      groups.push(sh.pid);
+      for (;;) {
+        const line = await sh.next(JOB_TIMEOUT_MS, 'idle processes');
+        if (line === 'done') break;
+        if (typeof line !== 'number') throw new Error(`idle-process spawner: ${JSON.stringify(line)}`);
+        const st = statOf(line);
+        if (!st) throw new Error(`idle process ${line} has gone`);
+        // not our child (the shell's): killed by pid only while it is still this process
+        procsMade.push({ pid: line, startTime: st.startTime, exited: false, what: 'idle process' });
+        sleepers.push(line);
+      }
+      if (sleepers.length !== procs) throw new Error(`idle-process spawner started ${sleepers.length} of ${procs}`);
+      // wait until every one has exec'd into sleep (nsenter and setpriv exec: same pid)
+      const deadline = Date.now() + 30_000;
+      for (const pid of sleepers) {
+        while (comm(pid) !== 'sleep') {
+          if (Date.now() > deadline) throw new Error(`idle process ${pid} is ${comm(pid) ?? 'gone'}, not sleep`);
+          await delay(5);
+        }
+      }
+    }
+    const sleepersMs = performance.now() - ts;
+
+    // 5. all workers make their pins at once
+    const tj = performance.now();
     for (const w of nsWorkers) w.p.send({ mount: w.mountPoint, instances: [{ index: w.index, root: w.mountPoint, count: counts[w.index] }] });
     for (const w of hostWorkers) w.p.send({ mount: null, instances: w.instances });
     const created = { pins: 0, maps: 0, progs: 0, held: 0 };
@@ -232,27 +283,8 @@ export async function buildWorld(opts) {
     for (const k of Object.keys(created)) {
       if (created[k] !== expected[k]) throw new Error(`workers made ${created[k]} ${k}, the plan says ${expected[k]}`);
     }
-    const workersMs = performance.now() - tw;
-
-    // 5. idle processes; pdeathsig: they die with the bench even if it is SIGKILLed
-    const ts = performance.now();
-    const sleepers = [];
-    const inNs = nsWorkers.length ? Math.floor(procs / 2) : 0;
-    for (let k = 0; k < procs; k++) {
-      const idle = ['setpriv', '--pdeathsig', 'KILL', 'sleep', String(sleepSeconds)];
-      const argv = k < inNs ? ['nsenter', `--mount=/proc/${nsWorkers[k % nsWorkers.length].p.pid}/ns/mnt`, ...idle] : idle;
-      sleepers.push(track(spawn(argv[0], argv.slice(1), { stdio: 'ignore' }), 'idle process'));
-    }
-    // wait until every one has exec'd into sleep (nsenter and setpriv exec, so same pid)
-    const deadline = Date.now() + 30_000;
-    for (const s of sleepers) {
-      while (comm(s.pid) !== 'sleep') {
-        if (s.exited) throw new Error(`idle process ${s.pid} exited before sleeping`);
-        if (Date.now() > deadline) throw new Error(`idle process ${s.pid} is still ${comm(s.pid)}`);
-        await delay(5);
-      }
-    }
-    const sleepersMs = performance.now() - ts;
+    const workersMs = performance.now() - tw - sleepersMs;
+    const pinsMs = performance.now() - tj;
 
     let hostProcesses = 0;
     for (const e of fs.readdirSync('/proc')) if (/^\d+$/.test(e)) hostProcesses++;
@@ -262,16 +294,16 @@ export async function buildWorld(opts) {
       hostInstances: hostInst.map(({ root, dev, count, index }) => ({ path: root, dev, pins: count, index })),
       devs: new Set([...hostInst.map((h) => h.dev), ...namespaces.map((n) => n.dev)]),
       workerPids: [...nsWorkers, ...hostWorkers].map((w) => w.p.pid),
-      sleeperPids: sleepers.map((s) => s.pid),
+      sleeperPids: sleepers,
       processesOnHost: hostProcesses,
       buildMs: {
-        total: Math.round(performance.now() - t0), workers: Math.round(workersMs),
+        total: Math.round(performance.now() - t0), workers: Math.round(workersMs), pins: Math.round(pinsMs),
         slowestWorkerJob: Math.max(...workerMs, 0), idleProcesses: Math.round(sleepersMs),
       },
     });
     log(`world: ${pins} pins (${expected.maps} maps, ${expected.progs} progs, ${expected.held} held fds) in ${instances} instances `
       + `(${nsInstances} in private mount namespaces), ${procs} idle processes; built in ${(world.buildMs.total / 1000).toFixed(1)} s `
-      + `(pins ${(workersMs / 1000).toFixed(1)} s, idle processes ${(sleepersMs / 1000).toFixed(1)} s)`);
+      + `(workers started and pins made ${(workersMs / 1000).toFixed(1)} s, of which making pins ${(pinsMs / 1000).toFixed(1)} s; idle processes ${(sleepersMs / 1000).toFixed(1)} s)`);
     return world;
   } catch (e) {
     return teardownOnError(e);
@@ -285,15 +317,33 @@ export async function buildWorld(opts) {
     // 1. processes, by pid, only those not yet reaped (a reaped pid may be reused)
     for (const p of procsMade) {
       if (p.exited) continue;
+      // a process that is not our child may have died and its pid been reused
+      if (p.startTime !== undefined && !running(p.pid, p.startTime)) continue;
       try {
         process.kill(p.pid, 'SIGKILL');
       } catch {
         /* ESRCH: exited, not yet reaped */
       }
     }
+    // members of our process groups whose pid we never read (teardown mid-spawn)
+    if (groups.length) {
+      const ours = new Set(groups.map(String));
+      for (const e of fs.readdirSync('/proc')) {
+        if (!/^\d+$/.test(e)) continue;
+        try {
+          const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          if (!ours.has(f[2]) || f[0] === 'Z') continue;
+          procsMade.push({ pid: Number(e), startTime: f[19], exited: false, what: 'idle process (unread pid)' });
+          process.kill(Number(e), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
     const deadline = Date.now() + 10_000;
     for (const p of procsMade) {
-      while (!p.exited && running(p.pid)) {
+      while (!p.exited && running(p.pid, p.startTime)) {
         if (Date.now() > deadline) {
           problems.push(`pid ${p.pid} (${p.what}) still running after SIGKILL`);
           break;

@@ -3,7 +3,7 @@
 //
 //   node scripts/bench.mjs [--pins 10000] [--instances 50] [--ns-instances N] [--procs 1000]
 //                          [--runs 5] [--warmup 1] [--history-runs 1] [--workers 4]
-//                          [--scales 1000,10000,35000] [--no-baseline] [--json-out FILE]
+//                          [--scales [1000,10000,35000]] [--no-baseline] [--json-out FILE]
 //
 // For each scale (default: just --pins) it builds a world (scripts/bench-world.mjs:
 // bpffs instances in the host and in private mount namespaces with a live process,
@@ -67,7 +67,7 @@ function parseArgs(argv) {
       case '--no-baseline': o.baseline = false; break;
       case '--json-out': o.jsonOut = value(); break;
       case '--help': case '-h':
-        process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 25)
+        process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 23)
           .map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
         process.exit(0);
       // eslint-disable-next-line no-fallthrough
@@ -122,15 +122,25 @@ function versionOf(cmd, args) {
 
 const TIME_BIN = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 
+/** Host-wide CPU ticks from /proc/stat: busy (everything but idle and iowait) and steal. */
+function cpuTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  return { busy: user + nice + system + irq + softirq, steal: steal ?? 0, idle: idle + iowait };
+}
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
 /** Runs argv with stdout/stderr to files; wall ms around the process; peak RSS (KiB) when measured. */
 function timed(argv, files, { rssVia }) {
   const outFd = fs.openSync(files.out, 'w');
   const errFd = fs.openSync(files.err, 'w');
   let full = argv;
   if (rssVia === 'time') full = [TIME_BIN, '-f', '%M %U %S', '-o', files.rss, ...argv];
+  const c0 = cpuTicks();
   const t0 = performance.now();
   const r = spawnSync(full[0], full.slice(1), { stdio: ['ignore', outFd, errFd] });
   const wallMs = performance.now() - t0;
+  const c1 = cpuTicks();
   fs.closeSync(outFd);
   fs.closeSync(errFd);
   if (r.signal === 'SIGINT' || r.signal === 'SIGTERM' || r.signal === 'SIGHUP') throw new Interrupted(r.signal);
@@ -146,7 +156,11 @@ function timed(argv, files, { rssVia }) {
       /* no figures */
     }
   }
-  return { wallMs, status: r.status, signal: r.signal, error: r.error?.message ?? null, rssKiB, cpuMs };
+  // what else ran on the machine meanwhile, in cores: host busy time minus the process's own
+  const busyMs = (c1.busy - c0.busy) * TICK_MS;
+  const otherCores = cpuMs === null ? null : Math.max(0, busyMs - cpuMs) / wallMs;
+  const stealCores = ((c1.steal - c0.steal) * TICK_MS) / wallMs;
+  return { wallMs, status: r.status, signal: r.signal, error: r.error?.message ?? null, rssKiB, cpuMs, otherCores, stealCores };
 }
 
 class Interrupted extends Error {
@@ -179,7 +193,10 @@ function runPinleak(world, db, tag) {
     ? timed([process.execPath, CLI, ...args], files, { rssVia: 'time' })
     : timed([process.execPath, RSS_WRAPPER, files.rss, ...args], files, { rssVia: 'wrapper' });
   const stderr = fs.readFileSync(files.err, 'utf8');
-  const run = { tag, wallMs: r.wallMs, cpuMs: r.cpuMs, status: r.status, signal: r.signal, rssKiB: r.rssKiB, timings: parseTimings(stderr) };
+  const run = {
+    tag, wallMs: r.wallMs, cpuMs: r.cpuMs, otherCores: r.otherCores, stealCores: r.stealCores,
+    status: r.status, signal: r.signal, rssKiB: r.rssKiB, timings: parseTimings(stderr),
+  };
   if (r.status !== 0 || r.error) run.failure = `${r.error ?? `exit ${r.status ?? r.signal}`}: ${stderr.trim().slice(-2000)}`;
   else if (stderr.replace(/^timings \(ms\).*$/m, '').trim()) run.stderr = stderr.trim().slice(-2000);
   if (!run.failure) {
@@ -321,7 +338,7 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
     pins, instances: o.instances, nsInstances: o.nsInstances, procs: o.procs, workers: o.workers, log,
   });
   const res = {
-    pins, instances: o.instances, nsInstances: o.nsInstances, idleProcesses: o.procs,
+    dir: world.dir, pins, instances: o.instances, nsInstances: o.nsInstances, idleProcesses: o.procs,
     world: {
       expected: world.expected, buildMs: world.buildMs, processesOnHost: world.processesOnHost,
       namespaces: world.namespaces.length, hostInstances: world.hostInstances.length,
@@ -377,7 +394,7 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
       };
       const pm = res.pinleak.wallMs.median;
       const bm = res.bpftool.wallMs.median;
-      res.ratioOfMedians = pm !== null && bm ? r1((pm / bm) * 100) / 100 : null;
+      res.ratioOfMedians = pm !== null && bm ? Math.round((pm / bm) * 100) / 100 : null;
     }
   } finally {
     res.loadavg.after = os.loadavg();
@@ -412,6 +429,9 @@ function summarizeRuns(runs) {
     phaseSumMs: stats(phaseSums),
     rssMB: stats(ok.filter((r) => r.rssKiB).map((r) => (r.rssKiB * 1024) / 1e6)),
     cpuMs: stats(ok.map((r) => r.cpuMs).filter((v) => v !== null && v !== undefined)),
+    // other processes' CPU while pinleak ran, in cores (2 = the whole machine), and hypervisor steal
+    backgroundCores: stats(ok.map((r) => r.otherCores).filter((v) => v !== null && v !== undefined).map((v) => Math.round(v * 100) / 100)),
+    stealCores: stats(ok.map((r) => r.stealCores).filter((v) => v !== null && v !== undefined).map((v) => Math.round(v * 100) / 100)),
     check: ok[0]?.check ? {
       ...ok[0].check, errors, foreignErrors, errorCount: worst('errorCount'), pinErrors: worst('pinErrors'),
       ourPinsFound: Math.min(...ok.map((r) => r.check?.ourPinsFound ?? 0)), heldFound: Math.min(...ok.map((r) => r.check?.heldFound ?? 0)),
@@ -447,6 +467,11 @@ function printScale(s, main) {
   if (s.pinleak.cpuMs.n) {
     out.push(`   CPU time (user+sys) median: pinleak ${fmtMs(s.pinleak.cpuMs.median)}${s.pinleakHistory.cpuMs.n ? `, history run ${fmtMs(s.pinleakHistory.cpuMs.median)}` : ''}`
       + `${s.bpftool?.cpuMs.n ? `, bpftool ${fmtMs(s.bpftool.cpuMs.median)}` : ''}; load average before/after: ${s.loadavg.before.map((x) => x.toFixed(2)).join(' ')} / ${s.loadavg.after.map((x) => x.toFixed(2)).join(' ')}`);
+  }
+  if (s.pinleak.backgroundCores.n) {
+    const bg = s.pinleak.backgroundCores;
+    out.push(`   other processes' CPU while pinleak ran: median ${bg.median} cores, max ${bg.max} of ${os.cpus().length} (steal median ${s.pinleak.stealCores.median})`
+      + `${bg.median > 0.25 ? '  <- the machine was busy: wall times are inflated, CPU times less so' : ''}`);
   }
   const ph = s.pinleak.phasesMedianMs;
   if (Object.keys(ph).length) {
@@ -493,8 +518,13 @@ function scalingSummary(scales, base) {
   const rows = scales.filter((s) => s.pins > 0 && s.pinleak.wallMs.median !== null).map((s) => {
     const wall = s.pinleak.wallMs.median;
     const sum = s.pinleak.phaseSumMs.median;
+    const cpu = s.pinleak.cpuMs.median;
+    const baseCpu = base?.pinleak.cpuMs.median ?? null;
     return {
-      pins: s.pins, wallMedianMs: wall, phaseSumMedianMs: sum,
+      pins: s.pins, wallMedianMs: wall, phaseSumMedianMs: sum, cpuMedianMs: cpu,
+      usCpuPerPin: cpu === null ? null : r1((cpu * 1000) / s.pins),
+      usCpuPerPinNet: cpu === null || baseCpu === null ? null : r1(((cpu - baseCpu) * 1000) / s.pins),
+      backgroundCores: s.pinleak.backgroundCores.median,
       usPerPin: r1((wall * 1000) / s.pins),
       usPerPinPhases: sum === null ? null : r1((sum * 1000) / s.pins),
       usPerPinNet: base ? r1(((wall - base.pinleak.wallMs.median) * 1000) / s.pins) : null,
@@ -505,36 +535,55 @@ function scalingSummary(scales, base) {
   });
   const spread = (k) => {
     const xs = rows.map((r) => r[k]).filter((x) => x !== null && x > 0);
-    return xs.length >= 2 ? r1((Math.max(...xs) / Math.min(...xs)) * 100) / 100 : null;
+    return xs.length >= 2 ? Math.round((Math.max(...xs) / Math.min(...xs)) * 100) / 100 : null;
   };
   const marginal = [];
   for (let i = 1; i < rows.length; i++) {
     const a = rows[i - 1];
     const b = rows[i];
-    if (b.pins !== a.pins) marginal.push({ from: a.pins, to: b.pins, usPerPin: r1(((b.wallMedianMs - a.wallMedianMs) * 1000) / (b.pins - a.pins)) });
+    if (b.pins !== a.pins) {
+      marginal.push({
+        from: a.pins, to: b.pins, usPerPin: r1(((b.wallMedianMs - a.wallMedianMs) * 1000) / (b.pins - a.pins)),
+        usCpuPerPin: a.cpuMedianMs === null || b.cpuMedianMs === null ? null : r1(((b.cpuMedianMs - a.cpuMedianMs) * 1000) / (b.pins - a.pins)),
+      });
+    }
   }
   return {
-    baseline: base ? { pins: 0, wallMedianMs: base.pinleak.wallMs.median, phaseSumMedianMs: base.pinleak.phaseSumMs.median, phasesMedianMs: base.pinleak.phasesMedianMs } : null,
+    baseline: base ? {
+      pins: 0, wallMedianMs: base.pinleak.wallMs.median, phaseSumMedianMs: base.pinleak.phaseSumMs.median,
+      cpuMedianMs: base.pinleak.cpuMs.median, phasesMedianMs: base.pinleak.phasesMedianMs, backgroundCores: base.pinleak.backgroundCores.median,
+    } : null,
     rows, marginal,
-    spread: { usPerPin: spread('usPerPin'), usPerPinPhases: spread('usPerPinPhases'), usPerPinNet: spread('usPerPinNet'), usPerPinPhasesNet: spread('usPerPinPhasesNet') },
+    spread: {
+      usPerPin: spread('usPerPin'), usPerPinPhases: spread('usPerPinPhases'), usPerPinNet: spread('usPerPinNet'),
+      usPerPinPhasesNet: spread('usPerPinPhasesNet'), usCpuPerPin: spread('usCpuPerPin'), usCpuPerPinNet: spread('usCpuPerPinNet'),
+    },
   };
 }
 
 function printScaling(sc) {
-  const out = ['', '== scaling: time per pin (pinleak median wall time / pins) =='];
-  if (sc.baseline) out.push(`   fixed cost, same instances and processes with 0 pins: wall median ${fmtMs(sc.baseline.wallMedianMs)}, phases ${fmtMs(sc.baseline.phaseSumMedianMs)}`);
-  out.push(`   ${pad('pins', 8)}${lpad('wall med', 11)}${lpad('us/pin', 9)}${lpad('net us/pin', 12)}${lpad('phases', 10)}${lpad('us/pin', 9)}${lpad('net us/pin', 12)}${lpad('RSS max', 10)}${lpad('bpftool', 10)}${lpad('ratio', 8)}`);
-  for (const r of sc.rows) {
-    out.push(`   ${pad(r.pins, 8)}${lpad(fmtMs(r.wallMedianMs), 11)}${lpad(r.usPerPin, 9)}${lpad(r.usPerPinNet ?? '-', 12)}${lpad(fmtMs(r.phaseSumMedianMs), 10)}`
-      + `${lpad(r.usPerPinPhases ?? '-', 9)}${lpad(r.usPerPinPhasesNet ?? '-', 12)}${lpad(r.rssMaxMB === null ? '-' : `${Math.round(r.rssMaxMB)} MB`, 10)}`
-      + `${lpad(fmtMs(r.bpftoolMedianMs), 10)}${lpad(r.ratioOfMedians === null ? '-' : `${r.ratioOfMedians.toFixed(2)}x`, 8)}`);
+  const out = ['', '== scaling: time per pin (pinleak median / pins) =='];
+  if (sc.baseline) {
+    out.push(`   fixed cost, same instances and processes with 0 pins: wall median ${fmtMs(sc.baseline.wallMedianMs)}, phases ${fmtMs(sc.baseline.phaseSumMedianMs)}, `
+      + `CPU ${fmtMs(sc.baseline.cpuMedianMs)} (phases ${Object.entries(sc.baseline.phasesMedianMs).filter(([, v]) => v >= 1).map(([k, v]) => `${k} ${v}`).join(', ')})`);
   }
-  out.push(`   (net = minus the 0-pin fixed cost; phases = sum of pinleak's --timings phases, in-process, without node startup)`);
-  for (const m of sc.marginal) out.push(`   marginal cost ${m.from} -> ${m.to} pins: ${m.usPerPin} us per extra pin (wall)`);
+  const v = (x) => (x === null || x === undefined ? '-' : String(x));
+  out.push(`   ${pad('pins', 7)}${lpad('wall', 9)}${lpad('us/pin', 8)}${lpad('net', 7)}${lpad('phases', 9)}${lpad('us/pin', 8)}${lpad('net', 7)}`
+    + `${lpad('CPU', 9)}${lpad('us/pin', 8)}${lpad('net', 7)}${lpad('RSS', 8)}${lpad('bpftool', 9)}${lpad('ratio', 8)}${lpad('busy', 6)}`);
+  for (const r of sc.rows) {
+    out.push(`   ${pad(r.pins, 7)}${lpad(fmtMs(r.wallMedianMs).replace(' ms', ''), 9)}${lpad(v(r.usPerPin), 8)}${lpad(v(r.usPerPinNet), 7)}`
+      + `${lpad(fmtMs(r.phaseSumMedianMs).replace(' ms', ''), 9)}${lpad(v(r.usPerPinPhases), 8)}${lpad(v(r.usPerPinPhasesNet), 7)}`
+      + `${lpad(fmtMs(r.cpuMedianMs).replace(' ms', ''), 9)}${lpad(v(r.usCpuPerPin), 8)}${lpad(v(r.usCpuPerPinNet), 7)}`
+      + `${lpad(r.rssMaxMB === null ? '-' : `${Math.round(r.rssMaxMB)}MB`, 8)}${lpad(fmtMs(r.bpftoolMedianMs).replace(' ms', ''), 9)}`
+      + `${lpad(r.ratioOfMedians === null ? '-' : `${r.ratioOfMedians.toFixed(2)}x`, 8)}${lpad(v(r.backgroundCores), 6)}`);
+  }
+  out.push('   (ms and us; wall = whole process; phases = sum of --timings phases, in-process; CPU = user+sys of the process;'
+    + '\n    net = minus the 0-pin fixed cost; busy = other processes\' CPU, in cores, while pinleak ran)');
+  for (const m of sc.marginal) out.push(`   marginal cost ${m.from} -> ${m.to} pins: ${m.usPerPin} us wall, ${v(m.usCpuPerPin)} us CPU per extra pin`);
   const s = sc.spread;
-  out.push(`   time per pin, max/min over scales (target <= ${TARGET.perPinSpread}x): wall ${s.usPerPin ?? '-'}x -> ${verdict(s.usPerPin === null ? null : s.usPerPin <= TARGET.perPinSpread)}; `
-    + `net wall ${s.usPerPinNet ?? '-'}x -> ${verdict(s.usPerPinNet === null ? null : s.usPerPinNet <= TARGET.perPinSpread)}; `
-    + `phases ${s.usPerPinPhases ?? '-'}x; net phases ${s.usPerPinPhasesNet ?? '-'}x -> ${verdict(s.usPerPinPhasesNet === null ? null : s.usPerPinPhasesNet <= TARGET.perPinSpread)}`);
+  const t = (x) => `${v(x)}x -> ${verdict(x === null ? null : x <= TARGET.perPinSpread)}`;
+  out.push(`   time per pin, max/min over scales (target <= ${TARGET.perPinSpread}x): wall ${t(s.usPerPin)}; net wall ${t(s.usPerPinNet)}; `
+    + `net phases ${t(s.usPerPinPhasesNet)}; CPU ${t(s.usCpuPerPin)}; net CPU ${t(s.usCpuPerPinNet)}`);
   return out.join('\n');
 }
 
@@ -567,6 +616,13 @@ async function main() {
     pinleak: {
       commit: versionOf('git', ['-C', ROOT, 'rev-parse', 'HEAD']),
       dirty: (versionOf('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']) ?? '') !== '',
+      changedFiles: (() => {
+        try {
+          return execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).split('\n').filter(Boolean).map((l) => l.slice(3));
+        } catch {
+          return null;
+        }
+      })(),
     },
     rssMethod: TIME_BIN ? '/usr/bin/time -f %M (wait4 ru_maxrss of the pinleak process)' : 'getrusage(RUSAGE_SELF) ru_maxrss inside scripts/bench-rss.mjs running the CLI in-process',
     wallMethod: 'performance.now() around spawnSync of the whole process (node startup included), stdout and stderr to files',
@@ -580,6 +636,25 @@ async function main() {
   log(`scales ${scales.join(', ')} pins; ${o.instances} instances (${o.nsInstances} in private namespaces); ${o.procs} idle processes; `
     + `${o.runs} timed runs (+${o.warmup} warm-up, +${o.historyRuns} into an existing db)`);
 
+  // the floor under every pinleak run: node startup and loading the CLI's modules
+  const startup = [];
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-bench-startup-'));
+  try {
+    for (let i = 0; i < o.runs + o.warmup; i++) {
+      const files = { out: path.join(scratch, 'out'), err: path.join(scratch, 'err'), rss: path.join(scratch, 'rss') };
+      const r = timed([process.execPath, CLI, '--version'], files, { rssVia: TIME_BIN ? 'time' : null });
+      if (i >= o.warmup && r.status === 0) startup.push(r);
+    }
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+  meta.startupFloor = {
+    command: 'node dist/cli/main.js --version',
+    wallMs: stats(startup.map((r) => r.wallMs)),
+    rssMB: stats(startup.filter((r) => r.rssKiB).map((r) => (r.rssKiB * 1024) / 1e6)),
+  };
+  log(`startup floor (node dist/cli/main.js --version): median ${fmtMs(meta.startupFloor.wallMs.median)}, ${meta.startupFloor.rssMB.median ?? '-'} MB`);
+
   const results = [];
   let base = null;
   if (scales.length > 1 && o.baseline) {
@@ -590,6 +665,7 @@ async function main() {
 
   const mainScale = results.find((s) => s.pins === o.pins) ?? results[0];
   const report = [];
+  report.push(`startup floor, node dist/cli/main.js --version: median ${fmtMs(meta.startupFloor.wallMs.median)} wall, ${meta.startupFloor.rssMB.median ?? '-'} MB RSS (part of every pinleak wall time below)`);
   for (const s of results) report.push(printScale(s, s === mainScale));
   let scaling = null;
   if (results.length > 1) {
@@ -597,13 +673,14 @@ async function main() {
     report.push(printScaling(scaling));
   }
 
-  // nothing of ours may remain mounted
-  const leftovers = readMountinfo().filter((m) => m.mountPoint.startsWith(path.join(os.tmpdir(), 'pinleak-bench-')));
-  const ourLeftovers = leftovers.filter((m) => [base, ...results].some((s) => s && s.teardown && s.teardown.mountsLeft));
+  // nothing of ours may remain mounted (checked again here, after every world is gone)
+  const worlds = [base, ...results].filter(Boolean);
+  const under = (d, p) => p === d || p.startsWith(d + path.sep);
+  const leftovers = readMountinfo().filter((m) => worlds.some((w) => under(w.dir, m.mountPoint)));
+  const clean = !leftovers.length && worlds.every((w) => !w.teardown.problems.length && w.teardown.dirRemoved && !w.teardown.namespacesLeft);
   report.push('');
-  report.push(`teardown: ${[base, ...results].filter(Boolean).every((s) => !s.teardown.problems.length && s.teardown.mountsLeft === 0 && s.teardown.dirRemoved)
-    ? 'every process killed, every mount unmounted, temp dirs removed; no mount left under them' : 'PROBLEMS, see the JSON (teardown)'}`
-    + `${leftovers.length && !ourLeftovers.length ? ` (other pinleak-bench-* mounts exist, not from this run: ${leftovers.map((m) => m.mountPoint).join(', ')})` : ''}`);
+  report.push(`teardown: ${clean ? 'every process killed, every mount unmounted, temp dirs removed' : 'PROBLEMS (see teardown in the JSON)'}; `
+    + `mounts left under the bench's ${worlds.length} temp dir(s): ${leftovers.length}${leftovers.length ? ` (${leftovers.map((m) => m.mountPoint).join(', ')})` : ''}`);
 
   const outFile = o.jsonOut ? path.resolve(o.jsonOut) : path.join(ROOT, 'bench-results', `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`);
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
@@ -614,9 +691,11 @@ async function main() {
     notSlowerThanBpftool: mainScale.ratioOfMedians !== null && mainScale.ratioOfMedians !== undefined ? mainScale.ratioOfMedians <= TARGET.ratio : null,
     perPinWithin1_5x: scaling?.spread.usPerPin != null ? scaling.spread.usPerPin <= TARGET.perPinSpread : null,
     perPinNetWithin1_5x: scaling?.spread.usPerPinNet != null ? scaling.spread.usPerPinNet <= TARGET.perPinSpread : null,
+    perPinNetCpuWithin1_5x: scaling?.spread.usCpuPerPinNet != null ? scaling.spread.usCpuPerPinNet <= TARGET.perPinSpread : null,
     atScale: mainScale.pins,
   };
-  fs.writeFileSync(outFile, JSON.stringify({ meta: { ...meta, finishedAt: new Date().toISOString() }, targets, baseline: base, scales: results, scaling }, null, 2) + '\n');
+  const teardown = { clean, mountsLeft: leftovers.map((m) => m.mountPoint) };
+  fs.writeFileSync(outFile, JSON.stringify({ meta: { ...meta, finishedAt: new Date().toISOString() }, targets, baseline: base, scales: results, scaling, teardown }, null, 2) + '\n');
   report.push(`figures written to ${outFile}`);
   process.stdout.write(report.join('\n') + '\n');
 }
