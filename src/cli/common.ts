@@ -66,8 +66,9 @@ export function endProgress(a: GlobalArgs): void {
   if (!a.quiet && process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
 }
 
+/** Indented for a person at a terminal; compact for a pipe or file (a 10,000-pin document is megabytes). */
 export function emitJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  process.stdout.write(JSON.stringify(value, null, process.stdout.isTTY ? 2 : undefined) + '\n');
 }
 
 /** Human text: stdout normally; with --json it would pollute the document, so stderr (unless --quiet). */

@@ -80,10 +80,14 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     const reader = objectReader();
     const walk: WalkStats = { symlinksSkipped: 0, foreignSkipped: 0 };
     const pins: RawPin[] = [];
+    const gone = new Set<string>();
     instanceViews.forEach((iv, i) => {
       progress('pins', i, instanceViews.length);
-      pins.push(...walkInstance(iv, reader, errors, walk));
+      const found = walkInstance(iv, reader, errors, walk);
+      if (found) pins.push(...found);
+      else gone.add(iv.instance.dev); // unmounted during the scan: not part of this snapshot
     });
+    const liveViews = instanceViews.filter((iv) => !gone.has(iv.instance.dev));
     lap('pins');
 
     progress('references');
@@ -99,10 +103,10 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     return {
       takenAt, bootId: readBootId(), hostname: os.hostname(), kernel: os.release(),
       bootEpochMs: bootEpochMs(), clockTicks: clockTicks(), pidMax: pidMax(),
-      processes: ps.processes, namespaces: views.map((v) => v.ns), instances: instanceViews.map((iv) => iv.instance),
+      processes: ps.processes, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
       pins, holders, graph, errors, walk, timings,
       cgroupRoots: roots,
-      access: new Map(instanceViews.map((iv) => [iv.instance.dev, iv.accesses])),
+      access: new Map(liveViews.map((iv) => [iv.instance.dev, iv.accesses])),
       anchors: opts.keepAnchors ? anchors : [],
     };
   } catch (e) {

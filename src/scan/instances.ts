@@ -7,6 +7,8 @@ import type { NamespaceView } from './namespaces.js';
 export interface InstanceAccess {
   /** host path that reaches the mount: /proc/<pid>/root/<mount point> */
   path: string;
+  /** the process whose root the path goes through */
+  readerPid: number;
   mount: InstanceMount;
 }
 
@@ -30,7 +32,7 @@ export function collectInstances(views: NamespaceView[]): InstanceView[] {
       }
       const mount: InstanceMount = { mntNs: v.ns.mntNs, mountId: m.mountId, mountPoint: m.mountPoint, root: m.root, superOptions: m.superOptions };
       iv.instance.mounts.push(mount);
-      if (v.readerPid !== null) iv.accesses.push({ path: `${PROC}/${v.readerPid}/root${m.mountPoint === '/' ? '' : m.mountPoint}`, mount });
+      if (v.readerPid !== null) iv.accesses.push({ path: `${PROC}/${v.readerPid}/root${m.mountPoint === '/' ? '' : m.mountPoint}`, readerPid: v.readerPid, mount });
     }
   }
   return [...byDev.values()];

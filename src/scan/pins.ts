@@ -5,9 +5,9 @@
 // symlink is never followed, and every directory must sit on the instance's device.
 import fs from 'node:fs';
 import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type ObjectDetails } from '../kernel/bpf.js';
-import { readFdinfo, devString } from '../kernel/procfs.js';
+import { readFdinfo, devString, readMountinfo } from '../kernel/procfs.js';
 import type { BpfObject, ObjectKind, ScanError } from '../model.js';
-import { mountsToWalk, pathBelowMount, type InstanceView } from './instances.js';
+import { mountsToWalk, pathBelowMount, type InstanceAccess, type InstanceView } from './instances.js';
 
 const O_DIRECTORY = fs.constants.O_DIRECTORY;
 const O_NOFOLLOW = fs.constants.O_NOFOLLOW;
@@ -97,7 +97,8 @@ export function objectReader(): ObjectReader {
   };
 }
 
-export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: ScanError[], stats: WalkStats): RawPin[] {
+/** The pins of one instance; null when every mount of it went away during the scan. */
+export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: ScanError[], stats: WalkStats): RawPin[] | null {
   const inst = iv.instance;
   const pins = new Map<string, RawPin>();
   const groups = mountsToWalk(iv.accesses);
@@ -106,6 +107,7 @@ export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: Sca
     errors.push({ scope: `instance ${inst.dev}`, message: inst.error });
     return [];
   }
+  let vanished = 0;
   for (const group of groups) {
     const root = group[0]!.mount.root;
     let walked = false;
@@ -136,11 +138,17 @@ export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: Sca
       break;
     }
     if (!walked) {
+      // Unmounted while we scanned: the instance is gone, which is not a partial view.
+      if (group.every((a) => !stillMounted(a, inst.dev))) {
+        vanished++;
+        continue;
+      }
       const msg = `could not walk mount root ${root}: ${failures.join('; ')}`;
       inst.error = inst.error ? `${inst.error}; ${msg}` : msg;
       errors.push({ scope: `instance ${inst.dev}`, message: msg });
     }
   }
+  if (vanished === groups.length) return null;
   const out = [...pins.values()];
   for (const p of out) {
     for (const m of inst.mounts) {
@@ -149,6 +157,11 @@ export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: Sca
     }
   }
   return out;
+}
+
+function stillMounted(a: InstanceAccess, dev: string): boolean {
+  const mounts = readMountinfo(a.readerPid);
+  return !!mounts && mounts.some((m) => m.mountId === a.mount.mountId && m.dev === dev);
 }
 
 type PinVisitor = (rel: string, st: fs.Stats, fdPath: string) => void;

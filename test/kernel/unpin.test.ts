@@ -4,10 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createWorld, type World, type Mount, type Agent } from '../world/world.js';
+import { createWorld, topMountAt, type World, type Mount, type Agent } from '../world/world.js';
 import { openPin, type UnpinTarget } from '../../src/scan/unpin.js';
-import { objectReader } from '../../src/scan/pins.js';
-import type { InstanceAccess } from '../../src/scan/instances.js';
+import { objectReader, walkInstance } from '../../src/scan/pins.js';
+import type { InstanceAccess, InstanceView } from '../../src/scan/instances.js';
+import type { ScanError } from '../../src/model.js';
 
 let world: World;
 let bpffs: Mount;
@@ -27,7 +28,7 @@ beforeAll(async () => {
   world = createWorld();
   bpffs = await world.mountBpffs('unpin');
   agent = await world.spawnAgent();
-  access = [{ path: bpffs.path, mount: { mntNs: world.hostMntNs, mountId: 0, mountPoint: bpffs.path, root: '/', superOptions: 'rw' } }];
+  access = [{ path: bpffs.path, readerPid: process.pid, mount: { mntNs: world.hostMntNs, mountId: 0, mountPoint: bpffs.path, root: '/', superOptions: 'rw' } }];
 });
 afterAll(async () => {
   await world.cleanup();
@@ -94,5 +95,27 @@ describe('openPin', () => {
     expect(() => openPin(t, notBpf, reader)).toThrow(/not on a bpffs/);
     const otherInstance = await world.mountBpffs('unpin-other');
     expect(() => openPin(t, [{ ...access[0]!, path: otherInstance.path }], reader)).toThrow(/another file system instance/);
+  });
+});
+
+describe('walkInstance', () => {
+  const view = (mountId: number, p: string): InstanceView => ({
+    instance: { dev: bpffs.dev, mounts: [], delegation: null, pinCount: 0, memlockBytes: 0, error: null },
+    accesses: [{ path: p, readerPid: process.pid, mount: { mntNs: world.hostMntNs, mountId, mountPoint: p, root: '/', superOptions: 'rw' } }],
+  });
+
+  it('treats an instance unmounted during the scan as gone, not as an error', () => {
+    const errors: ScanError[] = [];
+    expect(walkInstance(view(987654321, path.join(world.dir, 'no-such-mount')), reader, errors, { symlinksSkipped: 0, foreignSkipped: 0 })).toBeNull();
+    expect(errors).toEqual([]);
+  });
+
+  it('reports a mount that still exists but cannot be walked', () => {
+    const mine = topMountAt(bpffs.path)!;
+    const errors: ScanError[] = [];
+    const v = view(mine.id, path.join(world.dir, 'not-the-mount-point'));
+    expect(walkInstance(v, reader, errors, { symlinksSkipped: 0, foreignSkipped: 0 })).toEqual([]);
+    expect(errors[0]!.message).toMatch(/could not walk mount root \/: .*ENOENT/);
+    expect(v.instance.error).toMatch(/ENOENT/);
   });
 });
