@@ -253,6 +253,19 @@ export function loadCatalog(extra: OwnerRule[] = []): OwnerRule[] {
   return [...extra.map(copyRule), ...builtinCatalog()];
 }
 
+const rulePathCache = new WeakMap<OwnerRule, RegExp | null>();
+
+/** All valid path globs of a rule as one regular expression (matched once per pin, not once per glob). */
+function rulePaths(rule: OwnerRule): RegExp | null {
+  let re = rulePathCache.get(rule);
+  if (re === undefined) {
+    const parts = (rule.paths ?? []).map(compiled).filter((c): c is RegExp => typeof c !== 'string');
+    re = parts.length ? new RegExp(`^(?:${parts.map((r) => r.source.slice(1, -1)).join('|')})$`, 's') : null;
+    rulePathCache.set(rule, re);
+  }
+  return re;
+}
+
 /**
  * The owner of a pin. Two passes over the catalog in order: first every rule's `paths`
  * (the first rule with a matching glob wins), then, only when no path matched, every
@@ -266,9 +279,7 @@ export function matchOwner(
 ): OwnerMatch | null {
   const path = normalizePinPath(pinPath);
   for (const rule of catalog) {
-    if (rule.paths?.some((g) => globProblem(g) === null && globMatch(g, path))) {
-      return { tool: rule.tool, persistent: rule.persistent, rule };
-    }
+    if (rulePaths(rule)?.test(path)) return { tool: rule.tool, persistent: rule.persistent, rule };
   }
   if (objectName) {
     for (const rule of catalog) {

@@ -21,18 +21,24 @@ export function memlockOnce(pins: Pin[]): number {
 
 export function summarize(pins: Pin[], namespaces: number, instances: number): Summary {
   const byStatus = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<Status, number>;
-  for (const p of pins) byStatus[p.status]++;
-  return {
-    namespaces,
-    instances,
-    pins: pins.length,
-    byStatus,
-    memlockBytes: {
-      total: memlockOnce(pins),
-      orphaned: memlockOnce(pins.filter((p) => p.status === 'orphaned')),
-      leaked: memlockOnce(pins.filter((p) => p.status === 'leaked')),
-    },
-  };
+  // one pass: each object's memory counted once overall and once per status
+  const seen = { total: new Set<string>(), orphaned: new Set<string>(), leaked: new Set<string>() };
+  const memlockBytes = { total: 0, orphaned: 0, leaked: 0 };
+  for (const p of pins) {
+    byStatus[p.status]++;
+    const id = objectId(p);
+    if (!id) continue;
+    const bytes = p.object!.memlockBytes;
+    if (!seen.total.has(id)) {
+      seen.total.add(id);
+      memlockBytes.total += bytes;
+    }
+    if ((p.status === 'orphaned' || p.status === 'leaked') && !seen[p.status].has(id)) {
+      seen[p.status].add(id);
+      memlockBytes[p.status] += bytes;
+    }
+  }
+  return { namespaces, instances, pins: pins.length, byStatus, memlockBytes };
 }
 
 /** Fills each instance's pin count and memory (objects counted once per instance). */

@@ -13,6 +13,7 @@ import type { ObjectKind } from '../model.js';
 
 const SYSCALL_BPF: Record<string, number> = { x64: 321, arm64: 280, riscv64: 280, s390x: 351, ppc64: 361, loong64: 280 };
 
+const EINVAL = os.constants.errno.EINVAL;
 const errnoNames = new Map<number, string>(
   Object.entries(os.constants.errno).map(([name, num]) => [num, name]),
 );
@@ -51,15 +52,24 @@ function syscallFn() {
   return sys!;
 }
 
-/** Calls bpf(cmd) with `type` encoded from `value`; returns the result and the attr buffer. */
-function bpf(cmd: number, type: TypeObject, value: object, op: string, target?: string): { ret: number; attr: Buffer } {
+const sizes = new Map<TypeObject, number>();
+
+/** Calls bpf(cmd) with `type` encoded from `value`; a negative `ret` comes with its errno. */
+function bpfRaw(cmd: number, type: TypeObject, value: object): { ret: number; errno: number; attr: Buffer } {
   const fn = syscallFn();
-  const size = sizeOf(type);
+  let size = sizes.get(type);
+  if (size === undefined) sizes.set(type, (size = sizeOf(type)));
   const attr = Buffer.alloc(size);
   koffi.encode(attr, type, value);
   const ret = Number(fn(bpfNr, cmd, attr, size));
-  if (ret < 0) throw new KernelError(op, koffi.errno(), target);
-  return { ret, attr };
+  return { ret, errno: ret < 0 ? koffi.errno() : 0, attr };
+}
+
+/** bpfRaw that throws a KernelError naming the operation. */
+function bpf(cmd: number, type: TypeObject, value: object, op: string, target?: string): { ret: number; attr: Buffer } {
+  const r = bpfRaw(cmd, type, value);
+  if (r.ret < 0) throw new KernelError(op, r.errno, target);
+  return r;
 }
 
 function cString(s: string): Buffer {
@@ -86,11 +96,9 @@ export function closeFd(fd: number): void {
 /** BPF_OBJ_GET. Maps open read-only; programs and links only open read-write (kernel rule), so retry on EINVAL. */
 export function objGet(path: string): number {
   const p = cString(path);
-  try {
-    return bpf(BpfCmd.OBJ_GET, ObjAttr, { pathname: addr(p), bpf_fd: 0, file_flags: BPF_F_RDONLY, path_fd: 0 }, 'BPF_OBJ_GET', path).ret;
-  } catch (e) {
-    if (!(e instanceof KernelError) || e.code !== 'EINVAL') throw e;
-  }
+  const first = bpfRaw(BpfCmd.OBJ_GET, ObjAttr, { pathname: addr(p), bpf_fd: 0, file_flags: BPF_F_RDONLY, path_fd: 0 });
+  if (first.ret >= 0) return first.ret;
+  if (first.errno !== EINVAL) throw new KernelError('BPF_OBJ_GET', first.errno, path);
   return bpf(BpfCmd.OBJ_GET, ObjAttr, { pathname: addr(p), bpf_fd: 0, file_flags: 0, path_fd: 0 }, 'BPF_OBJ_GET', path).ret;
 }
 

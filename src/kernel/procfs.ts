@@ -98,6 +98,44 @@ export function parseFdinfo(text: string): Map<string, string> {
   return m;
 }
 
+export interface BpfFdinfo {
+  kind: 'map' | 'prog' | 'link' | null;
+  /** map_id, prog_id or link_id, by kind (a link's fdinfo also has its program's prog_id) */
+  id: number | null;
+  memlock: number;
+}
+
+/** The few fields of a BPF fd's fdinfo a scan needs, in one pass (called once per pin and per held fd). */
+export function parseBpfFdinfo(text: string): BpfFdinfo {
+  let kind: BpfFdinfo['kind'] = null;
+  let mapId: number | null = null;
+  let progId: number | null = null;
+  let linkId: number | null = null;
+  let memlock = 0;
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const colon = text.indexOf(':', start);
+    if (colon > start && colon < end) {
+      const key = text.slice(start, colon);
+      const value = () => Number(text.slice(colon + 1, end).trim());
+      switch (key) {
+        case 'map_type': kind = 'map'; break;
+        case 'link_type': kind = 'link'; break;
+        case 'prog_type': if (kind === null) kind = 'prog'; break;
+        case 'map_id': mapId = value(); break;
+        case 'prog_id': progId = value(); break;
+        case 'link_id': linkId = value(); break;
+        case 'memlock': memlock = value(); break;
+      }
+    }
+    start = end + 1;
+  }
+  const id = kind === 'map' ? mapId : kind === 'prog' ? progId : kind === 'link' ? linkId : null;
+  return { kind, id, memlock };
+}
+
 /** The BPF object an fdinfo describes: map_id, prog_id (programs) or link_id (links carry a prog_id too). */
 export function bpfIdFromFdinfo(info: Map<string, string>, kind: 'map' | 'prog' | 'link'): number | null {
   const key = kind === 'map' ? 'map_id' : kind === 'prog' ? 'prog_id' : 'link_id';
@@ -196,6 +234,11 @@ export function readFdTargets(pid: number): Map<number, string> | null {
 export function readFdinfo(pid: number | 'self', fd: number): Map<string, string> | null {
   const t = readOrNull(`${PROC}/${pid}/fdinfo/${fd}`);
   return t === null ? null : parseFdinfo(t);
+}
+
+export function readBpfFdinfo(pid: number | 'self', fd: number): BpfFdinfo | null {
+  const t = readOrNull(`${PROC}/${pid}/fdinfo/${fd}`);
+  return t === null ? null : parseBpfFdinfo(t);
 }
 
 export function readCgroup(pid: number): string | null {

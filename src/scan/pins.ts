@@ -5,7 +5,7 @@
 // symlink is never followed, and every directory must sit on the instance's device.
 import fs from 'node:fs';
 import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type ObjectDetails } from '../kernel/bpf.js';
-import { readFdinfo, devString, readMountinfo } from '../kernel/procfs.js';
+import { readBpfFdinfo, devString, readMountinfo } from '../kernel/procfs.js';
 import type { BpfObject, ObjectKind, ScanError } from '../model.js';
 import { mountsToWalk, pathBelowMount, type InstanceAccess, type InstanceView } from './instances.js';
 
@@ -73,12 +73,9 @@ export function objectReader(): ObjectReader {
     read(path: string): ScannedObject {
       const fd = objGet(path);
       try {
-        const fdinfo = readFdinfo('self', fd);
-        const kind: ObjectKind = !fdinfo ? 'unknown'
-          : fdinfo.has('map_type') ? 'map'
-          : fdinfo.has('link_type') ? 'link' // before prog: a link's fdinfo carries prog_id too
-          : fdinfo.has('prog_type') ? 'prog' : 'unknown';
-        const memlockBytes = Number(fdinfo?.get('memlock') ?? 0);
+        const fdinfo = readBpfFdinfo('self', fd);
+        const kind: ObjectKind = fdinfo?.kind ?? 'unknown';
+        const memlockBytes = fdinfo?.memlock ?? 0;
         const d: ObjectDetails | null = objectInfo(fd, kind);
         if (!d) return { kind, id: 0, name: '', type: 'unknown', memlockBytes };
         const o: ScannedObject = { kind, id: d.id, name: d.name, type: d.type, memlockBytes };

@@ -2,7 +2,7 @@
 // (pid, start time), mount namespace, and the BPF objects and namespaces its fds point at.
 import { kindOfFdTarget } from '../kernel/bpf.js';
 import {
-  listPids, readStat, readMntNs, readFdTargets, readFdinfo, bpfIdFromFdinfo, parseNsLink,
+  listPids, readStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
   readBpfMapMappings, readCgroup,
 } from '../kernel/procfs.js';
 import type { ObjectKind } from '../model.js';
@@ -91,9 +91,8 @@ export function bpfFdsOf(pid: number, fds: Map<number, string>): FdRef[] {
   for (const [fd, target] of fds) {
     const kind = kindOfFdTarget(target);
     if (!kind) continue;
-    const info = readFdinfo(pid, fd);
-    const id = info ? bpfIdFromFdinfo(info, kind as 'map' | 'prog' | 'link') : null;
-    if (id !== null) out.push({ pid, fd, kind, id });
+    const info = readBpfFdinfo(pid, fd);
+    if (info?.id != null && info.kind === kind) out.push({ pid, fd, kind, id: info.id });
   }
   return out;
 }
