@@ -105,7 +105,8 @@ export interface Creator {
   comm: string | null;
   alive: boolean;
   firstSeenSnapshot: number | null;
-  source?: 'run' | 'history' | 'path';
+  /** run: seen by `pinleak run` holding it; run-window: pinned while `run` ran its command, not seen held */
+  source?: 'run' | 'run-window' | 'history' | 'path';
   container?: Container | null;
 }
 

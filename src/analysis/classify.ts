@@ -37,7 +37,7 @@ export interface Sighting {
   /** stored snapshot it was first seen in; null for the scan being classified */
   snapshotId: number | null;
   container: Container | null;
-  source?: 'run' | 'history';
+  source?: 'run' | 'run-window' | 'history';
 }
 
 export interface ClassifyContext {
@@ -217,6 +217,7 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
 function creatorReason(c: Creator): string {
   const who = `creator ${c.pid} (${c.comm ?? 'unknown command'})`;
   if (c.source === 'run') return `${who} recorded by pinleak run has exited`;
+  if (c.source === 'run-window') return `${who}, run by pinleak run while the pin was made, has exited`;
   if (c.source === 'history') return `${who} seen in snapshot ${c.firstSeenSnapshot ?? 'now'} has exited`;
   return `${who} named in the pin path has exited${c.startTime === null ? ' (the pid is free or reused)' : ''}`;
 }
@@ -236,12 +237,12 @@ function ownerOf(p: PinFacts, ctx: ClassifyContext): Owner {
 export function creatorOf(p: PinFacts, ctx: ClassifyContext, holdersNow: Holder[]): Creator | null {
   const o = p.object!;
   const k = key(o.kind, o.id);
-  const fromSighting = (s: Sighting, source: 'run' | 'history'): Creator => ({
+  const fromSighting = (s: Sighting, source: 'run' | 'run-window' | 'history'): Creator => ({
     pid: s.pid, startTime: s.startTime, comm: s.comm, alive: isAlive(ctx, s.pid, s.startTime),
     firstSeenSnapshot: s.snapshotId, source, container: s.container,
   });
   const rec = ctx.recorded.get(k);
-  if (rec) return fromSighting(rec, 'run');
+  if (rec) return fromSighting(rec, rec.source === 'run-window' ? 'run-window' : 'run');
 
   const candidates: Sighting[] = [...(ctx.history.get(k) ?? [])];
   for (const h of holdersNow) {

@@ -39,6 +39,8 @@ export interface CleanResult {
   /** objects whose last pin was removed but that the kernel still had after the wait */
   notFreed: { kind: string; id: number }[];
   removedDirectories: string[];
+  /** what went wrong after an unpin succeeded */
+  warnings: string[];
 }
 
 export const cleanCommand = {
@@ -75,7 +77,7 @@ export const cleanCommand = {
         const result = clean(candidates, fresh.pins, statuses, scan, !a.yes, (pin) => recordAction(store, {
           at: new Date().toISOString(), action: 'unpin', instance: pin.instance, path: pin.path,
           objectKind: pin.object!.kind, objectId: pin.object!.id, bytes: pin.object!.memlockBytes, actor: actor(), snapshotId: id,
-        }));
+        }), (fn) => store.db.transaction(fn).immediate());
         if (!result.dryRun) await verifyFreed(result, fresh.pins);
         if (a.json) emitJson(result);
         else summary(a, renderClean(result, outStyle(a)));
@@ -90,12 +92,12 @@ export const cleanCommand = {
 
 function clean(
   candidates: Pin[], freshPins: Pin[], statuses: Status[], scan: Awaited<ReturnType<typeof takeSnapshot>>['scan'],
-  dryRun: boolean, audit: (p: Pin) => void,
+  dryRun: boolean, audit: (p: Pin) => void, transaction: (fn: () => void) => void,
 ): CleanResult {
   const freshByKey = new Map(freshPins.map((p) => [pinKey(p), p]));
   const reader = objectReader();
   const usage = usageProbe(scan.cgroupRoots);
-  const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [] };
+  const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [], warnings: [] };
   for (const c of candidates) {
     const fresh = freshByKey.get(pinKey(c));
     const why = recheck(c, fresh, statuses);
@@ -120,13 +122,24 @@ function clean(
         continue;
       }
       if (!dryRun) {
-        handle.unlink();
-        audit(pin);
-        result.removedDirectories.push(...handle.removeEmptyParents());
+        try {
+          // the audit row and the unlink go together: a failed unlink rolls the row back
+          transaction(() => {
+            audit(pin);
+            handle!.unlink();
+          });
+        } catch (e) {
+          result.skipped.push({ pin, why: `unlink failed: ${(e as Error).message}` });
+          continue;
+        }
       }
       result.removed.push(pin);
-    } catch (e) {
-      result.skipped.push({ pin, why: `unlink failed: ${(e as Error).message}` });
+      if (dryRun) continue;
+      try {
+        result.removedDirectories.push(...handle.removeEmptyParents());
+      } catch (e) {
+        result.warnings.push(`${pin.path}: unpinned, but its emptied directory stays: ${(e as Error).message}`);
+      }
     } finally {
       handle.close();
     }

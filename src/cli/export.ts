@@ -61,7 +61,7 @@ export const exportCommand = {
         process.stdout.write(text);
         return;
       }
-      writeFileAtomic(a.output, text);
+      writeFileAtomic(a.output, text, { refuse: [dbPath(a)] });
       const samples = text.split('\n').filter((l) => l && !l.startsWith('#')).length;
       if (a.json) {
         emitJson({ schemaVersion: SCHEMA_VERSION, format: a.format, output: a.output, snapshot: doc.snapshot, samples });

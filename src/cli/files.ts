@@ -1,15 +1,28 @@
 // Output files are written to a temporary file in the same directory and renamed, so a
 // reader (CI, node_exporter) never sees half a file.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PinleakError } from '../errors.js';
 
-export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+/**
+ * `refuse`: files this output must never replace (the database and its WAL). The temporary
+ * name is random and created exclusively (O_EXCL, no symlink followed), so another user
+ * cannot plant a link there for root to write through.
+ */
+export function writeFileAtomic(file: string, content: string, opts: { mode?: number; refuse?: string[] } = {}): void {
+  const target = path.resolve(file);
+  for (const r of opts.refuse ?? []) {
+    const base = path.resolve(r);
+    if ([base, `${base}-wal`, `${base}-shm`].includes(target)) {
+      throw new PinleakError(`${file} is the pinleak database: write the output somewhere else`);
+    }
+  }
+  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
   try {
-    fs.writeFileSync(tmp, content, { mode });
-    fs.renameSync(tmp, file);
+    fs.writeFileSync(tmp, content, { mode: opts.mode ?? 0o644, flag: 'wx' });
+    fs.chmodSync(tmp, opts.mode ?? 0o644); // whatever the umask
+    fs.renameSync(tmp, target);
   } catch (e) {
     try {
       fs.unlinkSync(tmp);

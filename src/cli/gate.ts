@@ -5,7 +5,7 @@ import { gate } from '../analysis/diff.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { saveSnapshot } from '../store/index.js';
 import { renderGate, renderJunit } from '../report/changes.js';
-import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, dbPath, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
 import { loadBaseline } from './baseline.js';
 import { openHistory } from './history.js';
 import { partialReasons } from './partial.js';
@@ -54,7 +54,7 @@ export const gateCommand = {
         maxNewLeaks: maxNewLeaks ?? (maxLeakedBytes !== undefined ? null : 0),
         maxLeakedBytes: maxLeakedBytes ?? null,
       });
-      if (a.junit) writeFileAtomic(a.junit, renderJunit(result));
+      if (a.junit) writeFileAtomic(a.junit, renderJunit(result), { refuse: [dbPath(a)] });
       if (a.json) emitJson(result);
       else summary(a, renderGate(result, outStyle(a)));
       if (!result.passed) process.exitCode = 1;

@@ -9,7 +9,9 @@ export function partialReasons(doc: SnapshotDoc, scan: HostScan): string[] {
   if (scan.processes.size === 0) why.push('no processes are visible');
   const bad = doc.namespaces.filter((n) => n.error);
   if (bad.length) why.push(`${bad.length} mount namespace(s) could not be read (${bad.map((n) => n.mntNs).join(', ')})`);
-  const badInst = doc.instances.filter((i) => i.error);
-  if (badInst.length) why.push(`${badInst.length} bpffs instance(s) could not be walked (${badInst.map((i) => i.dev).join(', ')})`);
+  // an instance with an error, or one whose walk left a subtree unread
+  const badInst = new Set(doc.instances.filter((i) => i.error).map((i) => i.dev));
+  for (const e of doc.errors) if (e.scope.startsWith('instance ')) badInst.add(e.scope.slice('instance '.length));
+  if (badInst.size) why.push(`${badInst.size} bpffs instance(s) could not be walked whole (${[...badInst].join(', ')})`);
   return why;
 }

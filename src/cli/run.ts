@@ -104,8 +104,10 @@ export const runCommand = {
           if (existed.has(`${p.instance}\u0000${p.path}\u0000${k}`)) return null;
           const seen = sightings.get(k);
           if (seen) return seen;
+          // Weaker evidence: pinned while CMD ran, but never seen held by its tree. Reported,
+          // not recorded, so it never outranks what later scans learn.
           if (rootProc && p.ctimeMs >= startedMs - slack && p.ctimeMs <= endedMs + slack) {
-            return { pid: rootProc.pid, startTime: rootProc.startTime, comm: rootProc.comm, snapshotId: null, container: null };
+            return { pid: rootProc.pid, startTime: rootProc.startTime, comm: rootProc.comm, snapshotId: null, container: null, source: 'run-window' };
           }
           return null;
         },
@@ -113,8 +115,8 @@ export const runCommand = {
       endProgress(a);
       const afterId = saveSnapshot(store, after.doc);
       const afterKey = pinKeyer(after.doc, true);
-      const created = after.doc.pins.filter((p) => p.creator?.source === 'run' && !existed.has(afterKey(p)));
-      recordCreators(store, after.doc.snapshot.bootId, created.map((p) => ({
+      const created = after.doc.pins.filter((p) => (p.creator?.source === 'run' || p.creator?.source === 'run-window') && !existed.has(afterKey(p)));
+      recordCreators(store, after.doc.snapshot.bootId, created.filter((p) => p.creator!.source === 'run').map((p) => ({
         kind: p.object!.kind, id: p.object!.id, pid: p.creator!.pid, startTime: p.creator!.startTime ?? 0,
         comm: p.creator!.comm ?? '', container: p.creator!.container ?? null, source: 'run', snapshotId: afterId,
       })));

@@ -23,7 +23,6 @@ export const BpfCmd = {
   LINK_CREATE: 28,
   LINK_GET_FD_BY_ID: 30,
   LINK_GET_NEXT_ID: 31,
-  ITER_CREATE: 33,
 } as const;
 
 /** file_flags of BPF_OBJ_GET / open_flags of *_GET_FD_BY_ID */
@@ -85,12 +84,6 @@ export const LinkCreateAttr = koffi.struct('bpf_attr_link_create', {
   prog_fd: u32,
   target_fd: u32,
   attach_type: u32,
-  flags: u32,
-});
-
-/** BPF_ITER_CREATE */
-export const IterCreateAttr = koffi.struct('bpf_attr_iter_create', {
-  link_fd: u32,
   flags: u32,
 });
 
@@ -210,7 +203,6 @@ export const CGROUP_ATTACH_TYPES: Record<number, string> = {
   51: 'cgroup_unix_recvmsg', 52: 'cgroup_unix_getpeername', 53: 'cgroup_unix_getsockname',
 };
 export const ATTACH_CGROUP_INET_INGRESS = 0;
-export const ATTACH_TRACE_ITER = 28;
 
 /** Link types whose union starts with the target identity; 0 there means the target is gone. */
 export const LINK_TARGET_WORD: Record<string, { word: 'u0' | 'u1'; bits: 32 | 64; what: string }> = {

@@ -6,7 +6,7 @@ import os from 'node:os';
 import koffi, { type TypeObject } from 'koffi';
 import {
   BpfCmd, BPF_F_RDONLY, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
-  IterCreateAttr, ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
+  ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
   LINK_TYPES, LINK_TARGET_WORD, sizeOf,
 } from './abi.js';
 import type { ObjectKind } from '../model.js';
@@ -323,8 +323,4 @@ export function trivialProgram(mapFd?: number): InsnSpec[] {
 
 export function linkCreate(progFd: number, targetFd: number, attachType: number): number {
   return bpf(BpfCmd.LINK_CREATE, LinkCreateAttr, { prog_fd: progFd, target_fd: targetFd, attach_type: attachType, flags: 0 }, 'BPF_LINK_CREATE').ret;
-}
-
-export function iterCreate(linkFd: number): number {
-  return bpf(BpfCmd.ITER_CREATE, IterCreateAttr, { link_fd: linkFd, flags: 0 }, 'BPF_ITER_CREATE').ret;
 }

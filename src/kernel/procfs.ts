@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import koffi from 'koffi';
 
-export const PROC = process.env.PINLEAK_PROC ?? '/proc';
+export const PROC = '/proc';
 
 // ---- parsers (pure) ----
 
@@ -87,17 +87,6 @@ export function parseStat(text: string): ProcStat | null {
   };
 }
 
-/** Parses an fdinfo file into its key: value lines. */
-export function parseFdinfo(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const c = line.indexOf(':');
-    if (c <= 0) continue;
-    m.set(line.slice(0, c), line.slice(c + 1).trim());
-  }
-  return m;
-}
-
 export interface BpfFdinfo {
   kind: 'map' | 'prog' | 'link' | null;
   /** map_id, prog_id or link_id, by kind (a link's fdinfo also has its program's prog_id) */
@@ -134,13 +123,6 @@ export function parseBpfFdinfo(text: string): BpfFdinfo {
   }
   const id = kind === 'map' ? mapId : kind === 'prog' ? progId : kind === 'link' ? linkId : null;
   return { kind, id, memlock };
-}
-
-/** The BPF object an fdinfo describes: map_id, prog_id (programs) or link_id (links carry a prog_id too). */
-export function bpfIdFromFdinfo(info: Map<string, string>, kind: 'map' | 'prog' | 'link'): number | null {
-  const key = kind === 'map' ? 'map_id' : kind === 'prog' ? 'prog_id' : 'link_id';
-  const v = info.get(key);
-  return v === undefined ? null : Number(v);
 }
 
 /** `mnt:[4026531841]` -> 4026531841 */
@@ -229,11 +211,6 @@ export function readFdTargets(pid: number): Map<number, string> | null {
     if (t !== null) out.set(Number(n), t);
   }
   return out;
-}
-
-export function readFdinfo(pid: number | 'self', fd: number): Map<string, string> | null {
-  const t = readOrNull(`${PROC}/${pid}/fdinfo/${fd}`);
-  return t === null ? null : parseFdinfo(t);
 }
 
 export function readBpfFdinfo(pid: number | 'self', fd: number): BpfFdinfo | null {

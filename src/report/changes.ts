@@ -105,7 +105,7 @@ export function renderRun(r: { command: string[]; exitCode: number; samples: num
   return out.join('\n');
 }
 
-export function renderClean(r: { dryRun: boolean; removed: Pin[]; skipped: { pin: Pin; why: string }[]; freedBytes: number; notFreed: { kind: string; id: number }[]; removedDirectories: string[] }, style: Style): string {
+export function renderClean(r: { dryRun: boolean; removed: Pin[]; skipped: { pin: Pin; why: string }[]; freedBytes: number; notFreed: { kind: string; id: number }[]; removedDirectories: string[]; warnings: string[] }, style: Style): string {
   const n = r.removed.length;
   const out: string[] = [];
   if (r.dryRun) {
@@ -120,6 +120,7 @@ export function renderClean(r: { dryRun: boolean; removed: Pin[]; skipped: { pin
   if (r.notFreed.length) {
     out.push(paint(style, 'yellow', `  still in the kernel after their last pin went: ${r.notFreed.map((o) => `${o.kind} ${o.id}`).join(', ')} (something else references them)`));
   }
+  for (const w of r.warnings) out.push(paint(style, 'yellow', `  warning: ${safe(w)}`));
   if (r.skipped.length) {
     out.push('', `skipped ${r.skipped.length}:`);
     for (const s of r.skipped) out.push(`  ${safe(s.pin.path)} in bpffs ${s.pin.instance}: ${safe(s.why)}`);

@@ -77,7 +77,8 @@ export function objectReader(): ObjectReader {
         const kind: ObjectKind = fdinfo?.kind ?? 'unknown';
         const memlockBytes = fdinfo?.memlock ?? 0;
         const d: ObjectDetails | null = objectInfo(fd, kind);
-        if (!d) return { kind, id: 0, name: '', type: 'unknown', memlockBytes };
+        // Not a map, program or link (or its fdinfo is gone): never a cleanable object.
+        if (!d) throw new Error('it opens, but its fdinfo names no map, program or link');
         const o: ScannedObject = { kind, id: d.id, name: d.name, type: d.type, memlockBytes };
         if (d.kind === 'prog') o.mapIds = d.mapIds;
         if (d.kind === 'link') {
@@ -126,7 +127,8 @@ export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: Sca
         }
         walkDir(fd, root === '/' ? '' : root, 0, inst.dev, (rel, st, fdPath) => {
           if (pins.has(rel)) return;
-          pins.set(rel, readPin(inst.dev, rel, st, fdPath, reader));
+          const pin = readPin(inst.dev, rel, st, fdPath, reader);
+          if (pin) pins.set(rel, pin);
         }, errors, stats);
         walked = true;
       } finally {
@@ -156,9 +158,10 @@ export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: Sca
   return out;
 }
 
+/** false only when a live reader's mount table no longer has the mount; a reader that exited proves nothing. */
 function stillMounted(a: InstanceAccess, dev: string): boolean {
   const mounts = readMountinfo(a.readerPid);
-  return !!mounts && mounts.some((m) => m.mountId === a.mount.mountId && m.dev === dev);
+  return !mounts || mounts.some((m) => m.mountId === a.mount.mountId && m.dev === dev);
 }
 
 type PinVisitor = (rel: string, st: fs.Stats, fdPath: string) => void;
@@ -213,7 +216,8 @@ function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: 
   }
 }
 
-function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader: ObjectReader): RawPin {
+/** null when the pin was removed between the listing and the open: normal on a busy host. */
+function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader: ObjectReader): RawPin | null {
   const pin: RawPin = {
     instance: dev, path: rel, mountPaths: [], inode: st.ino, ctimeMs: st.ctimeMs, uid: st.uid, gid: st.gid,
     mode: st.mode & 0o7777, object: null, error: null, preload: PRELOAD_NAMES.has(rel),
@@ -221,6 +225,7 @@ function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader:
   try {
     pin.object = reader.read(fdPath);
   } catch (e) {
+    if (e instanceof KernelError && e.code === 'ENOENT' && !pin.preload && !fs.existsSync(fdPath)) return null;
     pin.error = e instanceof KernelError ? `cannot open: ${e.code}` : `cannot read: ${(e as Error).message}`;
   }
   return pin;

@@ -38,7 +38,7 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   if (opts.creatorHint) {
     for (const p of scan.pins) {
       const s = p.object ? opts.creatorHint(p) : null;
-      if (s) recorded.set(key(p.object!.kind, p.object!.id), { ...s, source: 'run' });
+      if (s) recorded.set(key(p.object!.kind, p.object!.id), { ...s, source: s.source ?? 'run' });
     }
   }
   const ctx = contextFromScan(scan, opts.config, history, recorded);

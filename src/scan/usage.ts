@@ -17,7 +17,8 @@ export function usageProbe(cgroupRoots: string[], maxAgeMs = 250): UsageProbe {
   let sweep: ((kind: string, id: number) => string | null) | null = null;
   const take = () => {
     const ps = scanProcesses({ mmaps: true });
-    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots }, []);
+    const errors: { scope: string; message: string }[] = [];
+    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots }, errors);
     const holders = buildHolders(ps, graph.maps, pageSize(), () => null);
     const live = liveness({
       processes: ps.processes, holders: holders.byObject, mmapNotes: holders.mmapNotes, progs: graph.progs, links: graph.links,
@@ -25,6 +26,8 @@ export function usageProbe(cgroupRoots: string[], maxAgeMs = 250): UsageProbe {
       catalog: [], config: emptyConfig(),
     });
     sweep = (kind, id) => {
+      // a kernel graph read only in part cannot prove that nothing uses the object
+      if (errors.length) return `cannot confirm it is unused: ${errors[0]!.scope}: ${errors[0]!.message}`;
       const h = holders.byObject.get(key(kind, id));
       if (h?.length) return `held by pid ${h[0]!.pid} (${h[0]!.comm}) now`;
       if (kind === 'map' && live.liveMaps.has(id)) return `in use now: ${live.liveMaps.get(id)}`;

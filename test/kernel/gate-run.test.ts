@@ -94,11 +94,12 @@ describe('gate', () => {
 describe('run', () => {
   it('exits 1 with --fail-on-leak when the command left a pin, and names the command as creator', () => {
     const target = path.join(bpffs.path, 'run', 'left');
-    const r = pinleak(['run', '--fail-on-leak', '--json', '--', process.execPath, PIN_AND_EXIT, target, '0'], { db: db.db });
+    // the command holds the map for 500 ms: the 50 ms sampler sees its process holding it
+    const r = pinleak(['run', '--fail-on-leak', '--interval', '50', '--json', '--', process.execPath, PIN_AND_EXIT, target, '0', '500'], { db: db.db });
     expect(r.code, r.stderr).toBe(1);
     const out = JSON.parse(r.stdout) as RunResult; // the command's own stdout went to stderr
     expect(r.stderr).toContain(`pinned ${target}`);
-    expect(out).toMatchObject({ schemaVersion: 1, exitCode: 0, command: [process.execPath, PIN_AND_EXIT, target, '0'] });
+    expect(out).toMatchObject({ schemaVersion: 1, exitCode: 0, command: [process.execPath, PIN_AND_EXIT, target, '0', '500'] });
     expect(out.samples).toBeGreaterThan(0);
     expect(out.created.map((p) => p.path)).toEqual(['/run/left']);
     expect(out.leftBehind.map((p) => p.path)).toEqual(['/run/left']);
@@ -112,6 +113,22 @@ describe('run', () => {
     const again = later.pins.find((x) => x.instance === bpffs.dev && x.path === '/run/left')!;
     expect(again.creator).toMatchObject({ pid: p.creator!.pid, source: 'run' });
     expect(again.status).toBe('leaked');
+  });
+
+  it('reports a pin made while the command ran but never seen held as weaker evidence, not recorded', () => {
+    const target = path.join(bpffs.path, 'run', 'quick');
+    // a long interval: the command pins and exits between two samples
+    const r = pinleak(['run', '--fail-on-leak', '--interval', '60000', '--json', '--', process.execPath, PIN_AND_EXIT, target, '0'], { db: db.db });
+    expect(r.code, r.stderr).toBe(1);
+    const out = JSON.parse(r.stdout) as RunResult;
+    const p = out.leftBehind.find((x) => x.path === '/run/quick')!;
+    expect(p.creator).toMatchObject({ source: 'run-window', alive: false });
+    expect(p.reasons.join(' ')).toMatch(/run by pinleak run while the pin was made, has exited/);
+    // not stored as a creator record: a later scan does not claim to know who made it
+    const later = pinleakJson(['scan', '--no-store'], { db: db.db });
+    const again = later.pins.find((x) => x.instance === bpffs.dev && x.path === '/run/quick')!;
+    expect(again.creator).toBeNull();
+    expect(again.status).toBe('orphaned');
   });
 
   it('returns the command\'s own exit code when it failed, and 0 without --fail-on-leak', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  parseMountinfo, parseStat, parseFdinfo, parseBpfFdinfo, bpfIdFromFdinfo, parseNsLink, unescapeMountField, devString,
+  parseMountinfo, parseStat, parseBpfFdinfo, parseNsLink, unescapeMountField, devString,
 } from '../../src/kernel/procfs.js';
 import { kindOfFdTarget } from '../../src/kernel/bpf.js';
 import { parseDelegation, mountsToWalk, pathBelowMount } from '../../src/scan/instances.js';
@@ -60,18 +60,14 @@ describe('stat', () => {
 
 describe('fdinfo', () => {
   it('map fdinfo', () => {
-    const f = parseFdinfo('pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1038\nmap_type:\t1\nkey_size:\t4\nvalue_size:\t8\nmax_entries:\t16\nmap_flags:\t0x0\nmap_extra:\t0x0\nmemlock:\t2048\nmap_id:\t26\nfrozen:\t0\n');
-    expect(bpfIdFromFdinfo(f, 'map')).toBe(26);
-    expect(f.get('memlock')).toBe('2048');
+    const f = parseBpfFdinfo('pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1038\nmap_type:\t1\nkey_size:\t4\nvalue_size:\t8\nmax_entries:\t16\nmap_flags:\t0x0\nmap_extra:\t0x0\nmemlock:\t2048\nmap_id:\t26\nfrozen:\t0\n');
+    expect(f).toEqual({ kind: 'map', id: 26, memlock: 2048 });
   });
   it('prog fdinfo', () => {
-    const f = parseFdinfo('pos:\t0\nflags:\t02000002\nprog_type:\t8\nprog_jited:\t1\nprog_tag:\tabc\nmemlock:\t4096\nprog_id:\t97\nrun_time_ns:\t0\n');
-    expect(bpfIdFromFdinfo(f, 'prog')).toBe(97);
+    expect(parseBpfFdinfo('pos:\t0\nflags:\t02000002\nprog_type:\t8\nprog_jited:\t1\nprog_tag:\tabc\nmemlock:\t4096\nprog_id:\t97\nrun_time_ns:\t0\n').id).toBe(97);
   });
   it('link fdinfo carries a prog_id too: the link id is link_id', () => {
-    const f = parseFdinfo('pos:\t0\nlink_type:\tcgroup\nlink_id:\t89\nprog_tag:\tabc\nprog_id:\t97\ncgroup_id:\t1\nattach_type:\t0\n');
-    expect(bpfIdFromFdinfo(f, 'link')).toBe(89);
-    expect(bpfIdFromFdinfo(f, 'prog')).toBe(97);
+    expect(parseBpfFdinfo('pos:\t0\nlink_type:\tcgroup\nlink_id:\t89\nprog_tag:\tabc\nprog_id:\t97\ncgroup_id:\t1\nattach_type:\t0\n')).toEqual({ kind: 'link', id: 89, memlock: 0 });
   });
   it('link fd targets: bpf_link when created, bpf-link when re-opened', () => {
     expect(kindOfFdTarget('anon_inode:bpf_link')).toBe('link');
