@@ -222,15 +222,28 @@ export function readCgroup(pid: number): string | null {
   return readOrNull(`${PROC}/${pid}/cgroup`);
 }
 
-/** The address ranges of a process's mappings of BPF maps (`anon_inode:bpf-map` in /proc/<pid>/maps). */
-export function readBpfMapMappings(pid: number): string[] {
-  const t = readOrNull(`${PROC}/${pid}/maps`);
-  if (t === null || !t.includes('anon_inode:bpf-map')) return [];
-  const out: string[] = [];
-  for (const line of t.split('\n')) {
-    if (line.endsWith('anon_inode:bpf-map')) out.push(line.slice(0, line.indexOf(' ')));
+export interface MapMapping {
+  /** bytes mapped */
+  size: number;
+  /** file offset of the mapping (a ring buffer's producer pages start one page in) */
+  offset: number;
+}
+
+/** A process's mappings of BPF maps (`anon_inode:bpf-map` in /proc/<pid>/maps). */
+export function parseBpfMapMappings(text: string): MapMapping[] {
+  const out: MapMapping[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.endsWith('anon_inode:bpf-map')) continue;
+    const [range, , offset] = line.split(/\s+/);
+    const [lo, hi] = range!.split('-').map((x) => parseInt(x, 16));
+    out.push({ size: hi! - lo!, offset: parseInt(offset!, 16) });
   }
   return out;
+}
+
+export function readBpfMapMappings(pid: number): MapMapping[] {
+  const t = readOrNull(`${PROC}/${pid}/maps`);
+  return t === null || !t.includes('anon_inode:bpf-map') ? [] : parseBpfMapMappings(t);
 }
 
 export function readBootId(): string {

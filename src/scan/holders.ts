@@ -36,22 +36,27 @@ export function buildHolders(
     if (p) holderFor(objectKey(f.kind, f.id), p).fds.push(f.fd);
   }
 
-  // The kernel names an mmapped map only "anon_inode:bpf-map": no id. Attribute each
-  // mapping to the mmapable maps it fits; when several fit, every one of them counts
-  // as held, so a map a process may be using is never called a leak.
+  // The kernel names an mmapped map only "anon_inode:bpf-map": no id. A mapping is
+  // attributed to the maps whose shape it has exactly (a whole mmapable array, a ring
+  // buffer's producer pages, an arena); only when none has it, to every map it fits
+  // into. Several candidates all count as held: a map a process may be using is never
+  // called a leak.
   if (ps.mapMappings.size) {
     const mmapable = [...maps.values()].filter((m) => mmapLimit(m, pageSize) > 0);
-    for (const [pid, ranges] of ps.mapMappings) {
+    for (const [pid, mappings] of ps.mapMappings) {
       const p = ps.processes.get(pid);
       if (!p) continue;
-      for (const range of ranges) {
-        const [lo, hi] = range.split('-').map((x) => BigInt('0x' + x));
-        const size = Number(hi! - lo!);
-        const fits = mmapable.filter((m) => size <= mmapLimit(m, pageSize));
+      // A ring buffer's consumer page (offset 0, one page) says nothing on its own once
+      // the same process maps that ring buffer's producer pages.
+      const producers = mappings.filter((mm) => mmapable.some((m) => isRingbuf(m) && exactShape(m, mm, pageSize)));
+      for (const mm of mappings) {
+        if (producers.length && mm.offset === 0 && mm.size === pageSize) continue;
+        const exact = mmapable.filter((m) => exactShape(m, mm, pageSize));
+        const fits = exact.length ? exact : mmapable.filter((m) => mm.offset + mm.size <= mmapLimit(m, pageSize));
         for (const m of fits) {
           const h = holderFor(objectKey('map', m.id), p);
           h.mmapped = true;
-          if (fits.length > 1) mmapNotes.set(m.id, `pid ${pid} maps ${size} bytes of one of ${fits.length} maps of that size; counted as held to be safe`);
+          if (fits.length > 1) mmapNotes.set(m.id, `pid ${pid} maps ${mm.size} bytes of one of ${fits.length} maps of that shape; counted as held to be safe`);
         }
       }
     }
@@ -73,4 +78,12 @@ export function mmapLimit(m: MapDetails, pageSize: number): number {
     default:
       return 0;
   }
+}
+
+const isRingbuf = (m: MapDetails) => m.type === 'ringbuf' || m.type === 'user_ringbuf';
+
+/** Is this mapping exactly what mapping the whole map looks like? */
+export function exactShape(m: MapDetails, mm: { size: number; offset: number }, pageSize: number): boolean {
+  if (isRingbuf(m)) return mm.offset === pageSize && mm.size === pageSize + 2 * m.maxEntries;
+  return mm.offset === 0 && mm.size === mmapLimit(m, pageSize);
 }

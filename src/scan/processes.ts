@@ -3,7 +3,7 @@
 import { kindOfFdTarget } from '../kernel/bpf.js';
 import {
   listPids, readStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
-  readBpfMapMappings, readCgroup,
+  readBpfMapMappings, readCgroup, type MapMapping,
 } from '../kernel/procfs.js';
 import type { ObjectKind } from '../model.js';
 
@@ -35,14 +35,14 @@ export interface ProcessScan {
   bpfFds: FdRef[];
   nsFds: NsFdRef[];
   /** pid -> address ranges of its mappings of BPF maps (held with no fd) */
-  mapMappings: Map<number, string[]>;
+  mapMappings: Map<number, MapMapping[]>;
 }
 
 export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number, total: number) => void }): ProcessScan {
   const processes = new Map<number, Process>();
   const bpfFds: FdRef[] = [];
   const nsFds: NsFdRef[] = [];
-  const mapMappings = new Map<number, string[]>();
+  const mapMappings = new Map<number, MapMapping[]>();
   const pids = listPids();
   const self = process.pid;
   let done = 0;
