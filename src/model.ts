@@ -6,6 +6,9 @@ export const SCHEMA_VERSION = 1;
 
 export type ObjectKind = 'map' | 'prog' | 'link' | 'unknown';
 
+/** How a BPF object is named across the code: `map:26`. Ids are unique within one boot. */
+export const objectKey = (kind: string, id: number): string => `${kind}:${id}`;
+
 export const STATUSES = ['held', 'in-use', 'orphaned', 'leaked', 'persistent', 'unreadable'] as const;
 export type Status = (typeof STATUSES)[number];
 

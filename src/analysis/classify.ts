@@ -4,7 +4,8 @@ import type { Container, Creator, Holder, ObjectRef, Owner, Pin, Status } from '
 import { matchOwner, pathPid as pathPidOf, type OwnerRule } from './owners.js';
 import { matchIgnore, type Config } from './config.js';
 
-export const key = (kind: string, id: number) => `${kind}:${id}`;
+export { objectKey as key } from '../model.js';
+import { objectKey as key } from '../model.js';
 
 /** What classification needs to know about a pin (a scanned pin, or a stored one). */
 export interface PinFacts {

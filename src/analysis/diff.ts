@@ -38,22 +38,36 @@ export function pinKeyer(doc: SnapshotDoc, sameBoot: boolean): (p: Pin) => strin
   return (p) => `${mountOf.get(p.instance) ?? p.instance}\u0000${p.path}\u0000${p.object ? `${p.object.kind}\u0000${p.object.name}` : '-'}`;
 }
 
-export function diffSnapshots(from: SnapshotDoc, to: SnapshotDoc): DiffResult {
-  const sameBoot = from.snapshot.bootId === to.snapshot.bootId;
+/**
+ * Pairs the pins of two snapshots by key. Across boots several pins can share a key (every
+ * pod's own bpffs at the same mount point): they pair off in order, and the rest are
+ * added or removed, so no pin disappears from the comparison.
+ */
+function pairUp(from: SnapshotDoc, to: SnapshotDoc, sameBoot: boolean): { pairs: [Pin | undefined, Pin][]; removed: Pin[] } {
   const fromKey = pinKeyer(from, sameBoot);
   const toKey = pinKeyer(to, sameBoot);
-  const before = new Map<string, Pin>();
-  for (const p of from.pins) before.set(fromKey(p), p);
-  const after = new Map<string, Pin>();
-  for (const p of to.pins) after.set(toKey(p), p);
+  const before = new Map<string, Pin[]>();
+  for (const p of from.pins) {
+    const k = fromKey(p);
+    const l = before.get(k);
+    if (l) l.push(p);
+    else before.set(k, [p]);
+  }
+  const pairs: [Pin | undefined, Pin][] = to.pins.map((p) => [before.get(toKey(p))?.shift(), p]);
+  const removed = [...before.values()].flat();
+  return { pairs, removed };
+}
+
+export function diffSnapshots(from: SnapshotDoc, to: SnapshotDoc): DiffResult {
+  const sameBoot = from.snapshot.bootId === to.snapshot.bootId;
+  const { pairs, removed: gone } = pairUp(from, to, sameBoot);
 
   const added: Pin[] = [];
   const newlyLeaked: Pin[] = [];
   const newlyOrphaned: Pin[] = [];
   const resolved: Pin[] = [];
   const statusChanged: StatusChange[] = [];
-  for (const [k, p] of after) {
-    const old = before.get(k);
+  for (const [old, p] of pairs) {
     if (!old) added.push(p);
     else if (old.status !== p.status) statusChanged.push({ pin: p, from: old.status, to: p.status });
     if (p.status === 'leaked' && old?.status !== 'leaked') newlyLeaked.push(p);
@@ -61,8 +75,7 @@ export function diffSnapshots(from: SnapshotDoc, to: SnapshotDoc): DiffResult {
     if (old && isLeak(old) && !isLeak(p)) resolved.push(p);
   }
   const removed: Pin[] = [];
-  for (const [k, p] of before) {
-    if (after.has(k)) continue;
+  for (const p of gone) {
     removed.push(p);
     if (isLeak(p)) resolved.push(p);
   }
@@ -101,12 +114,8 @@ export interface GateResult {
 
 /** New leaks: pins orphaned or leaked now that were absent from the baseline or had another status there. */
 export function gate(baseline: SnapshotDoc, current: SnapshotDoc, thresholds: GateThresholds): GateResult {
-  const sameBoot = baseline.snapshot.bootId === current.snapshot.bootId;
-  const bKey = pinKeyer(baseline, sameBoot);
-  const cKey = pinKeyer(current, sameBoot);
-  const before = new Map<string, Pin>();
-  for (const p of baseline.pins) before.set(bKey(p), p);
-  const newLeaks = current.pins.filter((p) => isLeak(p) && before.get(cKey(p))?.status !== p.status);
+  const { pairs } = pairUp(baseline, current, baseline.snapshot.bootId === current.snapshot.bootId);
+  const newLeaks = pairs.filter(([old, p]) => isLeak(p) && old?.status !== p.status).map(([, p]) => p);
   const newLeakedBytes = memlockOnce(newLeaks);
   const passed = (thresholds.maxNewLeaks === null || newLeaks.length <= thresholds.maxNewLeaks)
     && (thresholds.maxLeakedBytes === null || newLeakedBytes <= thresholds.maxLeakedBytes);

@@ -1,5 +1,6 @@
 // pinleak scan: take a snapshot of the whole host, store it, print the summary and the leaks.
 import type { Argv } from 'yargs';
+import { PinleakError } from '../errors.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { saveSnapshot } from '../store/index.js';
 import { renderLeaks, renderSummary } from '../report/text.js';
@@ -17,6 +18,14 @@ interface Args extends GlobalArgs {
   timings: boolean;
 }
 
+/** A label must not read as something else where SNAPSHOT or a baseline is expected. */
+export function checkLabel(label: string | undefined): void {
+  if (label === undefined) return;
+  if (!label.trim() || /^(latest(~\d+)?|\d+)$/.test(label) || label.includes('/') || label.endsWith('.json')) {
+    throw new PinleakError(`--label ${JSON.stringify(label)}: a label must not be empty, a number, "latest", "latest~N", contain "/" or end in ".json" (those name snapshots or files)`);
+  }
+}
+
 export const scanCommand = {
   command: 'scan',
   describe: 'take a snapshot of every bpffs pin on the host, store it, print the summary and the leaks',
@@ -26,6 +35,7 @@ export const scanCommand = {
     .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when any pin is orphaned or leaked' })
     .option('timings', { type: 'boolean', default: false, describe: 'print the time of each scan phase on stderr' }),
   handler: async (a: Args) => {
+    checkLabel(a.label);
     requirePrivileges('pinleak scan');
     const config = userConfig(a);
     const store = a.store ? openDb(a, true) : openHistory(a);
@@ -36,7 +46,12 @@ export const scanCommand = {
         const t0 = performance.now();
         saveSnapshot(store, doc);
         scan.timings.store = Math.round((performance.now() - t0) * 10) / 10;
-        applyRetention(store, config);
+        try {
+          applyRetention(store, config);
+        } catch (e) {
+          // the snapshot is stored: a retention hiccup (a busy database) is a warning, not a failed scan
+          process.stderr.write(`pinleak: warning: retention not applied: ${(e as Error).message}\n`);
+        }
       }
       if (a.timings || a.debug) {
         process.stderr.write(`timings (ms): ${Object.entries(scan.timings).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);

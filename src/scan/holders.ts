@@ -1,10 +1,9 @@
 // Holders: the live processes that keep a BPF object open, by fd or by mmap.
 import type { MapDetails } from '../kernel/bpf.js';
 import { BPF_F_MMAPABLE } from '../kernel/abi.js';
-import type { Container, Holder } from '../model.js';
+import { objectKey, type Container, type Holder } from '../model.js';
 import type { Process, ProcessScan } from './processes.js';
 
-export const objectKey = (kind: string, id: number) => `${kind}:${id}`;
 
 export interface HolderIndex {
   /** `${kind}:${id}` -> holders */

@@ -1,7 +1,7 @@
 // Who held or created an object before: the history behind creator evidence #1 and #2
 // (SPEC section 2). Object ids, pids and start times only mean something within one
 // boot, so every query is scoped by boot id.
-import type { Container } from '../model.js';
+import { objectKey, type Container } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { fromJson, stmt, toJson } from './codec.js';
 
@@ -31,9 +31,6 @@ export interface CreatorRecord {
   snapshotId: number | null;
 }
 
-export function objectKey(kind: string, id: number): string {
-  return `${kind}:${id}`;
-}
 
 /** Distinct objects as a JSON array of [kind, id] pairs, for json_each(). */
 function objectsParam(objects: readonly ObjectKey[]): { json: string; keys: string[] } {

@@ -27,20 +27,11 @@ const SQL = {
   error: `INSERT INTO scan_errors (snapshot_id, scope, message, extra) VALUES (?,?,?,?)`,
 };
 
-function leakTotals(pins: readonly Pin[]): { leaks: number; leakedBytes: number } {
+/** SPEC section 4: leaks count orphaned and leaked pins; leakedBytes is summary.memlockBytes.leaked. */
+function leakTotals(doc: SnapshotDoc): { leaks: number; leakedBytes: number } {
   let leaks = 0;
-  let leakedBytes = 0;
-  const seen = new Set<string>();
-  for (const p of pins) {
-    if (!LEAK_STATUSES.has(p.status)) continue;
-    leaks++;
-    if (!p.object) continue;
-    const k = `${p.object.kind}:${p.object.id}`;
-    if (seen.has(k)) continue;
-    seen.add(k);
-    leakedBytes += p.object.memlockBytes ?? 0;
-  }
-  return { leaks, leakedBytes };
+  for (const p of doc.pins) if (LEAK_STATUSES.has(p.status)) leaks++;
+  return { leaks, leakedBytes: doc.summary?.memlockBytes?.leaked ?? 0 };
 }
 
 /**
@@ -61,7 +52,7 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
   const insError = stmt(db, SQL.error);
 
   const m = doc.snapshot;
-  const { leaks, leakedBytes } = leakTotals(doc.pins);
+  const { leaks, leakedBytes } = leakTotals(doc);
 
   const id = db.transaction((): number => {
     const sid = Number(insSnapshot.run(

@@ -71,6 +71,13 @@ describe('errors', () => {
     expect(fs.existsSync(tmp.db)).toBe(false);
   });
 
+  it('a label that would read as a snapshot id, latest~N or a file is refused', () => {
+    for (const label of ['latest', 'latest~2', '42', 'a/b', 'x.json', ' ']) {
+      expectOneLineError(pinleak(['scan', '--label', label], { db: tmp.db }), /--label .*a label must not be/);
+    }
+    expect(fs.existsSync(tmp.db)).toBe(false);
+  });
+
   it('a bad config file names the file and the field', () => {
     const cfg = path.join(tmp.dir, 'config.json');
     fs.writeFileSync(cfg, JSON.stringify({ ignore: [{ path: 7 }] }));

@@ -37,6 +37,22 @@ describe('diff', () => {
   });
 });
 
+describe('diff across boots with colliding keys', () => {
+  it('pairs pins that share mount point, path, kind and name off in order, losing none', () => {
+    // two pods' own bpffs instances, both mounted at /sys/fs/bpf, each with the same pin
+    const podA = { ...orphan('/app/m', 1), instance: '0:40' };
+    const podB = { ...orphan('/app/m', 2), instance: '0:41' };
+    const from = doc([podA, podB], { bootId: 'boot-a' });
+    from.instances = ['0:40', '0:41'].map((dev) => ({ ...from.instances[0]!, dev }));
+    const to = doc([{ ...podA, instance: '0:50', object: { ...podA.object!, id: 7 } }], { bootId: 'boot-b', id: 2 });
+    to.instances[0]!.dev = '0:50';
+    const d = diffSnapshots(from, to);
+    expect(d.added).toEqual([]);
+    expect(d.removed).toHaveLength(1); // one of the two went away, not both, not neither
+    expect(gate(to, from, { maxNewLeaks: 0, maxLeakedBytes: null }).newLeaks).toHaveLength(1);
+  });
+});
+
 describe('gate', () => {
   it('counts pins that are leaks now and were absent or healthy at the baseline', () => {
     const base = doc([held('/a', 1), orphan('/old', 2)]);

@@ -337,11 +337,12 @@ describe('snapshots', () => {
     saveSnapshot(s, richDoc({ label: 'a' }));
     const empty = richDoc({ label: 'b', takenAt: '2026-11-24T20:35:00.000Z' });
     empty.pins = [];
+    empty.summary = { ...empty.summary, pins: 0, memlockBytes: { total: 0, orphaned: 0, leaked: 0 } };
     saveSnapshot(s, empty);
     const list = listSnapshots(s);
     expect(list.map((e) => e.label)).toEqual(['a', 'b']);
-    // orphaned+leaked pins: events (leaked), events_alias (orphaned), token/link (orphaned);
-    // map 26 counted once, link 9 has 0 bytes
+    // leaks: orphaned+leaked pins: events (leaked), events_alias (orphaned), token/link (orphaned);
+    // leakedBytes: SPEC section 4, the summary's memlockBytes.leaked
     expect(list[0]).toMatchObject({ id: 1, pins: 6, leaks: 3, leakedBytes: 82960, takenAt: '2026-11-24T20:30:00.000Z', bootId: BOOT, hostname: 'node-1', kernel: '6.18.44', durationMs: 41 });
     expect(list[1]).toMatchObject({ id: 2, pins: 0, leaks: 0, leakedBytes: 0 });
   });
