@@ -11,6 +11,8 @@ import { collectInstances, type InstanceAccess } from './instances.js';
 import { walkInstance, objectReader, type RawPin, type WalkStats } from './pins.js';
 import { buildHolders, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
+import type { CachedObject } from '../store/index.js';
+import { objectKey } from '../model.js';
 
 export interface HostScan {
   takenAt: Date;
@@ -40,7 +42,7 @@ export interface HostScan {
 export type Progress = (phase: string, done?: number, total?: number) => void;
 
 /** keepAnchors: the caller goes on using the access paths (clean) and must release `anchors`. */
-export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: boolean } = {}): Promise<HostScan> {
+export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: boolean; objectCache?: Map<string, CachedObject> } = {}): Promise<HostScan> {
   const progress = opts.onProgress ?? (() => {});
   const timings: Record<string, number> = {};
   let t = performance.now();
@@ -77,7 +79,30 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     const instanceViews = collectInstances(views);
     lap('instances');
 
+    progress('references');
+    const host = views.find((v) => v.ns.pids.includes(1)) ?? views.find((v) => v.readerPid !== null);
+    const roots = host ? cgroupRoots(host.mounts, host.readerPid) : [];
+    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots: roots }, errors);
+    lap('references');
+
+    // Pins whose object nothing holds or uses cannot have changed since the last scan of
+    // this boot: their object comes from the store instead of three syscalls and a read.
     const reader = objectReader();
+    const cache = opts.objectCache;
+    if (cache?.size) {
+      const busy = new Set(ps.bpfFds.map((f) => objectKey(f.kind, f.id)));
+      for (const p of graph.progs.values()) for (const m of p.mapIds) busy.add(objectKey('map', m));
+      const mmaps = ps.mapMappings.size > 0;
+      reader.cached = (dev, inode, ctimeMs) => {
+        const o = cache.get(`${dev}\0${inode}\0${new Date(ctimeMs).toISOString()}`);
+        if (!o || busy.has(objectKey(o.kind, o.id)) || (mmaps && o.kind === 'map')) return null;
+        if (o.kind === 'link') {
+          const l = graph.links.get(o.id);
+          return l ? { ...o, progId: l.progId, defunct: l.defunct, target: l.target } : null;
+        }
+        return o.kind === 'prog' ? (graph.progs.has(o.id) ? { ...o, mapIds: graph.progs.get(o.id)!.mapIds } : null) : { ...o };
+      };
+    }
     const walk: WalkStats = { symlinksSkipped: 0, foreignSkipped: 0 };
     const pins: RawPin[] = [];
     const gone = new Set<string>();
@@ -89,12 +114,6 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     });
     const liveViews = instanceViews.filter((iv) => !gone.has(iv.instance.dev));
     lap('pins');
-
-    progress('references');
-    const host = views.find((v) => v.ns.pids.includes(1)) ?? views.find((v) => v.readerPid !== null);
-    const roots = host ? cgroupRoots(host.mounts, host.readerPid) : [];
-    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots: roots }, errors);
-    lap('references');
 
     progress('holders');
     const holders = buildHolders(ps, graph.maps, pageSize(), containerOf);

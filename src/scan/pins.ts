@@ -48,6 +48,8 @@ export interface WalkStats {
 
 export interface ObjectReader {
   read(path: string): ScannedObject;
+  /** the object a pin held at the last scan, when it cannot have changed since (see host.ts) */
+  cached?(dev: string, inode: number, ctimeMs: number): ScannedObject | null;
 }
 
 /** Reads pinned objects; caches program names (a link is named after its program). */
@@ -223,7 +225,7 @@ function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader:
     mode: st.mode & 0o7777, object: null, error: null, preload: PRELOAD_NAMES.has(rel),
   };
   try {
-    pin.object = reader.read(fdPath);
+    pin.object = reader.cached?.(dev, st.ino, st.ctimeMs) ?? reader.read(fdPath);
   } catch (e) {
     if (e instanceof KernelError && e.code === 'ENOENT' && !pin.preload && !fs.existsSync(fdPath)) return null;
     pin.error = e instanceof KernelError ? `cannot open: ${e.code}` : `cannot read: ${(e as Error).message}`;

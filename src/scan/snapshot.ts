@@ -4,7 +4,8 @@ import { classifyPins, key, type ClassifyContext, type Sighting } from '../analy
 import { summarize, fillInstanceTotals } from '../analysis/summary.js';
 import { loadCatalog } from '../analysis/owners.js';
 import type { Config } from '../analysis/config.js';
-import { earliestHolders, recordedCreators, type Store } from '../store/index.js';
+import { earliestHolders, recordedCreators, pinObjectCache, type Store } from '../store/index.js';
+import { readBootId } from '../kernel/procfs.js';
 import { scanHost, type HostScan, type Progress } from './host.js';
 import type { RawPin } from './pins.js';
 
@@ -21,7 +22,8 @@ export interface SnapshotOptions {
 
 export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: SnapshotDoc; scan: HostScan }> {
   const started = performance.now();
-  const scan = await scanHost({ onProgress: opts.onProgress, keepAnchors: opts.keepAnchors });
+  const objectCache = opts.store ? pinObjectCache(opts.store, readBootId()) : undefined;
+  const scan = await scanHost({ onProgress: opts.onProgress, keepAnchors: opts.keepAnchors, objectCache });
   const t0 = performance.now();
   opts.onProgress?.('classification');
   const objects = scan.pins.filter((p) => p.object).map((p) => ({ kind: p.object!.kind, id: p.object!.id }));

@@ -111,3 +111,30 @@ export const recordedCreators = guarded(function recordedCreators(store: Store, 
   }
   return out;
 });
+
+export interface CachedObject {
+  kind: 'map' | 'prog' | 'link' | 'unknown';
+  id: number;
+  name: string;
+  type: string;
+  memlockBytes: number;
+}
+
+/**
+ * The objects behind the pins of the latest snapshot of this boot, keyed by
+ * `${instance}\0${inode}\0${createdAt}`. A pin never changes the object it holds, so a pin
+ * with the same instance, inode and ctime still holds this one: a scan need not re-open it.
+ */
+export const pinObjectCache = guarded(function pinObjectCache(store: Store, bootId: string): Map<string, CachedObject> {
+  const out = new Map<string, CachedObject>();
+  const latest = stmt(store.db, 'SELECT id FROM snapshots WHERE boot_id = ? ORDER BY id DESC LIMIT 1').get(bootId) as { id: number } | undefined;
+  if (!latest) return out;
+  const rows = stmt(store.db, `SELECT p.instance, p.inode, p.created_at, o.kind, o.obj_id, o.name, o.type, o.memlock_bytes
+      FROM pins p JOIN objects o ON o.id = p.object_id WHERE p.snapshot_id = ?`).all(latest.id) as {
+    instance: string; inode: number; created_at: string; kind: CachedObject['kind']; obj_id: number; name: string | null; type: string | null; memlock_bytes: number | null;
+  }[];
+  for (const r of rows) {
+    out.set(`${r.instance}\0${r.inode}\0${r.created_at}`, { kind: r.kind, id: r.obj_id, name: r.name ?? '', type: r.type ?? '', memlockBytes: r.memlock_bytes ?? 0 });
+  }
+  return out;
+});
