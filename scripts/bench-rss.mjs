@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const cli = fileURLToPath(new URL('../dist/pinleak.mjs', import.meta.url));
 const [rssFile, ...args] = process.argv.slice(2);
 process.argv = [process.argv[0], cli, ...args];
 process.on('exit', () => {

@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { buildWorld, teardownAll, readMountinfo } from './bench-world.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = path.join(ROOT, 'dist/cli/main.js');
+const CLI = path.join(ROOT, 'dist/pinleak.mjs');
 const RSS_WRAPPER = fileURLToPath(new URL('./bench-rss.mjs', import.meta.url));
 const TARGET = { wallMs: 2000, rssMB: 250, ratio: 1, perPinSpread: 1.5 };
 
@@ -627,8 +627,8 @@ async function main() {
     rssMethod: TIME_BIN ? '/usr/bin/time -f %M (wait4 ru_maxrss of the pinleak process)' : 'getrusage(RUSAGE_SELF) ru_maxrss inside scripts/bench-rss.mjs running the CLI in-process',
     wallMethod: 'performance.now() around spawnSync of the whole process (node startup included), stdout and stderr to files',
     commands: {
-      pinleak: `node dist/cli/main.js scan --db <fresh temp db> --json --timings`,
-      pinleakHistory: `node dist/cli/main.js scan --db <db of the last fresh run> --json --timings`,
+      pinleak: `node dist/pinleak.mjs scan --db <fresh temp db> --json --timings`,
+      pinleakHistory: `node dist/pinleak.mjs scan --db <db of the last fresh run> --json --timings`,
       bpftool: `${bpftool} -f -j map show`,
     },
     options: o,
@@ -649,11 +649,11 @@ async function main() {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
   meta.startupFloor = {
-    command: 'node dist/cli/main.js --version',
+    command: 'node dist/pinleak.mjs --version',
     wallMs: stats(startup.map((r) => r.wallMs)),
     rssMB: stats(startup.filter((r) => r.rssKiB).map((r) => (r.rssKiB * 1024) / 1e6)),
   };
-  log(`startup floor (node dist/cli/main.js --version): median ${fmtMs(meta.startupFloor.wallMs.median)}, ${meta.startupFloor.rssMB.median ?? '-'} MB`);
+  log(`startup floor (node dist/pinleak.mjs --version): median ${fmtMs(meta.startupFloor.wallMs.median)}, ${meta.startupFloor.rssMB.median ?? '-'} MB`);
 
   const results = [];
   let base = null;
@@ -665,7 +665,7 @@ async function main() {
 
   const mainScale = results.find((s) => s.pins === o.pins) ?? results[0];
   const report = [];
-  report.push(`startup floor, node dist/cli/main.js --version: median ${fmtMs(meta.startupFloor.wallMs.median)} wall, ${meta.startupFloor.rssMB.median ?? '-'} MB RSS (part of every pinleak wall time below)`);
+  report.push(`startup floor, node dist/pinleak.mjs --version: median ${fmtMs(meta.startupFloor.wallMs.median)} wall, ${meta.startupFloor.rssMB.median ?? '-'} MB RSS (part of every pinleak wall time below)`);
   for (const s of results) report.push(printScale(s, s === mainScale));
   let scaling = null;
   if (results.length > 1) {

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SnapshotDoc } from '../src/model.js';
 
-export const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+// the shipped command: the bundle that package.json's bin names
+export const CLI = fileURLToPath(new URL('../dist/pinleak.mjs', import.meta.url));
 
 export interface CliResult {
   code: number;

@@ -217,7 +217,8 @@ let builtin: OwnerRule[] | null = null;
 // The catalog sits next to this module: src/analysis/owners.json when run from source (tests),
 // dist/analysis/owners.json when the build copies it; the published package also ships
 // src/analysis/owners.json, which dist/analysis/owners.js reaches as ../../src/analysis/.
-const CATALOG_URLS = ['./owners.json', '../../src/analysis/owners.json'];
+// The bundle (dist/pinleak.mjs) reaches it as ../src/analysis/owners.json.
+const CATALOG_URLS = ['./owners.json', '../../src/analysis/owners.json', '../src/analysis/owners.json'];
 
 function readBuiltin(): OwnerRule[] {
   let text: string | null = null;

@@ -7,15 +7,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
+import { packageRoot } from '../package.js';
 import { readMountinfo } from '../kernel/procfs.js';
 import { paint } from '../report/format.js';
 import { type GlobalArgs, requirePrivileges, outStyle } from './common.js';
 
-const ACTOR = fileURLToPath(new URL('../demo/actor.js', import.meta.url));
-const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
+// the actors run as tsc built them; pinleak itself is re-run as it was started
+const ACTOR = path.join(packageRoot(), 'dist', 'demo', 'actor.js');
+const CLI = process.argv[1]!;
 
 interface Actor {
   child: ChildProcess;

@@ -9,6 +9,7 @@ import { listSnapshots, resolveSnapshot, loadSnapshot } from '../store/index.js'
 import { renderPrometheus } from '../report/prometheus.js';
 import { type GlobalArgs, openDb, emitJson, summary, dbPath } from './common.js';
 import { writeFileAtomic } from './files.js';
+import { packageVersion } from '../package.js';
 
 const FORMATS = ['prometheus'] as const;
 
@@ -19,8 +20,7 @@ interface Args extends GlobalArgs {
 
 function pinleakVersion(): string {
   try {
-    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
+    return packageVersion();
   } catch {
     return 'unknown';
   }

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // pinleak <command> [options]: parse, call, render. Errors a user can act on are one
 // line on stderr and exit 2; a stack trace only with --debug.
-import fs from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { PinleakError } from '../errors.js';
+import { packageVersion } from '../package.js';
 import { globalOptions } from './common.js';
 import { scanCommand } from './scan.js';
 import { pinsCommand } from './pins.js';
@@ -19,7 +19,6 @@ import { pruneCommand } from './prune.js';
 import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
 
-const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function fail(err: unknown, debug: boolean): never {
   if (err instanceof PinleakError) {
@@ -58,7 +57,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(demoCommand as never)
     .demandCommand(1, 'name a command: pinleak --help lists them')
     .strict()
-    .version(pkg.version)
+    .version(packageVersion())
     .help()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {

@@ -107,5 +107,5 @@ describe('concurrency and crashes', () => {
     }
     expect(count()).toBeGreaterThanOrEqual(before);
     d.close();
-  });
+  }, 180_000);
 });

@@ -1,0 +1,24 @@
+// Files of the installed package, found from wherever this code was loaded: the bundle
+// (dist/pinleak.mjs), tsc's output (dist/cli/*.js) or the sources (under vitest).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+let root: string | null = null;
+
+export function packageRoot(): string {
+  if (root === null) {
+    let d = path.dirname(fileURLToPath(import.meta.url));
+    while (!fs.existsSync(path.join(d, 'package.json'))) {
+      const up = path.dirname(d);
+      if (up === d) throw new Error('pinleak: its package.json is missing; reinstall pinleak');
+      d = up;
+    }
+    root = d;
+  }
+  return root;
+}
+
+export function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+}
