@@ -70,11 +70,13 @@ export const demoCommand = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.once('exit', teardown); // also when something calls process.exit (a closed stdout: demo | head)
     const step = (n: number, title: string, text: string) => out(`\n${paint(style, 'bold', `${n}. ${title}`)}\n${paint(style, 'dim', text)}`);
     const pinleak = (args: string[]) => {
       out(paint(style, 'cyan', `$ pinleak ${args.join(' ')}`));
       const r = spawnSync(process.execPath, [CLI, '--db', db, ...args], { stdio: ['ignore', 'inherit', 'inherit'], env: process.env });
-      if (r.status !== 0 && r.status !== 1) throw new PinleakError(`demo: pinleak ${args[0]} failed (exit ${r.status})`);
+      if (r.signal === 'SIGINT' || r.signal === 'SIGTERM') onSignal(); // Ctrl-C reached the step too
+      if (r.status !== 0 && r.status !== 1) throw new PinleakError(`demo: pinleak ${args[0]} failed (exit ${r.status ?? r.signal})`);
     };
     try {
       step(1, 'A container with its own bpffs', 'A process in a private mount namespace mounts a bpffs there: the host cannot see it,\nand `bpftool` on the host cannot see its pins.');
@@ -111,6 +113,7 @@ export const demoCommand = {
       step(7, 'Tear down', 'The container exits: its namespace, bpffs and the held map go with it; the temporary database is deleted.');
     } finally {
       teardown();
+      process.off('exit', teardown);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }

@@ -3,6 +3,7 @@ import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
 import { gate } from '../analysis/diff.js';
 import { takeSnapshot } from '../scan/snapshot.js';
+import { retentionAfterStore } from './retention.js';
 import { saveSnapshot } from '../store/index.js';
 import { renderGate, renderJunit } from '../report/changes.js';
 import { type GlobalArgs, requirePrivileges, userConfig, openDb, dbPath, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
@@ -49,7 +50,10 @@ export const gateCommand = {
       if (partial.length && !a.allowPartial) {
         throw new PinleakError(`the scan could not see the whole host: ${partial.join('; ')}; the gate does not judge it (pass --allow-partial to judge anyway)`);
       }
-      if (a.store && store) saveSnapshot(store, doc);
+      if (a.store && store) {
+        saveSnapshot(store, doc);
+        retentionAfterStore(store, config);
+      }
       const result = gate(baseline, doc, {
         maxNewLeaks: maxNewLeaks ?? (maxLeakedBytes !== undefined ? null : 0),
         maxLeakedBytes: maxLeakedBytes ?? null,

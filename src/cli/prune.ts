@@ -25,6 +25,9 @@ export const pruneCommand = {
     if (a.keep === undefined && a.olderThan === undefined) {
       throw new PinleakError('prune needs --keep N or --older-than DUR (or both): it never guesses what to drop');
     }
+    if (a.keep !== undefined && !(Number.isInteger(a.keep) && a.keep >= 0)) {
+      throw new PinleakError('--keep takes a whole number of snapshots (0 or more; the latest always stays)');
+    }
     const olderThanMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;
     const store = openDb(a, false);
     const file = dbPath(a);

@@ -10,3 +10,12 @@ export function applyRetention(store: Store, config: Config): number {
     olderThanMs: r.olderThan !== undefined ? parseDuration(r.olderThan) : undefined,
   }).removed;
 }
+
+/** After a stored snapshot: the snapshot is safe, so a retention hiccup (a busy database) is only a warning. */
+export function retentionAfterStore(store: Store, config: Config): void {
+  try {
+    applyRetention(store, config);
+  } catch (e) {
+    process.stderr.write(`pinleak: warning: retention not applied: ${(e as Error).message}\n`);
+  }
+}

@@ -12,6 +12,7 @@ import { containerFromCgroup } from '../analysis/container.js';
 import { isLeak } from '../analysis/summary.js';
 import { key, type Sighting } from '../analysis/classify.js';
 import { pinKeyer } from '../analysis/diff.js';
+import { retentionAfterStore } from './retention.js';
 import { saveSnapshot, recordCreators } from '../store/index.js';
 import { renderRun } from '../report/changes.js';
 import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
@@ -114,6 +115,7 @@ export const runCommand = {
       });
       endProgress(a);
       const afterId = saveSnapshot(store, after.doc);
+      retentionAfterStore(store, config);
       const afterKey = pinKeyer(after.doc, true);
       const created = after.doc.pins.filter((p) => (p.creator?.source === 'run' || p.creator?.source === 'run-window') && !existed.has(afterKey(p)));
       recordCreators(store, after.doc.snapshot.bootId, created.filter((p) => p.creator!.source === 'run').map((p) => ({

@@ -9,7 +9,7 @@ import {
   type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle,
 } from './common.js';
 import { openHistory } from './history.js';
-import { applyRetention } from './retention.js';
+import { retentionAfterStore } from './retention.js';
 
 interface Args extends GlobalArgs {
   label?: string;
@@ -46,12 +46,7 @@ export const scanCommand = {
         const t0 = performance.now();
         saveSnapshot(store, doc);
         scan.timings.store = Math.round((performance.now() - t0) * 10) / 10;
-        try {
-          applyRetention(store, config);
-        } catch (e) {
-          // the snapshot is stored: a retention hiccup (a busy database) is a warning, not a failed scan
-          process.stderr.write(`pinleak: warning: retention not applied: ${(e as Error).message}\n`);
-        }
+        retentionAfterStore(store, config);
       }
       if (a.timings || a.debug) {
         process.stderr.write(`timings (ms): ${Object.entries(scan.timings).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);

@@ -8,6 +8,8 @@ const STATUS_COLOR: Record<Status, 'red' | 'yellow' | 'green' | 'dim' | 'cyan'> 
   held: 'green', 'in-use': 'green', orphaned: 'yellow', leaked: 'red', persistent: 'dim', unreadable: 'cyan',
 };
 
+export const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
 export const statusText = (style: Style, s: Status) => paint(style, STATUS_COLOR[s], s);
 
 export function snapshotRef(m: SnapshotMeta): string {
@@ -37,7 +39,7 @@ export function renderSummary(doc: SnapshotDoc, style: Style): string {
   const m = doc.snapshot;
   const lines = [
     `${paint(style, 'bold', snapshotRef(m))} of ${safe(m.hostname)} (kernel ${m.kernel}), taken ${m.takenAt} in ${m.durationMs} ms`,
-    `  ${s.namespaces} mount namespaces, ${s.instances} bpffs instances, ${s.pins} pins holding ${bytes(s.memlockBytes.total)}`,
+    `  ${plural(s.namespaces, 'mount namespace')}, ${plural(s.instances, 'bpffs instance')}, ${plural(s.pins, 'pin')} holding ${bytes(s.memlockBytes.total)}`,
     '  ' + (Object.entries(s.byStatus) as [Status, number][])
       .map(([k, v]) => (v ? `${statusText(style, k)} ${v}` : `${k} 0`)).join('  '),
   ];
