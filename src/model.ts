@@ -138,6 +138,34 @@ export interface Pin {
   error?: string | null;
 }
 
+/** A BPF object as a scan reads it: the public fields and the references classification needs. */
+export interface ScannedObject extends BpfObject {
+  /** a program's maps */
+  mapIds?: number[];
+  /** a link's program */
+  progId?: number;
+  /** a link whose target (cgroup, netns, interface) is gone */
+  defunct?: boolean;
+  target?: string | null;
+}
+
+/** A pin as a scan finds it, before classification. */
+export interface ScannedPin {
+  instance: string;
+  /** relative to the instance's root, with a leading slash */
+  path: string;
+  mountPaths: MountPath[];
+  inode: number;
+  ctimeMs: number;
+  uid: number;
+  gid: number;
+  mode: number;
+  object: ScannedObject | null;
+  error: string | null;
+  /** a kernel preload iterator (maps.debug, progs.debug at the root) */
+  preload: boolean;
+}
+
 export interface Summary {
   namespaces: number;
   instances: number;

@@ -1,29 +1,14 @@
 // Statuses, creators and owners (SPEC section 2): pure functions over one scan, the
 // history of earlier snapshots of the same boot, the owner catalog and the user config.
-import type { Container, Creator, Holder, ObjectRef, Owner, Pin, Status } from '../model.js';
+import type { Container, Creator, Holder, ObjectRef, Owner, Pin, ScannedPin, Status } from '../model.js';
 import { matchOwner, pathPid as pathPidOf, type OwnerRule } from './owners.js';
 import { matchIgnore, type Config } from './config.js';
 
 export { objectKey as key } from '../model.js';
 import { objectKey as key } from '../model.js';
 
-/** What classification needs to know about a pin (a scanned pin, or a stored one). */
-export interface PinFacts {
-  instance: string;
-  path: string;
-  mountPaths: { mntNs: number; path: string }[];
-  inode: number;
-  ctimeMs: number;
-  uid: number;
-  gid: number;
-  mode: number;
-  object: {
-    kind: 'map' | 'prog' | 'link' | 'unknown'; id: number; name: string; type: string; memlockBytes: number;
-    mapIds?: number[]; progId?: number; defunct?: boolean; target?: string | null;
-  } | null;
-  error: string | null;
-  preload: boolean;
-}
+/** What classification needs to know about a pin: a scanned one. */
+export type PinFacts = ScannedPin;
 
 export interface LiveProcess {
   pid: number;

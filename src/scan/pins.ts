@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type ObjectDetails } from '../kernel/bpf.js';
 import { readBpfFdinfo, devString, readMountinfo } from '../kernel/procfs.js';
-import type { BpfObject, ObjectKind, ScanError } from '../model.js';
+import type { ObjectKind, ScanError, ScannedObject, ScannedPin } from '../model.js';
 import { mountsToWalk, pathBelowMount, type InstanceAccess, type InstanceView } from './instances.js';
 
 const O_DIRECTORY = fs.constants.O_DIRECTORY;
@@ -16,30 +16,8 @@ const MAX_DEPTH = 512;
 /** Kernel preload iterators (CONFIG_BPF_PRELOAD): dotted names at an instance's root. */
 export const PRELOAD_NAMES = new Set(['/maps.debug', '/progs.debug']);
 
-export interface ScannedObject extends BpfObject {
-  /** a program's maps */
-  mapIds?: number[];
-  /** a link's program */
-  progId?: number;
-  /** a link whose target (cgroup, netns, interface) is gone */
-  defunct?: boolean;
-  target?: string | null;
-}
-
-export interface RawPin {
-  instance: string;
-  /** relative to the instance's root, with a leading slash */
-  path: string;
-  mountPaths: { mntNs: number; path: string }[];
-  inode: number;
-  ctimeMs: number;
-  uid: number;
-  gid: number;
-  mode: number;
-  object: ScannedObject | null;
-  error: string | null;
-  preload: boolean;
-}
+export type { ScannedObject };
+export type RawPin = ScannedPin;
 
 export interface WalkStats {
   symlinksSkipped: number;
