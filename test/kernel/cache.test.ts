@@ -1,26 +1,17 @@
 // A scan into a database reuses the object of each unchanged pin from the previous
 // snapshot of the boot; anything that changed must still be read fresh.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createWorld, type World } from '../world/world.js';
-import { bpftool, pinleakJson, tempDb } from '../helpers.js';
+import { bpftool, pinleakJson } from '../helpers.js';
+import { worldForFile } from '../world/for-file.js';
 
-let world: World;
-let db: ReturnType<typeof tempDb>;
-beforeAll(() => {
-  world = createWorld();
-  db = tempDb();
-});
-afterAll(async () => {
-  await world.cleanup();
-  db.remove();
-});
+const t = worldForFile();
 
 describe('object cache across scans of one boot', () => {
   it('gives the same answers as a fresh read, and sees replaced pins and changed holders', async () => {
-    const bpffs = await world.mountBpffs('cache');
-    const agent = await world.spawnAgent();
+    const bpffs = await t.world.mountBpffs('cache');
+    const agent = await t.world.spawnAgent();
     const a = await agent.call({ op: 'map', name: 'first' });
     await agent.call({ op: 'pin', fd: a.fd!, path: path.join(bpffs.path, 'a') });
     await agent.call({ op: 'close', fd: a.fd! });
@@ -31,7 +22,7 @@ describe('object cache across scans of one boot', () => {
     await agent.call({ op: 'close', fd: c.fd! });
 
     const mine = (d: ReturnType<typeof pinleakJson>) => Object.fromEntries(d.pins.filter((p) => p.instance === bpffs.dev).map((p) => [p.path, p]));
-    const one = mine(pinleakJson(['scan'], { db: db.db }));
+    const one = mine(pinleakJson(['scan'], { db: t.db.db }));
     expect(one['/b']!.status).toBe('held');
 
     fs.unlinkSync(path.join(bpffs.path, 'a')); // /a now holds another object
@@ -40,7 +31,7 @@ describe('object cache across scans of one boot', () => {
     await agent.call({ op: 'close', fd: d.fd! });
     await agent.call({ op: 'close', fd: b.fd! }); // /b no longer held
 
-    const two = mine(pinleakJson(['scan'], { db: db.db }));
+    const two = mine(pinleakJson(['scan'], { db: t.db.db }));
     expect(two['/a']!.object).toMatchObject({ id: d.id, name: 'second' });
     expect(two['/b']!.object!.id).toBe(b.id);
     expect(two['/b']!.status).toBe('orphaned');
@@ -50,7 +41,7 @@ describe('object cache across scans of one boot', () => {
       const oracle = bpftool(['map', 'show', 'id', String(p.object.id)]) as { name: string; bytes_memlock: number };
       expect([p.object.name, p.object.memlockBytes]).toEqual([oracle.name, oracle.bytes_memlock]);
     }
-    const fresh = mine(pinleakJson(['scan', '--no-store', '--db', path.join(db.dir, 'other.db')]));
+    const fresh = mine(pinleakJson(['scan', '--no-store', '--db', path.join(t.db.dir, 'other.db')]));
     for (const k of Object.keys(two)) expect(two[k]!.object).toEqual(fresh[k]!.object);
   });
 });

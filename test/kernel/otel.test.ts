@@ -1,47 +1,38 @@
 // The motivating case end to end, and pid reuse: OpenTelemetry Go instrumentation pins
 // its maps under <bpffs>/<pid>/ of a bpffs in another mount namespace and exits without
 // cleaning up.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createWorld, type World, type Agent } from '../world/world.js';
-import { pinleak, pinleakJson, tempDb } from '../helpers.js';
+import type { Agent } from '../world/world.js';
+import { pinleak, pinleakJson } from '../helpers.js';
+import { worldForFile } from '../world/for-file.js';
 import type { DiffResult } from '../../src/analysis/diff.js';
 
-let world: World;
-let db: ReturnType<typeof tempDb>;
-
-beforeAll(() => {
-  world = createWorld();
-  db = tempDb();
-});
-afterAll(async () => {
-  await world.cleanup();
-  db.remove();
-});
+const t = worldForFile();
 
 describe('OpenTelemetry Go leak across mount namespaces', () => {
   it('is seen held, then leaked with its creator, owner and memory in scan, leaks and diff', async () => {
     // a "container": a mount namespace of its own with its own bpffs, kept alive by its init
-    const container = await world.spawnAgent({ unshareMount: true });
-    const bpffs = path.join(world.dir, 'container-bpf');
+    const container = await t.world.spawnAgent({ unshareMount: true });
+    const bpffs = path.join(t.world.dir, 'container-bpf');
     const { dev } = await container.call({ op: 'mountBpffs', path: bpffs });
     // the instrumentation runs in the container's namespace
-    const otel: Agent = await world.spawnAgent({ joinMountOf: container.pid });
+    const otel: Agent = await t.world.spawnAgent({ joinMountOf: container.pid });
     const ids: number[] = [];
     for (const name of ['alloc_map', 'tracked_spans']) {
       const m = await otel.call({ op: 'map', name, type: 'hash' });
       await otel.call({ op: 'pin', fd: m.fd!, path: path.join(bpffs, String(otel.pid), name) });
       ids.push(m.id!);
     }
-    const first = pinleakJson(['scan', '--label', 'before-exit'], { db: db.db });
+    const first = pinleakJson(['scan', '--label', 'before-exit'], { db: t.db.db });
     const held = first.pins.filter((p) => p.instance === dev && p.path.startsWith(`/${otel.pid}/`));
     expect(held.map((p) => p.status)).toEqual(['held', 'held']);
     expect(held.every((p) => p.holders[0]!.pid === otel.pid)).toBe(true);
 
     await otel.exit(); // a crash: nothing unpinned
-    const second = pinleakJson(['scan'], { db: db.db });
+    const second = pinleakJson(['scan'], { db: t.db.db });
     const leaked = second.pins.filter((p) => p.instance === dev && p.path.startsWith(`/${otel.pid}/`));
     expect(leaked.map((p) => p.path)).toEqual([`/${otel.pid}/alloc_map`, `/${otel.pid}/tracked_spans`]);
     for (const p of leaked) {
@@ -55,24 +46,24 @@ describe('OpenTelemetry Go leak across mount namespaces', () => {
     const bytes = leaked.reduce((n, p) => n + p.object!.memlockBytes, 0);
     expect(bytes).toBeGreaterThan(0);
 
-    const d = pinleakJson<DiffResult>(['diff', 'before-exit', 'latest'], { db: db.db });
+    const d = pinleakJson<DiffResult>(['diff', 'before-exit', 'latest'], { db: t.db.db });
     expect(d.sameBoot).toBe(true);
     expect(d.newlyLeaked.filter((p) => p.instance === dev).map((p) => p.path).sort()).toEqual(leaked.map((p) => p.path));
     expect(d.memlockDelta.leaked).toBeGreaterThanOrEqual(bytes);
     expect(d.statusChanged.filter((c) => c.pin.instance === dev).map((c) => [c.from, c.to])).toEqual([['held', 'leaked'], ['held', 'leaked']]);
 
-    const text = pinleak(['leaks'], { db: db.db });
+    const text = pinleak(['leaks'], { db: t.db.db });
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('otel-go-instrumentation');
     expect(text.stdout).toContain(`made by ${otel.pid}`);
     expect(text.stdout).toContain(path.join(bpffs, String(otel.pid), 'alloc_map'));
-    const failing = pinleak(['leaks', '--fail-on-leak', '--quiet'], { db: db.db });
+    const failing = pinleak(['leaks', '--fail-on-leak', '--quiet'], { db: t.db.db });
     expect(failing.code).toBe(1);
   });
 
   it('a path pid that now belongs to a process started after the pin is still leaked', async () => {
-    const bpffs = await world.mountBpffs('reuse');
-    const maker = await world.spawnAgent();
+    const bpffs = await t.world.mountBpffs('reuse');
+    const maker = await t.world.spawnAgent();
     let sleeper: ReturnType<typeof spawn> | null = null;
     try {
       // Pick a free pid P, pin under <bpffs>/P/, then make the kernel hand P to a new process.
@@ -97,7 +88,7 @@ describe('OpenTelemetry Go leak across mount namespaces', () => {
       }
       expect(sleeper, 'could not get the kernel to reuse a chosen pid').not.toBeNull();
       const pid = sleeper!.pid!;
-      const doc = pinleakJson(['scan'], { db: db.db });
+      const doc = pinleakJson(['scan'], { db: t.db.db });
       const p = doc.pins.find((x) => x.instance === bpffs.dev && x.path === `/${pid}/alloc_map`)!;
       expect(p.owner).toMatchObject({ tool: 'otel-go-instrumentation', pathPid: pid, pathPidAlive: false });
       expect(p.creator).toMatchObject({ pid, alive: false, startTime: null });

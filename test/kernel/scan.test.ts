@@ -1,14 +1,15 @@
 // The scan against the real kernel: worlds built for real, ids compared with the ids the
 // test's own processes read from their fds, holders with the test's pids, names with bpftool.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { createWorld, type World, type Agent, type DetachedNamespace, type Mount } from '../world/world.js';
-import { pinleakJson, tempDb, bpftool } from '../helpers.js';
+import { type World, type Agent, type DetachedNamespace, type Mount } from '../world/world.js';
+import { pinleakJson, bpftool } from '../helpers.js';
+import { worldForFile, type FileWorld } from '../world/for-file.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
 import { assertSnapshotDoc } from '../contract.js';
 
 let world: World;
-let db: ReturnType<typeof tempDb>;
+let db: FileWorld['db'];
 let host: Mount;
 let second: Mount;
 let holder: Agent;
@@ -24,54 +25,43 @@ const pinAt = (dev: string, p: string): Pin => {
   return pin;
 };
 
-beforeAll(async () => {
-  world = createWorld();
-  db = tempDb();
-  try {
-    host = await world.mountBpffs('host-bpf');
-    second = await world.bindMount(host.path, 'second-view');
+worldForFile(async (t) => {
+  world = t.world;
+  db = t.db;
+  host = await world.mountBpffs('host-bpf');
+  second = await world.bindMount(host.path, 'second-view');
 
-    holder = await world.spawnAgent();
-    const map = await holder.call({ op: 'map', name: 'held_map', type: 'hash' });
-    ids.heldMap = map.id!;
-    await holder.call({ op: 'pin', fd: map.fd!, path: path.join(host.path, 'app/nested/held map') });
-    const usedMap = await holder.call({ op: 'map', name: 'used_map', type: 'array' });
-    ids.usedMap = usedMap.id!;
-    await holder.call({ op: 'pin', fd: usedMap.fd!, path: path.join(host.path, 'app/used_map') });
-    const prog = await holder.call({ op: 'prog', name: 'pl_prog', mapFd: usedMap.fd! });
-    ids.prog = prog.id!;
-    await holder.call({ op: 'pin', fd: prog.fd!, path: path.join(host.path, 'app/prog') });
-    const cg = await world.makeCgroup();
-    const link = await holder.call({ op: 'link', progFd: prog.fd!, cgroup: cg });
-    ids.link = link.id!;
-    await holder.call({ op: 'pin', fd: link.fd!, path: path.join(host.path, 'app/link') });
-    // Only the map stays held: the program and link live on through their pins.
-    await holder.call({ op: 'close', fd: usedMap.fd! });
-    await holder.call({ op: 'close', fd: prog.fd! });
-    await holder.call({ op: 'close', fd: link.fd! });
+  holder = await world.spawnAgent();
+  const map = await holder.call({ op: 'map', name: 'held_map', type: 'hash' });
+  ids.heldMap = map.id!;
+  await holder.call({ op: 'pin', fd: map.fd!, path: path.join(host.path, 'app/nested/held map') });
+  const usedMap = await holder.call({ op: 'map', name: 'used_map', type: 'array' });
+  ids.usedMap = usedMap.id!;
+  await holder.call({ op: 'pin', fd: usedMap.fd!, path: path.join(host.path, 'app/used_map') });
+  const prog = await holder.call({ op: 'prog', name: 'pl_prog', mapFd: usedMap.fd! });
+  ids.prog = prog.id!;
+  await holder.call({ op: 'pin', fd: prog.fd!, path: path.join(host.path, 'app/prog') });
+  const cg = await world.makeCgroup();
+  const link = await holder.call({ op: 'link', progFd: prog.fd!, cgroup: cg });
+  ids.link = link.id!;
+  await holder.call({ op: 'pin', fd: link.fd!, path: path.join(host.path, 'app/link') });
+  // Only the map stays held: the program and link live on through their pins.
+  await holder.call({ op: 'close', fd: usedMap.fd! });
+  await holder.call({ op: 'close', fd: prog.fd! });
+  await holder.call({ op: 'close', fd: link.fd! });
 
-    isolated = await world.spawnAgent({ unshareMount: true });
-    const mnt = path.join(world.dir, 'private-bpf');
-    const m = await isolated.call({ op: 'mountBpffs', path: mnt });
-    isolatedDev = m.dev!;
-    const pm = await isolated.call({ op: 'map', name: 'ns_map' });
-    ids.nsMap = pm.id!;
-    await isolated.call({ op: 'pin', fd: pm.fd!, path: path.join(mnt, 'ns_map') });
-    await isolated.call({ op: 'close', fd: pm.fd! });
+  isolated = await world.spawnAgent({ unshareMount: true });
+  const mnt = path.join(world.dir, 'private-bpf');
+  const m = await isolated.call({ op: 'mountBpffs', path: mnt });
+  isolatedDev = m.dev!;
+  const pm = await isolated.call({ op: 'map', name: 'ns_map' });
+  ids.nsMap = pm.id!;
+  await isolated.call({ op: 'pin', fd: pm.fd!, path: path.join(mnt, 'ns_map') });
+  await isolated.call({ op: 'close', fd: pm.fd! });
 
-    detached = await world.namespaceWithoutProcess({ mapName: 'lonely_map' });
+  detached = await world.namespaceWithoutProcess({ mapName: 'lonely_map' });
 
-    doc = pinleakJson(['scan', '--label', 'kernel-test'], { db: db.db });
-  } catch (e) {
-    await world.cleanup();
-    db.remove();
-    throw e;
-  }
-}, 60_000);
-
-afterAll(async () => {
-  await world?.cleanup();
-  db?.remove();
+  doc = pinleakJson(['scan', '--label', 'kernel-test'], { db: db.db });
 });
 
 describe('scan on the real kernel', () => {

@@ -1,12 +1,13 @@
 // Every status built for real on the kernel and recognised.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { createWorld, type World, type Agent, type Mount } from '../world/world.js';
-import { pinleakJson, tempDb } from '../helpers.js';
+import { type World, type Agent, type Mount } from '../world/world.js';
+import { pinleakJson } from '../helpers.js';
+import { worldForFile, type FileWorld } from '../world/for-file.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
 
 let world: World;
-let db: ReturnType<typeof tempDb>;
+let db: FileWorld['db'];
 let bpffs: Mount;
 let agent: Agent;
 let doc: SnapshotDoc;
@@ -18,62 +19,51 @@ const pin = (p: string): Pin => {
   return found;
 };
 
-beforeAll(async () => {
-  world = createWorld();
-  db = tempDb();
-  try {
-    bpffs = await world.mountBpffs('st');
-    const at = (p: string) => path.join(bpffs.path, p);
-    agent = await world.spawnAgent();
+worldForFile(async (t) => {
+  world = t.world;
+  db = t.db;
+  bpffs = await world.mountBpffs('st');
+  const at = (p: string) => path.join(bpffs.path, p);
+  agent = await world.spawnAgent();
 
-    // a map used by a held program
-    const m1 = await agent.call({ op: 'map', name: 'used_by_held', type: 'array' });
-    ids.m1 = m1.id!;
-    await agent.call({ op: 'pin', fd: m1.fd!, path: at('used_by_held') });
-    const p1 = await agent.call({ op: 'prog', name: 'held_prog', mapFd: m1.fd! });
-    ids.p1 = p1.id!;
-    await agent.call({ op: 'close', fd: m1.fd! });
+  // a map used by a held program
+  const m1 = await agent.call({ op: 'map', name: 'used_by_held', type: 'array' });
+  ids.m1 = m1.id!;
+  await agent.call({ op: 'pin', fd: m1.fd!, path: at('used_by_held') });
+  const p1 = await agent.call({ op: 'prog', name: 'held_prog', mapFd: m1.fd! });
+  ids.p1 = p1.id!;
+  await agent.call({ op: 'close', fd: m1.fd! });
 
-    // a program kept only by a pinned cgroup link nobody holds
-    const cg = await world.makeCgroup();
-    const p2 = await agent.call({ op: 'prog', name: 'linked_prog' });
-    ids.p2 = p2.id!;
-    await agent.call({ op: 'pin', fd: p2.fd!, path: at('linked_prog') });
-    const l2 = await agent.call({ op: 'link', progFd: p2.fd!, cgroup: cg });
-    ids.l2 = l2.id!;
-    await agent.call({ op: 'pin', fd: l2.fd!, path: at('linked') });
-    await agent.call({ op: 'close', fd: p2.fd! });
-    await agent.call({ op: 'close', fd: l2.fd! });
+  // a program kept only by a pinned cgroup link nobody holds
+  const cg = await world.makeCgroup();
+  const p2 = await agent.call({ op: 'prog', name: 'linked_prog' });
+  ids.p2 = p2.id!;
+  await agent.call({ op: 'pin', fd: p2.fd!, path: at('linked_prog') });
+  const l2 = await agent.call({ op: 'link', progFd: p2.fd!, cgroup: cg });
+  ids.l2 = l2.id!;
+  await agent.call({ op: 'pin', fd: l2.fd!, path: at('linked') });
+  await agent.call({ op: 'close', fd: p2.fd! });
+  await agent.call({ op: 'close', fd: l2.fd! });
 
-    // a map only mmapped by a live process
-    const m3 = await agent.call({ op: 'map', name: 'mmapped', type: 'array', mmapable: true });
-    ids.m3 = m3.id!;
-    await agent.call({ op: 'pin', fd: m3.fd!, path: at('mmapped') });
-    await agent.call({ op: 'mmap', fd: m3.fd! });
-    await agent.call({ op: 'close', fd: m3.fd! });
+  // a map only mmapped by a live process
+  const m3 = await agent.call({ op: 'map', name: 'mmapped', type: 'array', mmapable: true });
+  ids.m3 = m3.id!;
+  await agent.call({ op: 'pin', fd: m3.fd!, path: at('mmapped') });
+  await agent.call({ op: 'mmap', fd: m3.fd! });
+  await agent.call({ op: 'close', fd: m3.fd! });
 
-    // a path the catalog says is kept on purpose (Cilium's tc/globals)
-    const m4 = await agent.call({ op: 'map', name: 'cilium_ct4_glob' });
-    await agent.call({ op: 'pin', fd: m4.fd!, path: at('tc/globals/cilium_ct4_global') });
-    await agent.call({ op: 'close', fd: m4.fd! });
+  // a path the catalog says is kept on purpose (Cilium's tc/globals)
+  const m4 = await agent.call({ op: 'map', name: 'cilium_ct4_glob' });
+  await agent.call({ op: 'pin', fd: m4.fd!, path: at('tc/globals/cilium_ct4_global') });
+  await agent.call({ op: 'close', fd: m4.fd! });
 
-    // nothing holds or uses it, nobody known made it
-    const m5 = await agent.call({ op: 'map', name: 'stray' });
-    ids.m5 = m5.id!;
-    await agent.call({ op: 'pin', fd: m5.fd!, path: at('stray') });
-    await agent.call({ op: 'close', fd: m5.fd! });
+  // nothing holds or uses it, nobody known made it
+  const m5 = await agent.call({ op: 'map', name: 'stray' });
+  ids.m5 = m5.id!;
+  await agent.call({ op: 'pin', fd: m5.fd!, path: at('stray') });
+  await agent.call({ op: 'close', fd: m5.fd! });
 
-    doc = pinleakJson(['scan'], { db: db.db });
-  } catch (e) {
-    await world.cleanup();
-    db.remove();
-    throw e;
-  }
-}, 60_000);
-
-afterAll(async () => {
-  await world?.cleanup();
-  db?.remove();
+  doc = pinleakJson(['scan'], { db: db.db });
 });
 
 describe('statuses on the real kernel', () => {
