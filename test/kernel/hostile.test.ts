@@ -91,9 +91,11 @@ describe('concurrency and crashes', () => {
     let killedMidway = 0;
     for (const delay of [30, 80, 150, 250, 400]) {
       const c = spawn(process.execPath, [CLI, '--db', db.db, 'scan', '--quiet'], { stdio: 'ignore' });
+      // listen before anything else: a fast scan may be over before the kill
+      const ended = new Promise((r) => c.on('exit', (code, sig) => r(sig ?? code)));
       await new Promise((r) => setTimeout(r, delay));
       c.kill('SIGKILL');
-      const code = await new Promise((r) => c.on('exit', (code, sig) => r(sig ?? code)));
+      const code = await ended;
       if (code === 'SIGKILL') killedMidway++;
     }
     expect(killedMidway).toBeGreaterThan(0);
