@@ -23,7 +23,7 @@ export const globalOptions = {
   json: { type: 'boolean', default: false, describe: 'machine output on stdout (SPEC schemaVersion 1)' },
   config: { type: 'string', describe: 'config file (default /etc/pinleak/config.json when present)' },
   quiet: { type: 'boolean', default: false, describe: 'no progress, and no summary from scan, gate, run, clean, prune and export --output (errors still print)' },
-  debug: { type: 'boolean', default: false, describe: 'stack traces and phase timings on errors' },
+  debug: { type: 'boolean', default: false, describe: 'stack traces with errors; scan also prints its phase timings' },
 } as const;
 
 export function dbPath(a: GlobalArgs): string {
@@ -49,7 +49,7 @@ export function requirePrivileges(what: string): void {
   }
 }
 
-/** Progress on stderr, only on a terminal and never with --quiet or --json's quiet stdout. */
+/** Progress on stderr, only when stderr is a terminal and never with --quiet (stdout stays clean for --json). */
 export function progressReporter(a: GlobalArgs): Progress | undefined {
   if (a.quiet || !process.stderr.isTTY) return undefined;
   let last = 0;
