@@ -4,7 +4,7 @@
 import os from 'node:os';
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
-import { SCHEMA_VERSION, type Pin, type Status } from '../model.js';
+import { SCHEMA_VERSION, STATUSES, type Pin, type Status } from '../model.js';
 import { CLEANABLE, pinKey, recheck, selectCandidates } from '../analysis/clean.js';
 import { parseDuration } from '../analysis/config.js';
 import { memlockOnce } from '../analysis/summary.js';
@@ -19,7 +19,7 @@ import { renderClean } from '../report/changes.js';
 import {
   type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle, parseList,
 } from './common.js';
-import { pinFilter } from './pins.js';
+import { pinFilter, placeOptions } from './pins.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
@@ -46,15 +46,13 @@ export interface CleanResult {
 export const cleanCommand = {
   command: 'clean [snapshot]',
   describe: 'unpin leaked pins (a dry run unless --yes); never held, in-use or persistent ones',
-  builder: (y: Argv) => y
+  builder: (y: Argv) => placeOptions(y
     .positional('snapshot', { type: 'string', describe: 'the snapshot whose leaks to remove (default latest); each is re-checked now' })
-    .option('status', { type: 'string', default: 'leaked', describe: 'which leaks: leaked, orphaned or both (comma-separated)' })
-    .option('instance', { type: 'string', describe: 'only this bpffs instance (MAJ:MIN)' })
-    .option('path', { type: 'string', describe: 'only pins whose path below the instance root matches this glob' })
+    .option('status', { type: 'string', default: 'leaked', describe: 'which leaks: leaked, orphaned or both (comma-separated)' }))
     .option('older-than', { type: 'string', describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w)' })
     .option('yes', { type: 'boolean', default: false, describe: 'really unpin (without it, only show what would go)' }),
   handler: async (a: Args) => {
-    const statuses = parseList(a.status, ['held', 'in-use', 'orphaned', 'leaked', 'persistent', 'unreadable'] as const, 'status') as Status[];
+    const statuses: Status[] = parseList(a.status, STATUSES, 'status') ?? ['leaked'];
     const refused = statuses.filter((s) => !CLEANABLE.includes(s));
     if (refused.length) throw new PinleakError(`clean never removes ${refused.join(', ')} pins: --status takes leaked and orphaned only`);
     const olderMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { isLeak } from '../analysis/summary.js';
 import { renderLeaks } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle } from './common.js';
-import { pinFilter } from './pins.js';
+import { pinFilter, placeOptions } from './pins.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
@@ -15,11 +15,9 @@ interface Args extends GlobalArgs {
 export const leaksCommand = {
   command: 'leaks [snapshot]',
   describe: 'the orphaned and leaked pins, with memory totals grouped by owner and instance',
-  builder: (y: Argv) => y
+  builder: (y: Argv) => placeOptions(y
     .positional('snapshot', { type: 'string', describe: 'id, label, latest or latest~N (default latest)' })
-    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when there is any leak' })
-    .option('instance', { type: 'string', describe: 'only this bpffs instance (MAJ:MIN)' })
-    .option('path', { type: 'string', describe: 'only pins whose path below the instance root matches this glob' }),
+    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when there is any leak' })),
   handler: (a: Args) => {
     const store = openDb(a, false);
     try {

@@ -28,10 +28,13 @@ export function pinFilter(f: PinFilter): (p: Pin) => boolean {
     && (glob === undefined || globMatch(glob, p.path.replace(/^\/+/, '')));
 }
 
-export const filterOptions = (y: Argv) => y
-  .option('status', { type: 'string', describe: `only these statuses (${STATUSES.join(', ')}), comma-separated` })
+/** --instance and --path, shared by pins, leaks and clean. */
+export const placeOptions = (y: Argv) => y
   .option('instance', { type: 'string', describe: 'only this bpffs instance (MAJ:MIN)' })
   .option('path', { type: 'string', describe: 'only pins whose path below the instance root matches this glob (/app/**, **/name)' });
+
+export const filterOptions = (y: Argv) => placeOptions(y
+  .option('status', { type: 'string', describe: `only these statuses (${STATUSES.join(', ')}), comma-separated` }));
 
 export const pinsCommand = {
   command: 'pins [snapshot]',

@@ -10,6 +10,7 @@ import {
   LINK_TYPES, LINK_TARGET_WORD, sizeOf,
 } from './abi.js';
 import type { ObjectKind } from '../model.js';
+import { libc } from './libc.js';
 
 const SYSCALL_BPF: Record<string, number> = { x64: 321, arm64: 280, riscv64: 280, s390x: 351, ppc64: 361, loong64: 280 };
 
@@ -46,8 +47,7 @@ function syscallFn() {
     const nr = SYSCALL_BPF[process.arch];
     if (nr === undefined) throw new Error(`bpf(2) syscall number unknown for architecture ${process.arch}`);
     bpfNr = nr;
-    const libc = koffi.load('libc.so.6');
-    sys = libc.func('long syscall(long nr, long cmd, void *attr, unsigned long size)') as unknown as typeof sys;
+    sys = libc().func('long syscall(long nr, long cmd, void *attr, unsigned long size)') as unknown as typeof sys;
   }
   return sys!;
 }

@@ -9,24 +9,25 @@ import {
   AT_REMOVEDIR, SYSCALL_OPENAT2, sizeOf,
 } from './abi.js';
 import { KernelError } from './bpf.js';
+import { libc } from './libc.js';
 
-interface Libc {
+interface FsCalls {
   openat2: (nr: number, dirfd: number, path: string, how: Buffer, size: number) => number;
   fstatfs: (fd: number, buf: Buffer) => number;
   unlinkat: (dirfd: number, path: string, flags: number) => number;
 }
-let libc: Libc | null = null;
+let calls: FsCalls | null = null;
 
-function c(): Libc {
-  if (!libc) {
-    const lib = koffi.load('libc.so.6');
-    libc = {
-      openat2: lib.func('long syscall(long nr, int dirfd, const char *path, void *how, unsigned long size)') as unknown as Libc['openat2'],
-      fstatfs: lib.func('int fstatfs(int fd, void *buf)') as unknown as Libc['fstatfs'],
-      unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)') as unknown as Libc['unlinkat'],
+function c(): FsCalls {
+  if (!calls) {
+    const lib = libc();
+    calls = {
+      openat2: lib.func('long syscall(long nr, int dirfd, const char *path, void *how, unsigned long size)') as unknown as FsCalls['openat2'],
+      fstatfs: lib.func('int fstatfs(int fd, void *buf)') as unknown as FsCalls['fstatfs'],
+      unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)') as unknown as FsCalls['unlinkat'],
     };
   }
-  return libc;
+  return calls;
 }
 
 /**

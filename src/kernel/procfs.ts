@@ -1,7 +1,7 @@
 // procfs: pure parsers for the formats pinleak reads, and the readers that feed them.
 // Every reader treats a vanished process as normal (returns null), never as an error.
 import fs from 'node:fs';
-import koffi from 'koffi';
+import { libc } from './libc.js';
 
 export const PROC = '/proc';
 
@@ -255,7 +255,7 @@ function sysconf(name: number, fallback: number): number {
   let v = sysconfCache.get(name);
   if (v === undefined) {
     try {
-      const fn = koffi.load('libc.so.6').func('long sysconf(int name)');
+      const fn = libc().func('long sysconf(int name)');
       v = Number(fn(name)) || fallback;
     } catch {
       v = fallback;

@@ -1,6 +1,7 @@
 // Human renderers for snapshot documents: what leaked, how much memory, who made it,
 // where it is in each namespace, and the command to look closer.
 import type { Pin, SnapshotDoc, SnapshotMeta, Status } from '../model.js';
+import type { SnapshotListEntry } from '../store/index.js';
 import { isLeak, memlockOnce } from '../analysis/summary.js';
 import { ago, bytes, paint, safe, table, type Style } from './format.js';
 
@@ -102,13 +103,7 @@ function delegationText(d: SnapshotDoc['instances'][number]['delegation']): stri
   return Object.entries(d).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(' ');
 }
 
-export interface SnapshotRow extends SnapshotMeta {
-  pins: number;
-  leaks: number;
-  leakedBytes: number;
-}
-
-export function renderSnapshots(list: SnapshotRow[], style: Style): string {
+export function renderSnapshots(list: SnapshotListEntry[], style: Style): string {
   if (!list.length) return 'no snapshots yet: run `pinleak scan`';
   return table(['ID', 'TAKEN', 'LABEL', 'PINS', 'LEAKS', 'LEAKED', 'BOOT'], list.map((s) => [
     String(s.id), `${s.takenAt} (${ago(s.takenAt)})`, safe(s.label ?? '-'), String(s.pins),
