@@ -95,6 +95,42 @@ export interface ObjectRef {
   id: number;
 }
 
+/**
+ * public: one referrer of a pinned object (pin.usedBy). `kind` is `map`, `prog` or `link`
+ * when the referrer is a BPF object; otherwise it names an attachment point with no object
+ * of its own (`tc`, `xdp`, `tcx`, `cgroup`, `netns`, `perf_event`, `sockets`, `struct_ops`,
+ * `unnamed`) and `id` is that point's number (ifindex, cgroup or netns inode, pid, count).
+ */
+export interface UsedBy {
+  kind: string;
+  id: number;
+  /** what the reference is: "tail call slot 3 of prog array 812", "tc ingress of veth0 in netns 4026532301" */
+  via?: string;
+}
+
+/**
+ * A reference the kernel holds on an object, as a scan names it. References from a BPF
+ * object (`from.kind` map, prog or link) keep `to` alive only while that object is alive;
+ * any other referrer (an attachment point, sockets in a sock map, a perf event a process
+ * holds, a registered struct_ops) keeps it alive by itself.
+ */
+export interface KernelRef {
+  to: ObjectRef;
+  from: { kind: string; id: number };
+  /** human text, as in UsedBy.via */
+  what: string;
+  /**
+   * How many references this adds to `to`'s kernel refcnt, as measured on the kernel
+   * (KERNEL-FACTS); null when it varies in a way the scan cannot tell. The count guard
+   * subtracts it; an object with a null count cannot be accounted for exactly.
+   */
+  count: number | null;
+  /** it also adds one to a map's usercnt (iterator and sockmap links) */
+  user?: boolean;
+}
+
+export const isObjectKind = (k: string): k is 'map' | 'prog' | 'link' => k === 'map' || k === 'prog' || k === 'link';
+
 export interface Owner {
   tool: string | null;
   persistent: boolean;
@@ -130,7 +166,7 @@ export interface Pin {
   mode: string;
   object: BpfObject | null;
   holders: Holder[];
-  usedBy: ObjectRef[];
+  usedBy: UsedBy[];
   status: Status;
   reasons: string[];
   owner: Owner;

@@ -1,6 +1,7 @@
 // Statuses, creators and owners (SPEC section 2): pure functions over one scan, the
 // history of earlier snapshots of the same boot, the owner catalog and the user config.
-import type { Container, Creator, Holder, ObjectRef, Owner, Pin, ScannedPin, Status } from '../model.js';
+import type { Container, Creator, Holder, KernelRef, Owner, Pin, ScannedPin, Status, UsedBy } from '../model.js';
+import { liveness, rootsOf, usedByIndex, type Liveness, type Unexplained } from './liveness.js';
 import { matchOwner, pathPid as pathPidOf, type OwnerRule } from './owners.js';
 import { matchIgnore, type Config } from './config.js';
 
@@ -32,10 +33,12 @@ export interface ClassifyContext {
   holders: Map<string, Holder[]>;
   /** map id -> why a holder by mmap is uncertain */
   mmapNotes: Map<number, string>;
-  progs: Map<number, { id: number; name: string; mapIds: number[] }>;
-  links: Map<number, { id: number; progId: number; defunct: boolean; type: string; target: string | null }>;
-  /** prog id -> legacy attachments (cgroup) */
-  attachments: Map<number, string[]>;
+  /** every link on the host: a link whose target exists keeps its program alive */
+  links: Map<number, { id: number; defunct: boolean }>;
+  /** every reference the scan named (programs' maps, links, attachments, map entries, ...) */
+  refs: KernelRef[];
+  /** what the count guard found that nothing named explains (empty when it could not run) */
+  unexplained: Map<string, Unexplained>;
   /** `${kind}:${id}` -> creators recorded by `pinleak run` (evidence 1) */
   recorded: Map<string, Sighting>;
   /** `${kind}:${id}` -> holders of earlier snapshots of this boot, first sighting each (evidence 2) */
@@ -67,63 +70,18 @@ export function isAlive(ctx: Pick<ClassifyContext, 'processes'>, pid: number, st
   return !!p && startTime !== null && p.startTime === startTime;
 }
 
-interface Liveness {
-  /** prog id -> why it is in use */
-  liveProgs: Map<number, string>;
-  /** map id -> programs that keep it in use */
-  liveMaps: Map<number, string>;
-}
-
-/** Which programs and maps something alive in the kernel references. */
-export function liveness(ctx: ClassifyContext): Liveness {
-  const liveProgs = new Map<number, string>();
-  for (const l of ctx.links.values()) {
-    if (!l.defunct && l.progId && !liveProgs.has(l.progId)) {
-      liveProgs.set(l.progId, `behind live ${l.type} link ${l.id}${l.target ? ` (${l.target})` : ''}`);
-    }
-  }
-  for (const [id, where] of ctx.attachments) {
-    if (!liveProgs.has(id)) liveProgs.set(id, `attached to ${where[0]}${where.length > 1 ? ` and ${where.length - 1} more` : ''}`);
-  }
-  for (const id of ctx.progs.keys()) {
-    const h = ctx.holders.get(key('prog', id));
-    if (h?.length && !liveProgs.has(id)) liveProgs.set(id, `held by pid ${h[0]!.pid} (${h[0]!.comm})`);
-  }
-  // A link held by a process keeps its program alive even when nothing else does.
-  for (const l of ctx.links.values()) {
-    const h = ctx.holders.get(key('link', l.id));
-    if (h?.length && l.progId && !liveProgs.has(l.progId)) liveProgs.set(l.progId, `behind link ${l.id} held by pid ${h[0]!.pid}`);
-  }
-  const liveMaps = new Map<number, string>();
-  for (const [id, why] of liveProgs) {
-    const p = ctx.progs.get(id);
-    if (!p) continue;
-    for (const m of p.mapIds) {
-      if (!liveMaps.has(m)) liveMaps.set(m, `used by program ${id} (${p.name || 'unnamed'}), ${why}`);
-    }
-  }
-  return { liveProgs, liveMaps };
+/** Which objects something alive reaches, from the context's holders, links and references. */
+export function liveObjects(ctx: Pick<ClassifyContext, 'holders' | 'links' | 'refs' | 'unexplained'>): Liveness {
+  return liveness(rootsOf(ctx.holders, ctx.links.values(), ctx.unexplained), ctx.refs);
 }
 
 export function classifyPins(pins: PinFacts[], ctx: ClassifyContext): Pin[] {
-  const live = liveness(ctx);
-  const usedBy = usedByIndex(ctx);
+  const live = liveObjects(ctx);
+  const usedBy = usedByIndex(ctx.refs);
   return pins.map((p) => classifyPin(p, ctx, live, usedBy));
 }
 
-function usedByIndex(ctx: ClassifyContext): Map<string, ObjectRef[]> {
-  const idx = new Map<string, ObjectRef[]>();
-  const add = (k: string, ref: ObjectRef) => {
-    const l = idx.get(k) ?? [];
-    l.push(ref);
-    idx.set(k, l);
-  };
-  for (const p of ctx.progs.values()) for (const m of p.mapIds) add(key('map', m), { kind: 'prog', id: p.id });
-  for (const l of ctx.links.values()) if (l.progId) add(key('prog', l.progId), { kind: 'link', id: l.id });
-  return idx;
-}
-
-function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedByIdx: Map<string, ObjectRef[]>): Pin {
+function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedByIdx: Map<string, UsedBy[]>): Pin {
   const o = p.object;
   const k = o ? key(o.kind, o.id) : null;
   const holders = k ? ctx.holders.get(k) ?? [] : [];
@@ -149,12 +107,10 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
     if (holders.length > 3) reasons.push(`and ${holders.length - 3} more processes`);
     const note = o.kind === 'map' ? ctx.mmapNotes.get(o.id) : undefined;
     if (note) reasons.push(note);
-  } else if (o.kind === 'map' && live.liveMaps.has(o.id)) {
+  } else if (o.kind !== 'link' && live.live.has(k!)) {
+    // A link is never in-use (SPEC section 2): nothing references a link.
     status = 'in-use';
-    reasons.push(live.liveMaps.get(o.id)!);
-  } else if (o.kind === 'prog' && live.liveProgs.has(o.id)) {
-    status = 'in-use';
-    reasons.push(live.liveProgs.get(o.id)!);
+    reasons.push(live.live.get(k!)!);
   } else {
     // Nothing alive reaches it: only bpffs pins keep it.
     reasons.push(o.kind === 'link'

@@ -201,6 +201,7 @@ export const CGROUP_ATTACH_TYPES: Record<number, string> = {
   30: 'cgroup_inet6_getpeername', 31: 'cgroup_inet4_getsockname', 32: 'cgroup_inet6_getsockname',
   34: 'cgroup_inet_sock_release', 49: 'cgroup_unix_connect', 50: 'cgroup_unix_sendmsg',
   51: 'cgroup_unix_recvmsg', 52: 'cgroup_unix_getpeername', 53: 'cgroup_unix_getsockname',
+  43: 'lsm_cgroup',
 };
 export const ATTACH_CGROUP_INET_INGRESS = 0;
 

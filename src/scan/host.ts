@@ -12,6 +12,7 @@ import { walkInstance, objectReader, type RawPin, type WalkStats } from './pins.
 import { buildHolders, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
 import type { CachedObject } from '../store/index.js';
+import type { Unexplained } from '../analysis/liveness.js';
 import { objectKey } from '../model.js';
 
 export interface HostScan {
@@ -28,6 +29,8 @@ export interface HostScan {
   pins: RawPin[];
   holders: HolderIndex;
   graph: ReferenceGraph;
+  /** object key -> what the kernel counts that no named reference explains (count guard) */
+  unexplained: Map<string, Unexplained>;
   errors: ScanError[];
   walk: WalkStats;
   timings: Record<string, number>;
@@ -123,7 +126,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       takenAt, bootId: readBootId(), hostname: os.hostname(), kernel: os.release(),
       bootEpochMs: bootEpochMs(), clockTicks: clockTicks(), pidMax: pidMax(),
       processes: ps.processes, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
-      pins, holders, graph, errors, walk, timings,
+      pins, holders, graph, unexplained: new Map(), errors, walk, timings,
       cgroupRoots: roots,
       access: new Map(liveViews.map((iv) => [iv.instance.dev, iv.accesses])),
       anchors: opts.keepAnchors ? anchors : [],

@@ -1,18 +1,20 @@
-// The kernel's reference graph: every loaded program, link and (when needed) map, and
-// programs attached to cgroups without a link. References run link -> prog -> maps.
+// The kernel's reference graph: every loaded program, link and (when needed) map, and the
+// references the kernel holds between them and on them (KernelRef): a program's maps, a
+// link's program, programs attached to cgroups without a link.
 import fs from 'node:fs';
 import { allIds, fdById, closeFd, progInfo, linkInfo, mapInfo, progQuery, KernelError, type LinkDetails, type MapDetails, type ProgDetails } from '../kernel/bpf.js';
 import { CGROUP_ATTACH_TYPES } from '../kernel/abi.js';
 import type { MountinfoEntry } from '../kernel/procfs.js';
 import { PROC } from '../kernel/procfs.js';
-import type { ScanError } from '../model.js';
+import type { KernelRef, ScanError } from '../model.js';
+import { objectRefs } from '../analysis/liveness.js';
 
 export interface ReferenceGraph {
   progs: Map<number, ProgDetails>;
   links: Map<number, LinkDetails>;
   maps: Map<number, MapDetails>;
-  /** prog id -> where it is attached without a link ("cgroup /sys/fs/cgroup/x (cgroup_inet_ingress)") */
-  attachments: Map<number, string[]>;
+  /** every reference named: prog -> map, link -> prog, cgroup -> prog, ... */
+  refs: KernelRef[];
 }
 
 /** Program types that attach to cgroups (the only legacy attachments pinleak can enumerate). */
@@ -40,7 +42,7 @@ export function readReferenceGraph(opts: { withMaps: boolean; cgroupRoots: strin
   const progs = readEach('prog', progInfo, errors);
   const links = readEach('link', linkInfo, errors);
   const maps = opts.withMaps ? readEach('map', mapInfo, errors) : new Map<number, MapDetails>();
-  const attachments = new Map<number, string[]>();
+  const refs = objectRefs(progs, links);
 
   // Only cgroup programs not explained by a link can be legacy attachments; skip the
   // cgroup walk entirely when there are none.
@@ -48,9 +50,12 @@ export function readReferenceGraph(opts: { withMaps: boolean; cgroupRoots: strin
   for (const l of links.values()) linked.add(l.progId);
   const suspects = [...progs.values()].some((p) => CGROUP_PROG_TYPES.has(p.type) && !linked.has(p.id));
   if (suspects) {
-    for (const root of opts.cgroupRoots) queryCgroupTree(root, attachments, errors);
+    // PROG_QUERY lists a cgroup's programs behind links too: those are the links' references.
+    const viaLink = new Set<string>();
+    for (const l of links.values()) if (l.type === 'cgroup' && l.target) viaLink.add(`${l.target}\0${l.progId}`);
+    for (const root of opts.cgroupRoots) queryCgroupTree(root, refs, errors, viaLink);
   }
-  return { progs, links, maps, attachments };
+  return { progs, links, maps, refs };
 }
 
 /** The cgroup v2 hierarchies to query, from mountinfo, one path per superblock. */
@@ -65,7 +70,7 @@ export function cgroupRoots(mounts: MountinfoEntry[], readerPid: number | null):
   return roots;
 }
 
-function queryCgroupTree(root: string, attachments: Map<number, string[]>, errors: ScanError[]): void {
+function queryCgroupTree(root: string, refs: KernelRef[], errors: ScanError[], viaLink: Set<string>): void {
   const stack = [root];
   const types = Object.entries(CGROUP_ATTACH_TYPES).map(([n, name]) => [Number(n), name] as const);
   while (stack.length) {
@@ -76,7 +81,9 @@ function queryCgroupTree(root: string, attachments: Map<number, string[]>, error
     } catch {
       continue; // removed meanwhile
     }
+    let inode = 0;
     try {
+      inode = fs.fstatSync(fd).ino;
       for (const [type, name] of types) {
         let ids: number[];
         try {
@@ -87,9 +94,11 @@ function queryCgroupTree(root: string, attachments: Map<number, string[]>, error
           break;
         }
         for (const id of ids) {
-          const list = attachments.get(id) ?? [];
-          list.push(`cgroup ${dir.replace(/^\/proc\/\d+\/root/, '')} (${name})`);
-          attachments.set(id, list);
+          if (viaLink.has(`cgroup ${inode}\0${id}`)) continue;
+          refs.push({
+            to: { kind: 'prog', id }, from: { kind: 'cgroup', id: inode },
+            what: `attached to cgroup ${dir.replace(/^\/proc\/\d+\/root/, '')} (${name})`, count: 1,
+          });
         }
       }
     } finally {

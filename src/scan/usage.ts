@@ -1,8 +1,7 @@
 // "Is anything using this object right now?" for clean's last check before an unlink:
 // holders (fds, mmaps) and live kernel references, from a sweep at most maxAgeMs old.
 import { pageSize } from '../kernel/procfs.js';
-import { liveness, key } from '../analysis/classify.js';
-import { emptyConfig } from '../analysis/config.js';
+import { liveObjects, key } from '../analysis/classify.js';
 import { scanProcesses } from './processes.js';
 import { readReferenceGraph } from './references.js';
 import { buildHolders } from './holders.js';
@@ -20,18 +19,14 @@ export function usageProbe(cgroupRoots: string[], maxAgeMs = 250): UsageProbe {
     const errors: { scope: string; message: string }[] = [];
     const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots }, errors);
     const holders = buildHolders(ps, graph.maps, pageSize(), () => null);
-    const live = liveness({
-      processes: ps.processes, holders: holders.byObject, mmapNotes: holders.mmapNotes, progs: graph.progs, links: graph.links,
-      attachments: graph.attachments, recorded: new Map(), history: new Map(), bootEpochMs: 0, clockTicks: 100, pidMax: 0,
-      catalog: [], config: emptyConfig(),
-    });
+    const live = liveObjects({ holders: holders.byObject, links: graph.links, refs: graph.refs, unexplained: new Map() });
     sweep = (kind, id) => {
       // a kernel graph read only in part cannot prove that nothing uses the object
       if (errors.length) return `cannot confirm it is unused: ${errors[0]!.scope}: ${errors[0]!.message}`;
       const h = holders.byObject.get(key(kind, id));
       if (h?.length) return `held by pid ${h[0]!.pid} (${h[0]!.comm}) now`;
-      if (kind === 'map' && live.liveMaps.has(id)) return `in use now: ${live.liveMaps.get(id)}`;
-      if (kind === 'prog' && live.liveProgs.has(id)) return `in use now: ${live.liveProgs.get(id)}`;
+      const why = kind !== 'link' ? live.live.get(key(kind, id)) : undefined;
+      if (why !== undefined) return `in use now: ${why}`;
       return null;
     };
     takenAt = Date.now();

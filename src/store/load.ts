@@ -1,7 +1,7 @@
 // Reading a whole snapshot document back, exactly as it was saved.
 import type {
   BpffsInstance, BpfObject, Container, Creator, Delegation, Holder, InstanceMount, MountNamespace, MountPath, ObjectKind,
-  ObjectRef, Owner, Pin, ReachedVia, ScanError, SnapshotDoc, Status, Summary,
+  UsedBy, Owner, Pin, ReachedVia, ScanError, SnapshotDoc, Status, Summary,
 } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { applyExtra, fromBool, fromJson, stmt } from './codec.js';
@@ -144,7 +144,7 @@ function pinOf(holdersByPin: Map<number, Holder[]>): (r: Raw) => Pin {
       instance: str(r, 'p.instance')!, path: str(r, 'p.path')!, mountPaths: fromJson<MountPath[]>(str(r, 'p.mount_paths_json')) ?? [],
       inode: num(r, 'p.inode')!, createdAt: str(r, 'p.created_at')!, uid: num(r, 'p.uid')!, gid: num(r, 'p.gid')!,
       mode: str(r, 'p.mode')!, object, holders: holdersByPin.get(num(r, 'p.id')!) ?? [],
-      usedBy: fromJson<ObjectRef[]>(str(r, 'p.used_by_json')) ?? [], status: str(r, 'p.status') as Status,
+      usedBy: fromJson<UsedBy[]>(str(r, 'p.used_by_json')) ?? [], status: str(r, 'p.status') as Status,
       reasons: fromJson<string[]>(str(r, 'p.reasons_json')) ?? [], owner, creator,
     };
     setIfDefined(pin, 'error', fromJson<string | null>(str(r, 'p.error_json')));

@@ -100,12 +100,12 @@ describe('scan on the real kernel', () => {
   it('reads a pinned program and its maps, and a pinned cgroup link named after its program', () => {
     const prog = pinAt(host.dev, '/app/prog');
     expect(prog.object).toMatchObject({ kind: 'prog', id: ids.prog, name: 'pl_prog', type: 'cgroup_skb' });
-    expect(prog.usedBy).toEqual([{ kind: 'link', id: ids.link }]);
+    expect(prog.usedBy).toEqual([{ kind: 'link', id: ids.link, via: expect.stringMatching(new RegExp(`^behind live cgroup link ${ids.link} \\(cgroup \\d+\\)$`)) }]);
     const link = pinAt(host.dev, '/app/link');
     expect(link.object).toMatchObject({ kind: 'link', id: ids.link, name: 'pl_prog', type: 'cgroup' });
     const map = pinAt(host.dev, '/app/used_map');
     expect(map.object).toMatchObject({ kind: 'map', id: ids.usedMap, name: 'used_map', type: 'array' });
-    expect(map.usedBy).toEqual([{ kind: 'prog', id: ids.prog }]);
+    expect(map.usedBy).toEqual([{ kind: 'prog', id: ids.prog, via: `used by program ${ids.prog} (pl_prog)` }]);
     const oracle = bpftool(['prog', 'show', 'id', String(ids.prog)]) as { map_ids: number[] };
     expect(oracle.map_ids).toEqual([ids.usedMap]);
   });

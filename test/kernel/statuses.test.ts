@@ -71,7 +71,7 @@ describe('statuses on the real kernel', () => {
     const p = pin('/used_by_held');
     expect(p.object!.id).toBe(ids.m1);
     expect(p.status).toBe('in-use');
-    expect(p.usedBy).toEqual([{ kind: 'prog', id: ids.p1 }]);
+    expect(p.usedBy).toEqual([{ kind: 'prog', id: ids.p1, via: `used by program ${ids.p1} (held_prog)` }]);
     expect(p.reasons[0]).toMatch(new RegExp(`used by program ${ids.p1} \\(held_prog\\), held by pid ${agent.pid}`));
   });
 

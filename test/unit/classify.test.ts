@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { classifyPins, key } from '../../src/analysis/classify.js';
-import { ctx, facts, map, ticksAt } from './fixtures.js';
+import { ctx, facts, graphCtx, map, ticksAt } from './fixtures.js';
 
 const PIN_TIME = '2026-11-24T10:00:00.000Z';
 const before = (s: number) => ticksAt(Date.parse(PIN_TIME) - s * 1000);
@@ -15,34 +15,40 @@ describe('statuses', () => {
   });
 
   it('in-use: a map used by a program behind a live link; the program too', () => {
-    const c = ctx({
-      progs: new Map([[20, { id: 20, name: 'p', mapIds: [5] }]]),
-      links: new Map([[30, { id: 30, progId: 20, defunct: false, type: 'cgroup', target: 'cgroup 7' }]]),
+    const c = graphCtx({
+      progs: [{ id: 20, name: 'p', mapIds: [5] }],
+      links: [{ id: 30, progId: 20, defunct: false, type: 'cgroup', target: 'cgroup 7' }],
     });
     const [m, prog] = classifyPins([facts('/m', map(5)), facts('/p', { kind: 'prog', id: 20, name: 'p', type: 'cgroup_skb', memlockBytes: 10 })], c);
     expect(m!.status).toBe('in-use');
-    expect(m!.usedBy).toEqual([{ kind: 'prog', id: 20 }]);
+    expect(m!.usedBy).toEqual([{ kind: 'prog', id: 20, via: 'used by program 20 (p)' }]);
+    expect(m!.reasons[0]).toBe('used by program 20 (p), behind live cgroup link 30 (cgroup 7)');
     expect(prog!.status).toBe('in-use');
     expect(prog!.reasons[0]).toMatch(/behind live cgroup link 30/);
   });
 
   it('in-use: a program attached to a cgroup without a link', () => {
-    const c = ctx({ progs: new Map([[20, { id: 20, name: 'p', mapIds: [] }]]), attachments: new Map([[20, ['cgroup /sys/fs/cgroup/x (cgroup_inet_ingress)']]]) });
+    const c = graphCtx({
+      progs: [{ id: 20, name: 'p', mapIds: [] }],
+      refs: [{ to: { kind: 'prog', id: 20 }, from: { kind: 'cgroup', id: 77 }, what: 'attached to cgroup /x (cgroup_inet_ingress)', count: 1 }],
+    });
     const [prog] = classifyPins([facts('/p', { kind: 'prog', id: 20, name: 'p', type: 'cgroup_skb', memlockBytes: 10 })], c);
     expect(prog!.status).toBe('in-use');
+    expect(prog!.reasons[0]).toBe('attached to cgroup /x (cgroup_inet_ingress)');
+    expect(prog!.usedBy).toEqual([{ kind: 'cgroup', id: 77, via: 'attached to cgroup /x (cgroup_inet_ingress)' }]);
   });
 
   it('a link is never in-use: unheld it is orphaned, with a gone target it is leaked', () => {
-    const c = ctx({
-      progs: new Map([[20, { id: 20, name: 'p', mapIds: [5] }]]),
-      links: new Map([[30, { id: 30, progId: 20, defunct: true, type: 'cgroup', target: null }]]),
+    const c = graphCtx({
+      progs: [{ id: 20, name: 'p', mapIds: [5] }],
+      links: [{ id: 30, progId: 20, defunct: true, type: 'cgroup', target: null }],
     });
     const link = { kind: 'link' as const, id: 30, name: 'p', type: 'cgroup', memlockBytes: 0, progId: 20, defunct: true };
     const [l, m] = classifyPins([facts('/l', link), facts('/m', map(5))], c);
     expect(l!.status).toBe('leaked');
     expect(l!.reasons.join(' ')).toMatch(/defunct/);
     expect(m!.status).toBe('orphaned'); // a defunct link keeps nothing alive
-    const [l2] = classifyPins([facts('/l', { ...link, defunct: false })], ctx({ links: new Map([[30, { id: 30, progId: 20, defunct: false, type: 'cgroup', target: 'cgroup 1' }]]) }));
+    const [l2] = classifyPins([facts('/l', { ...link, defunct: false })], graphCtx({ links: [{ id: 30, progId: 20, defunct: false, type: 'cgroup', target: 'cgroup 1' }] }));
     expect(l2!.status).toBe('orphaned');
   });
 

@@ -1,5 +1,7 @@
 // Small hand-made inputs for the pure analysis functions.
 import type { ClassifyContext, PinFacts } from '../../src/analysis/classify.js';
+import { objectRefs } from '../../src/analysis/liveness.js';
+import type { KernelRef } from '../../src/model.js';
 import { emptyConfig } from '../../src/analysis/config.js';
 import { loadCatalog } from '../../src/analysis/owners.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
@@ -12,8 +14,8 @@ export const ticksAt = (isoOrMs: string | number) => Math.round(((typeof isoOrMs
 
 export function ctx(over: Partial<ClassifyContext> = {}): ClassifyContext {
   return {
-    processes: new Map(), holders: new Map(), mmapNotes: new Map(), progs: new Map(), links: new Map(),
-    attachments: new Map(), recorded: new Map(), history: new Map(), bootEpochMs: BOOT_MS, clockTicks: HZ,
+    processes: new Map(), holders: new Map(), mmapNotes: new Map(), links: new Map(), refs: [], unexplained: new Map(),
+    recorded: new Map(), history: new Map(), bootEpochMs: BOOT_MS, clockTicks: HZ,
     pidMax: 4194304, catalog: loadCatalog(), config: emptyConfig(), ...over,
   };
 }
@@ -37,4 +39,14 @@ export function doc(pins: Pin[], over: Partial<SnapshotDoc['snapshot']> = {}, mo
     summary: summarize(pins, 1, 1),
     errors: [],
   };
+}
+
+type ProgFixture = { id: number; name: string; mapIds: number[] };
+type LinkFixture = { id: number; progId: number; defunct: boolean; type: string; target: string | null };
+
+/** A classification context whose references are built from programs, links and extra refs, as a scan builds them. */
+export function graphCtx(g: { progs?: ProgFixture[]; links?: LinkFixture[]; refs?: KernelRef[] }, over: Partial<ClassifyContext> = {}): ClassifyContext {
+  const links = new Map((g.links ?? []).map((l) => [l.id, l]));
+  const refs = [...objectRefs(new Map((g.progs ?? []).map((p) => [p.id, p])), links), ...(g.refs ?? [])];
+  return ctx({ links, refs, ...over });
 }
