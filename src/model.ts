@@ -149,6 +149,16 @@ export interface Creator {
   container?: Container | null;
 }
 
+/**
+ * public: a persistent pin whose object nothing alive uses (issue 14): since when (the
+ * first scan of an unbroken run of scans that found it unused) and that scan's snapshot
+ * id (null: this scan, not stored yet).
+ */
+export interface Stale {
+  since: string;
+  sinceSnapshot: number | null;
+}
+
 export interface MountPath {
   mntNs: number;
   path: string;
@@ -172,6 +182,8 @@ export interface Pin {
   owner: Owner;
   creator: Creator | null;
   error?: string | null;
+  /** persistent pins only: null when something uses the object (or the pin is not persistent by its owner) */
+  stale?: Stale | null;
 }
 
 /** A BPF object as a scan reads it: the public fields and the references classification needs. */
@@ -208,6 +220,8 @@ export interface Summary {
   pins: number;
   byStatus: Record<Status, number>;
   memlockBytes: { total: number; orphaned: number; leaked: number };
+  /** persistent pins nothing uses (absent in snapshots stored before it existed) */
+  stale?: { pins: number; memlockBytes: number };
 }
 
 export interface ScanError {
