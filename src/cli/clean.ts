@@ -27,6 +27,7 @@ interface Args extends GlobalArgs {
   instance?: string;
   path?: string;
   olderThan?: string;
+  stale: boolean;
   yes: boolean;
 }
 
@@ -48,13 +49,13 @@ export const cleanCommand = {
   describe: 'unpin leaked pins (a dry run unless --yes); never held, in-use or persistent ones',
   builder: (y: Argv) => placeOptions(y
     .positional('snapshot', { type: 'string', describe: 'the snapshot whose leaks to remove (default latest); each is re-checked now' })
-    .option('status', { type: 'string', default: 'leaked', describe: 'which leaks: leaked, orphaned or both (comma-separated)' }))
-    .option('older-than', { type: 'string', describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w)' })
+    .option('status', { type: 'string', default: 'leaked', describe: 'which leaks: leaked, orphaned or both (comma-separated); persistent only with --stale' }))
+    .option('stale', { type: 'boolean', default: false, describe: 'with --status persistent: the persistent pins nothing uses any more (see leaks --stale)' })
+    .option('older-than', { type: 'string', describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w); stale pins: unused for longer' })
     .option('yes', { type: 'boolean', default: false, describe: 'really unpin (without it, only show what would go)' }),
   handler: async (a: Args) => {
     const statuses: Status[] = parseList(a.status, STATUSES, 'status') ?? ['leaked'];
-    const refused = statuses.filter((s) => !CLEANABLE.includes(s));
-    if (refused.length) throw new PinleakError(`clean never removes ${refused.join(', ')} pins: --status takes leaked and orphaned only`);
+    checkCleanStatuses(statuses, a.stale);
     const olderMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;
     const keep = pinFilter({ instance: a.instance, path: a.path });
     requirePrivileges('pinleak clean');
@@ -64,7 +65,7 @@ export const cleanCommand = {
       const id = resolveSnapshot(store, a.snapshot ?? 'latest');
       const stored = loadSnapshot(store, id);
       const candidates = selectCandidates(stored, {
-        statuses, keep, createdBefore: olderMs !== undefined ? Date.now() - olderMs : undefined,
+        statuses, keep, createdBefore: olderMs !== undefined ? Date.now() - olderMs : undefined, stale: a.stale,
       });
       const { doc: fresh, scan } = await takeSnapshot({ store, config, onProgress: progressReporter(a), keepAnchors: true });
       endProgress(a);
@@ -72,7 +73,7 @@ export const cleanCommand = {
         if (fresh.snapshot.bootId !== stored.snapshot.bootId) {
           throw new PinleakError(`snapshot ${id} is from another boot: its object ids mean nothing now; run \`pinleak scan\` and clean that`);
         }
-        const result = clean(candidates, fresh.pins, statuses, scan, !a.yes, (pin) => recordAction(store, {
+        const result = clean(candidates, fresh.pins, statuses, a.stale, scan, !a.yes, (pin) => recordAction(store, {
           at: new Date().toISOString(), action: 'unpin', instance: pin.instance, path: pin.path,
           objectKind: pin.object!.kind, objectId: pin.object!.id, bytes: pin.object!.memlockBytes, actor: actor(), snapshotId: id,
         }), (fn) => store.db.transaction(fn).immediate());
@@ -88,8 +89,18 @@ export const cleanCommand = {
   },
 };
 
+/** leaked and orphaned; persistent only named together with --stale, and --stale only with it. */
+function checkCleanStatuses(statuses: Status[], stale: boolean): void {
+  const refused = statuses.filter((s) => !CLEANABLE.includes(s) && !(s === 'persistent' && stale));
+  if (refused.includes('persistent')) {
+    throw new PinleakError('clean removes persistent pins only with --stale (--status persistent --stale: those nothing uses any more)');
+  }
+  if (refused.length) throw new PinleakError(`clean never removes ${refused.join(', ')} pins: --status takes leaked and orphaned (and persistent with --stale)`);
+  if (stale && !statuses.includes('persistent')) throw new PinleakError('--stale selects stale persistent pins: name them with --status persistent');
+}
+
 function clean(
-  candidates: Pin[], freshPins: Pin[], statuses: Status[], scan: Awaited<ReturnType<typeof takeSnapshot>>['scan'],
+  candidates: Pin[], freshPins: Pin[], statuses: Status[], stale: boolean, scan: Awaited<ReturnType<typeof takeSnapshot>>['scan'],
   dryRun: boolean, audit: (p: Pin) => void, transaction: (fn: () => void) => void,
 ): CleanResult {
   const freshByKey = new Map(freshPins.map((p) => [pinKey(p), p]));
@@ -98,7 +109,7 @@ function clean(
   const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [], warnings: [] };
   for (const c of candidates) {
     const fresh = freshByKey.get(pinKey(c));
-    const why = recheck(c, fresh, statuses);
+    const why = recheck(c, fresh, statuses, stale);
     if (why) {
       result.skipped.push({ pin: fresh ?? c, why });
       continue;

@@ -1,7 +1,7 @@
 // pinleak leaks [SNAPSHOT]: the orphaned and leaked pins, grouped by owner and instance.
 import type { Argv } from 'yargs';
 import { isLeak } from '../analysis/summary.js';
-import { renderLeaks } from '../report/text.js';
+import { renderLeaks, renderStale } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle } from './common.js';
 import { pinFilter, placeOptions } from './pins.js';
 
@@ -10,6 +10,7 @@ interface Args extends GlobalArgs {
   failOnLeak: boolean;
   instance?: string;
   path?: string;
+  stale: boolean;
 }
 
 export const leaksCommand = {
@@ -17,7 +18,8 @@ export const leaksCommand = {
   describe: 'the orphaned and leaked pins, with memory totals grouped by owner and instance',
   builder: (y: Argv) => placeOptions(y
     .positional('snapshot', { type: 'string', describe: 'id, label, latest or latest~N (default latest)' })
-    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when there is any leak' })),
+    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when there is any leak' })
+    .option('stale', { type: 'boolean', default: false, describe: 'also the persistent pins nothing uses any more (kept on purpose: never counted as leaks)' })),
   handler: (a: Args) => {
     const store = openDb(a, false);
     try {
@@ -25,10 +27,11 @@ export const leaksCommand = {
       const keep = pinFilter({ instance: a.instance, path: a.path });
       const shown = { ...doc, pins: doc.pins.filter(keep) };
       const leaks = shown.pins.filter(isLeak);
-      if (a.json) emitJson({ ...shown, pins: leaks });
+      const stale = a.stale ? shown.pins.filter((p) => p.stale) : [];
+      if (a.json) emitJson({ ...shown, pins: [...leaks, ...stale] });
       else {
         const filters = [...(a.instance ? ['--instance', a.instance] : []), ...(a.path ? ['--path', a.path] : [])];
-        say(a, renderLeaks(shown, outStyle(a), { filters }));
+        say(a, renderLeaks(shown, outStyle(a), { filters }) + (a.stale ? '\n\n' + renderStale(shown, outStyle(a), { filters }) : ''));
       }
       if (a.failOnLeak && leaks.length) process.exitCode = 1;
     } finally {

@@ -81,6 +81,18 @@ export function groupPins(pins: readonly Pin[]): Group[] {
   return [...groups.values()].sort((a, b) => rank(a.status) - rank(b.status) || cmp(a.owner, b.owner) || cmp(a.instance, b.instance));
 }
 
+/** Stale persistent pins by owner tool (sorted): kept on purpose, used by nothing alive. */
+function staleByOwner(pins: readonly Pin[]): [string, Pin[]][] {
+  const byOwner = new Map<string, Pin[]>();
+  for (const p of pins) {
+    if (!p.stale) continue;
+    const list = byOwner.get(ownerLabel(p));
+    if (list) list.push(p);
+    else byOwner.set(ownerLabel(p), [p]);
+  }
+  return [...byOwner].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 /** The metrics of one snapshot document, as the text exposition format (ends with a newline). */
 export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): string {
   const m = doc.snapshot;
@@ -90,6 +102,7 @@ export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): str
   const durationS = (m.durationMs ?? 0) / 1000;
   const one = (value: number): Sample[] => [{ labels: {}, value }];
   const groupLabels = (g: Group): Labels => ({ status: g.status, owner: g.owner, bpffs_instance: g.instance });
+  const stale = staleByOwner(doc.pins);
 
   const metrics: Metric[] = [
     {
@@ -116,6 +129,16 @@ export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): str
       name: 'pinleak_leaked_bytes',
       help: 'kernel memory held only by pins counted as leaks (orphaned or leaked), each object counted once',
       samples: one(memlockOnce(leaks)),
+    },
+    {
+      name: 'pinleak_stale_pins',
+      help: 'persistent pins that nothing alive uses any more (kept on purpose by their owner tool, not leaks), by owner tool',
+      samples: stale.map(([owner, pins]) => ({ labels: { owner }, value: pins.length })),
+    },
+    {
+      name: 'pinleak_stale_bytes',
+      help: 'kernel memory of stale persistent pins (kept on purpose, used by nothing alive), by owner tool; each object counted once',
+      samples: stale.map(([owner, pins]) => ({ labels: { owner }, value: memlockOnce(pins) })),
     },
     {
       name: 'pinleak_namespaces',
