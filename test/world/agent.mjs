@@ -87,11 +87,14 @@ const handlers = {
 
   prog(cmd) {
     const mapFd = cmd.mapFd ?? undefined;
+    // cgroup_skb (default), or sched_cls / xdp for tc and XDP attachments made with iproute2
+    const type = { cgroup_skb: abi.ProgType.CGROUP_SKB, sched_cls: abi.ProgType.SCHED_CLS, xdp: abi.ProgType.XDP }[cmd.type ?? 'cgroup_skb'];
+    if (type === undefined) throw new Error(`unknown program type ${cmd.type}`);
     const fd = bpf.progLoad({
-      type: abi.ProgType.CGROUP_SKB,
+      type,
       insns: bpf.trivialProgram(mapFd),
       name: cmd.name ?? 'pinleak_test',
-      expectedAttachType: abi.ATTACH_CGROUP_INET_INGRESS,
+      expectedAttachType: type === abi.ProgType.CGROUP_SKB ? abi.ATTACH_CGROUP_INET_INGRESS : 0,
     });
     fds.add(fd);
     return { fd, id: bpf.progInfo(fd).id };

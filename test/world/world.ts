@@ -26,7 +26,7 @@ const EXIT_TIMEOUT_MS = 5_000;
 
 export type AgentCommand =
   | { op: 'map'; name?: string; type?: 'hash' | 'array'; mmapable?: boolean; keySize?: number; valueSize?: number; maxEntries?: number }
-  | { op: 'prog'; name?: string; mapFd?: number }
+  | { op: 'prog'; name?: string; mapFd?: number; type?: 'cgroup_skb' | 'sched_cls' | 'xdp' }
   | { op: 'link'; progFd: number; cgroup: string; attachType?: number }
   | { op: 'pin'; fd: number; path: string }
   | { op: 'close'; fd: number }
