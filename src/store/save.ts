@@ -26,6 +26,7 @@ const SQL = {
       VALUES (?,?,?,?,?,?,?,?)`,
   staleRun: `INSERT OR IGNORE INTO stale_runs (boot_id, kind, obj_id, since, first_snapshot_id) VALUES (?,?,?,?,?)`,
   staleRunEnd: `DELETE FROM stale_runs WHERE boot_id = ? AND kind = ? AND obj_id = ?`,
+  anyStaleRun: `SELECT 1 FROM stale_runs WHERE boot_id = ? LIMIT 1`,
   error: `INSERT INTO scan_errors (snapshot_id, scope, message, extra) VALUES (?,?,?,?)`,
 };
 
@@ -54,6 +55,7 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
   const insError = stmt(db, SQL.error);
   const insStaleRun = stmt(db, SQL.staleRun);
   const endStaleRun = stmt(db, SQL.staleRunEnd);
+  const anyStaleRun = stmt(db, SQL.anyStaleRun);
 
   const m = doc.snapshot;
   const { leaks, leakedBytes } = leakTotals(doc);
@@ -138,9 +140,11 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
 
     // Runs of stale objects continue (the first snapshot of a run stays); a stored scan
     // that found an object used ends its run.
+    // (no run of this boot yet: nothing to end, skip a delete per object)
+    const anyRun = anyStaleRun.get(m.bootId) !== undefined;
     for (const r of staleRuns.values()) {
       if (r.stale) insStaleRun.run(m.bootId, r.kind, r.id, r.stale.since, r.stale.sinceSnapshot ?? sid);
-      else endStaleRun.run(m.bootId, r.kind, r.id);
+      else if (anyRun) endStaleRun.run(m.bootId, r.kind, r.id);
     }
 
     for (const e of doc.errors ?? []) {
