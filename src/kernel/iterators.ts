@@ -175,44 +175,53 @@ function nameWord(name: string): bigint {
   return os.endianness() === 'LE' ? b.readBigUInt64LE(0) : b.readBigUInt64BE(0);
 }
 
-const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
-  bpf_map(g) {
-    g.a.mov(R6, R1);
-    g.ctx(R7, 'bpf_map', 'map');
-    g.a.jmp('jeq', R7, 0, 'out');
-    g.load(R1, R7, 'bpf_map', 'id').store('id', R1);
-    g.load(R1, R7, 'bpf_map', 'map_type').store('type', R1);
-    g.load(R1, R7, 'bpf_map', 'refcnt.counter').store('refcnt', R1);
-    g.load(R1, R7, 'bpf_map', 'usercnt.counter').store('usercnt', R1);
-    return g.finish('bpf_map');
+/** r6 = ctx; `reg` = ctx->`member`, skipping the call when it is NULL (the iterator's last call) */
+function begin(g: Gen, target: Target, member: string, reg: Reg): void {
+  g.a.mov(R6, R1);
+  g.ctx(reg, target, member);
+  g.a.jmp('jeq', reg, 0, 'out');
+}
+
+/** Iterators over one kind of object: each record field is a path from the object's struct. */
+const OBJECT_ITERATORS: Record<'bpf_map' | 'bpf_prog' | 'bpf_link', { member: string; struct: string; fields: [string, string][] }> = {
+  bpf_map: {
+    member: 'map', struct: 'bpf_map',
+    fields: [['id', 'id'], ['type', 'map_type'], ['refcnt', 'refcnt.counter'], ['usercnt', 'usercnt.counter']],
   },
-  bpf_prog(g) {
-    g.a.mov(R6, R1);
-    g.ctx(R7, 'bpf_prog', 'prog');
-    g.a.jmp('jeq', R7, 0, 'out');
-    g.load(R1, R7, 'bpf_prog', 'aux.id').store('id', R1);
-    g.load(R1, R7, 'bpf_prog', 'type').store('type', R1);
-    g.load(R1, R7, 'bpf_prog', 'aux.refcnt.counter').store('refcnt', R1);
-    return g.finish('bpf_prog');
+  bpf_prog: {
+    member: 'prog', struct: 'bpf_prog',
+    fields: [['id', 'aux.id'], ['type', 'type'], ['refcnt', 'aux.refcnt.counter']],
   },
-  bpf_link(g) {
-    g.a.mov(R6, R1);
-    g.ctx(R7, 'bpf_link', 'link');
-    g.a.jmp('jeq', R7, 0, 'out');
-    g.load(R1, R7, 'bpf_link', 'id').store('id', R1);
-    g.load(R1, R7, 'bpf_link', 'type').store('type', R1);
-    g.load(R1, R7, 'bpf_link', 'refcnt.counter').store('refcnt', R1);
+  bpf_link: {
+    member: 'link', struct: 'bpf_link',
     // a struct_ops link has no program: the load through NULL reads 0
-    g.load(R1, R7, 'bpf_link', 'prog.aux.id').store('progId', R1);
-    g.storeImm('pad', 0);
-    return g.finish('bpf_link');
+    fields: [['id', 'id'], ['type', 'type'], ['refcnt', 'refcnt.counter'], ['progId', 'prog.aux.id']],
   },
+};
+
+function objectIterator(target: keyof typeof OBJECT_ITERATORS) {
+  return (g: Gen): Buffer => {
+    const spec = OBJECT_ITERATORS[target];
+    begin(g, target, spec.member, R7);
+    for (const [field, path] of spec.fields) g.load(R1, R7, spec.struct, path).store(field, R1);
+    if ('pad' in g.record.fields) g.storeImm('pad', 0); // every byte handed to bpf_seq_write must be written
+    return g.finish(target);
+  };
+}
+
+/** Task iterators: r7 = the object (file or vma), r8 = the task, both non-NULL. */
+function beginTask(g: Gen, target: 'task_file' | 'task_vma', member: string): void {
+  begin(g, target, member, R7);
+  g.ctx(R8, target, 'task');
+  g.a.jmp('jeq', R8, 0, 'out');
+}
+
+const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
+  bpf_map: objectIterator('bpf_map'),
+  bpf_prog: objectIterator('bpf_prog'),
+  bpf_link: objectIterator('bpf_link'),
   task_file(g) {
-    g.a.mov(R6, R1);
-    g.ctx(R7, 'task_file', 'file');
-    g.a.jmp('jeq', R7, 0, 'out');
-    g.ctx(R8, 'task_file', 'task');
-    g.a.jmp('jeq', R8, 0, 'out');
+    beginTask(g, 'task_file', 'file');
     g.bpfFile(R7);
     g.store('id', R0).store('kind', R9).store('file', R7);
     g.load(R1, R8, 'task_struct', 'tgid').store('pid', R1);
@@ -220,11 +229,7 @@ const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
     return g.finish('task_file');
   },
   task_vma(g) {
-    g.a.mov(R6, R1);
-    g.ctx(R7, 'task_vma', 'vma');
-    g.a.jmp('jeq', R7, 0, 'out');
-    g.ctx(R8, 'task_vma', 'task');
-    g.a.jmp('jeq', R8, 0, 'out');
+    beginTask(g, 'task_vma', 'vma');
     g.load(R1, R7, 'vm_area_struct', 'vm_start').store('start', R1);
     g.load(R1, R7, 'vm_area_struct', 'vm_end').store('end', R1);
     g.load(R7, R7, 'vm_area_struct', 'vm_file');
