@@ -313,15 +313,31 @@ export function closeIterators(): void {
 
 const LE = os.endianness() === 'LE';
 
-function* records<F extends string>(buf: Buffer, rec: Layout<F>, what: string): Generator<(f: F) => bigint> {
-  if (buf.length % rec.size !== 0) throw new KernelError(`read ${what}`, os.constants.errno.EIO, `(${buf.length} bytes is not a whole number of records)`);
-  for (let p = 0; p < buf.length; p += rec.size) {
-    const at = p;
-    yield (f: F) => {
-      const { off, size } = rec.fields[f];
-      if (size === 4) return BigInt(LE ? buf.readUInt32LE(at + off) : buf.readUInt32BE(at + off));
-      return LE ? buf.readBigInt64LE(at + off) : buf.readBigInt64BE(at + off);
-    };
+/** Fixed-size records in the host's byte order, read field by field. */
+class Records<F extends string> {
+  readonly count: number;
+  constructor(private readonly buf: Buffer, private readonly rec: Layout<F>, what: string) {
+    if (buf.length % rec.size !== 0) throw new KernelError(`read ${what}`, os.constants.errno.EIO, `(${buf.length} bytes is not a whole number of records)`);
+    this.count = buf.length / rec.size;
+  }
+
+  private at(i: number, f: F): number {
+    return i * this.rec.size + this.rec.fields[f].off;
+  }
+
+  u32(i: number, f: F): number {
+    return LE ? this.buf.readUInt32LE(this.at(i, f)) : this.buf.readUInt32BE(this.at(i, f));
+  }
+
+  /** a 64-bit field as an unsigned bigint (kernel addresses) */
+  u64(i: number, f: F): bigint {
+    return LE ? this.buf.readBigUInt64LE(this.at(i, f)) : this.buf.readBigUInt64BE(this.at(i, f));
+  }
+
+  /** a signed 64-bit counter as a number (reference counts stay far below 2^53) */
+  count64(i: number, f: F): number {
+    const p = this.at(i, f);
+    return LE ? this.buf.readInt32LE(p + 4) * 2 ** 32 + this.buf.readUInt32LE(p) : this.buf.readInt32BE(p) * 2 ** 32 + this.buf.readUInt32BE(p + 4);
   }
 }
 
@@ -333,33 +349,38 @@ function read(l: LoadedIterator, target: Target): Buffer {
 export function readKernelCounts(): KernelCounts {
   const it = loadAll();
   const counts: KernelCounts = { maps: new Map(), progs: new Map(), links: new Map(), files: [], vmas: [] };
-  for (const r of records(read(it.bpf_map, 'bpf_map'), RECORDS.bpf_map, 'bpf_map')) {
-    counts.maps.set(Number(r('id')), { refcnt: Number(r('refcnt')), usercnt: Number(r('usercnt')), type: Number(r('type')) });
+  const maps = new Records(read(it.bpf_map, 'bpf_map'), RECORDS.bpf_map, 'bpf_map');
+  for (let i = 0; i < maps.count; i++) {
+    counts.maps.set(maps.u32(i, 'id'), { refcnt: maps.count64(i, 'refcnt'), usercnt: maps.count64(i, 'usercnt'), type: maps.u32(i, 'type') });
   }
-  for (const r of records(read(it.bpf_prog, 'bpf_prog'), RECORDS.bpf_prog, 'bpf_prog')) {
-    counts.progs.set(Number(r('id')), { refcnt: Number(r('refcnt')), type: Number(r('type')) });
+  const progs = new Records(read(it.bpf_prog, 'bpf_prog'), RECORDS.bpf_prog, 'bpf_prog');
+  for (let i = 0; i < progs.count; i++) {
+    counts.progs.set(progs.u32(i, 'id'), { refcnt: progs.count64(i, 'refcnt'), type: progs.u32(i, 'type') });
   }
-  for (const r of records(read(it.bpf_link, 'bpf_link'), RECORDS.bpf_link, 'bpf_link')) {
-    counts.links.set(Number(r('id')), { refcnt: Number(r('refcnt')), type: Number(r('type')), progId: Number(r('progId')) });
+  const links = new Records(read(it.bpf_link, 'bpf_link'), RECORDS.bpf_link, 'bpf_link');
+  for (let i = 0; i < links.count; i++) {
+    counts.links.set(links.u32(i, 'id'), { refcnt: links.count64(i, 'refcnt'), type: links.u32(i, 'type'), progId: links.u32(i, 'progId') });
   }
   // task iterators skip threads that share their leader's fd table, but a thread with
   // a table of its own (or the mm, for vmas) would repeat entries: keep each once
+  const files = new Records(read(it.task_file, 'task_file'), RECORDS.task_file, 'task_file');
   const seenFiles = new Set<string>();
-  for (const r of records(read(it.task_file, 'task_file'), RECORDS.task_file, 'task_file')) {
-    const pid = Number(r('pid')), fd = Number(r('fd')), file = BigInt.asUintN(64, r('file'));
+  for (let i = 0; i < files.count; i++) {
+    const pid = files.u32(i, 'pid'), fd = files.u32(i, 'fd'), file = files.u64(i, 'file');
+    const kind = KIND_OF_CODE.get(files.u32(i, 'kind'));
     const key = `${pid}:${fd}:${file}`;
-    const kind = KIND_OF_CODE.get(Number(r('kind')));
     if (!kind || seenFiles.has(key)) continue;
     seenFiles.add(key);
-    counts.files.push({ pid, fd, file, kind, id: Number(r('id')) });
+    counts.files.push({ pid, fd, file, kind, id: files.u32(i, 'id') });
   }
+  const vmas = new Records(read(it.task_vma, 'task_vma'), RECORDS.task_vma, 'task_vma');
   const seenVmas = new Set<string>();
-  for (const r of records(read(it.task_vma, 'task_vma'), RECORDS.task_vma, 'task_vma')) {
-    const pid = Number(r('pid')), start = BigInt.asUintN(64, r('start'));
+  for (let i = 0; i < vmas.count; i++) {
+    const pid = vmas.u32(i, 'pid'), start = vmas.u64(i, 'start');
     const key = `${pid}:${start}`;
     if (seenVmas.has(key)) continue;
     seenVmas.add(key);
-    counts.vmas.push({ pid, start, end: BigInt.asUintN(64, r('end')), file: BigInt.asUintN(64, r('file')), mapId: Number(r('mapId')) });
+    counts.vmas.push({ pid, start, end: vmas.u64(i, 'end'), file: vmas.u64(i, 'file'), mapId: vmas.u32(i, 'mapId') });
   }
   return counts;
 }
