@@ -32,6 +32,10 @@ export type AgentCommand =
   | { op: 'close'; fd: number }
   | { op: 'mmap'; fd: number }
   | { op: 'open'; path: string }
+  /** dup(2): another fd of the same open file */
+  | { op: 'dup'; fd: number }
+  /** a child (`cat`) holding `fd` as its fd 3, exiting when the agent does */
+  | { op: 'share'; fd: number }
   | { op: 'info'; fd: number }
   | { op: 'mkdir'; path: string }
   | { op: 'mountBpffs'; path: string; options?: string }
@@ -40,6 +44,7 @@ export type AgentCommand =
 /** One answer line. Which fields are set depends on the op; `error` is set when it failed. */
 export interface AgentAnswer {
   fd?: number;
+  pid?: number;
   id?: number;
   kind?: string;
   ok?: boolean;
