@@ -1,7 +1,7 @@
 // Statuses, creators and owners (SPEC section 2): pure functions over one scan, the
 // history of earlier snapshots of the same boot, the owner catalog and the user config.
 import type { Container, Creator, Holder, KernelRef, Owner, Pin, ScannedPin, Status, UsedBy } from '../model.js';
-import { liveness, rootsOf, usedByIndex, type Liveness, type Unexplained } from './liveness.js';
+import { liveness, rootsOf, unexplainedReason, usedByIndex, type Liveness, type Unexplained } from './liveness.js';
 import { matchOwner, pathPid as pathPidOf, type OwnerMatch, type OwnerRule } from './owners.js';
 import { staleOf, staleReason, type StaleRecord } from './stale.js';
 import { matchIgnore, type Config } from './config.js';
@@ -114,9 +114,13 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
     const note = o.kind === 'map' ? ctx.mmapNotes.get(o.id) : undefined;
     if (note) reasons.push(note);
   } else if (o.kind !== 'link' && live.live.has(k!)) {
-    // A link is never in-use (SPEC section 2): nothing references a link.
     status = 'in-use';
     reasons.push(live.live.get(k!)!);
+  } else if (o.kind === 'link' && ctx.unexplained.has(k!)) {
+    // Nothing names a link's referrers but files and pins: what the kernel counts beyond
+    // those is a holder pinleak cannot see (an fd in flight), so the link is not orphaned.
+    status = 'in-use';
+    reasons.push(unexplainedReason(ctx.unexplained.get(k!)!));
   } else {
     // Nothing alive reaches it: only bpffs pins keep it.
     reasons.push(o.kind === 'link'

@@ -8,7 +8,7 @@ import { SCHEMA_VERSION, STATUSES, type Pin, type Status } from '../model.js';
 import { CLEANABLE, pinKey, recheck, selectCandidates } from '../analysis/clean.js';
 import { parseDuration } from '../analysis/config.js';
 import { memlockOnce } from '../analysis/summary.js';
-import { fdById, closeFd } from '../kernel/bpf.js';
+import { allIds } from '../kernel/bpf.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { releaseAll } from '../scan/host.js';
 import { objectReader } from '../scan/pins.js';
@@ -105,7 +105,8 @@ function clean(
 ): CleanResult {
   const freshByKey = new Map(freshPins.map((p) => [pinKey(p), p]));
   const reader = objectReader();
-  const usage = usageProbe(scan.cgroupRoots);
+  const unlinked = new Set<string>();
+  const usage = usageProbe(scan.cgroupRoots, () => scan.pins.filter((p) => !unlinked.has(`${p.instance}\0${p.path}`)));
   const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [], warnings: [] };
   for (const c of candidates) {
     const fresh = freshByKey.get(pinKey(c));
@@ -137,6 +138,7 @@ function clean(
             audit(pin);
             handle!.unlink();
           });
+          unlinked.add(`${pin.instance}\0${pin.path}`);
         } catch (e) {
           result.skipped.push({ pin, why: `unlink failed: ${(e as Error).message}` });
           continue;
@@ -171,10 +173,11 @@ async function verifyFreed(result: CleanResult, all: Pin[]): Promise<void> {
   const pending = new Map(last.map((p) => [`${p.object!.kind}:${p.object!.id}`, p]));
   const deadline = Date.now() + 3000;
   while (pending.size && Date.now() < deadline) {
+    // Walk the id tables, never open by id: opening a prog array with no user reference
+    // left makes the kernel clear it, and was seen to leave it allocated (KERNEL-FACTS).
+    const alive = { map: new Set(allIds('map')), prog: new Set(allIds('prog')), link: new Set(allIds('link')) };
     for (const [k, p] of pending) {
-      const fd = fdById(p.object!.kind as 'map' | 'prog' | 'link', p.object!.id);
-      if (fd === null) pending.delete(k);
-      else closeFd(fd);
+      if (!alive[p.object!.kind as 'map' | 'prog' | 'link']?.has(p.object!.id)) pending.delete(k);
     }
     if (pending.size) await new Promise((r) => setTimeout(r, 50));
   }
