@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import { renderMounts } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle } from './common.js';
+import { announcePartial } from './partial.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
@@ -15,6 +16,7 @@ export const mountsCommand = {
     const store = openDb(a, false);
     try {
       const doc = loadStored(store, a.snapshot);
+      announcePartial(a, doc.snapshot);
       if (a.json) emitJson(doc);
       else say(a, renderMounts(doc, outStyle(a)));
     } finally {

@@ -4,6 +4,7 @@ import { STATUSES, type Pin } from '../model.js';
 import { globMatch } from '../analysis/owners.js';
 import { renderPins } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle, parseList, checkInstance } from './common.js';
+import { announcePartial } from './partial.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
@@ -45,6 +46,7 @@ export const pinsCommand = {
     const store = openDb(a, false);
     try {
       const doc = loadStored(store, a.snapshot);
+      announcePartial(a, doc.snapshot);
       if (a.json) {
         emitJson({ ...doc, pins: doc.pins.filter(keep) });
       } else {

@@ -13,6 +13,7 @@ import { isLeak } from '../analysis/summary.js';
 import { key, type Sighting } from '../analysis/classify.js';
 import { pinKeyer } from '../analysis/diff.js';
 import { retentionAfterStore } from './retention.js';
+import { announcePartial, refusePartial } from './partial.js';
 import { saveSnapshot, recordCreators } from '../store/index.js';
 import { renderRun } from '../report/changes.js';
 import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
@@ -126,10 +127,14 @@ export const runCommand = {
         schemaVersion: SCHEMA_VERSION, command, exitCode, before: before.doc.snapshot, after: after.doc.snapshot,
         samples, created, leftBehind: created.filter(isLeak),
       };
+      announcePartial(a, after.doc.snapshot);
       if (a.json) emitJson(result);
       else summary(a, renderRun(result, outStyle(a)));
       if (exitCode !== 0) process.exitCode = exitCode;
-      else if (a.failOnLeak && result.leftBehind.length) process.exitCode = 1;
+      else if (a.failOnLeak) {
+        refusePartial(after.doc.snapshot, '--fail-on-leak does not judge it');
+        if (result.leftBehind.length) process.exitCode = 1;
+      }
     } finally {
       store.close();
     }

@@ -8,6 +8,7 @@ import { earliestHolders, recordedCreators, pinObjectCache, type Store } from '.
 import { readBootId } from '../kernel/procfs.js';
 import { scanHost, type HostScan, type Progress } from './host.js';
 import type { RawPin } from './pins.js';
+import { partialReasons } from './partial.js';
 
 export interface SnapshotOptions {
   store: Store | null;
@@ -49,6 +50,7 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   fillInstanceTotals(scan.instances, pins);
   scan.timings.classification = Math.round((performance.now() - t0) * 10) / 10;
 
+  const blind = partialReasons(scan);
   const doc: SnapshotDoc = {
     schemaVersion: SCHEMA_VERSION,
     snapshot: {
@@ -59,6 +61,8 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
       kernel: scan.kernel,
       label: opts.label ?? null,
       durationMs: Math.round(performance.now() - started),
+      partial: blind.length > 0,
+      partialReasons: blind,
     },
     namespaces: scan.namespaces,
     instances: scan.instances,

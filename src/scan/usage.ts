@@ -28,6 +28,7 @@ export function usageProbe(cgroupRoots: string[], maxAgeMs = 250): UsageProbe {
     sweep = (kind, id) => {
       // a kernel graph read only in part cannot prove that nothing uses the object
       if (errors.length) return `cannot confirm it is unused: ${errors[0]!.scope}: ${errors[0]!.message}`;
+      if (ps.unreadable.length) return `cannot confirm it is unused: the fds of pid ${ps.unreadable[0]} could not be read`;
       const h = holders.byObject.get(key(kind, id));
       if (h?.length) return `held by pid ${h[0]!.pid} (${h[0]!.comm}) now`;
       if (kind === 'map' && live.liveMaps.has(id)) return `in use now: ${live.liveMaps.get(id)}`;

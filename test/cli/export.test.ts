@@ -213,7 +213,7 @@ describe('export prometheus', () => {
     for (const l of lines.filter((x) => !x.startsWith('#'))) expect(l).toMatch(/^[a-z_]+(\{.*\})? [0-9.e+-]+$/);
     for (const n of [
       'pinleak_info', 'pinleak_pins', 'pinleak_memlock_bytes', 'pinleak_leaks', 'pinleak_leaked_bytes', 'pinleak_namespaces',
-      'pinleak_instances', 'pinleak_scan_errors', 'pinleak_snapshot_id', 'pinleak_snapshot_duration_seconds',
+      'pinleak_instances', 'pinleak_scan_errors', 'pinleak_scan_partial', 'pinleak_snapshot_id', 'pinleak_snapshot_duration_seconds',
       'pinleak_snapshot_timestamp_seconds', 'pinleak_last_success_timestamp_seconds',
     ]) expect(names).toContain(n);
   });
