@@ -60,7 +60,7 @@ export const cleanCommand = {
     const keep = pinFilter({ instance: a.instance, path: a.path });
     requirePrivileges('pinleak clean');
     const config = userConfig(a);
-    const store = openDb(a, false);
+    const store = openDb(a, 'write');
     try {
       const id = resolveSnapshot(store, a.snapshot ?? 'latest');
       const stored = loadSnapshot(store, id);

@@ -41,7 +41,7 @@ export const gateCommand = {
     const maxLeakedBytes = nonNegative(a.maxLeakedBytes, 'max-leaked-bytes');
     requirePrivileges('pinleak gate');
     const config = userConfig(a);
-    const store = a.store ? openDb(a, true) : openHistory(a);
+    const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
       const baseline = loadBaseline(store, a.baseline); // resolved before scanning: a typo fails fast
       const { doc } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });

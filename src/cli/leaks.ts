@@ -20,7 +20,7 @@ export const leaksCommand = {
     .positional('snapshot', { type: 'string', describe: 'id, label, latest or latest~N (default latest)' })
     .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when there is any leak; exit 2 on a snapshot that could not see the whole host' })),
   handler: (a: Args) => {
-    const store = openDb(a, false);
+    const store = openDb(a, 'read');
     try {
       const doc = loadStored(store, a.snapshot);
       const keep = pinFilter({ instance: a.instance, path: a.path });

@@ -13,7 +13,7 @@ export const mountsCommand = {
   describe: 'bpffs instances: namespaces, mount points, delegation options, pins, memory',
   builder: (y: Argv) => y.positional('snapshot', { type: 'string', describe: 'id, label, latest or latest~N (default latest)' }),
   handler: (a: Args) => {
-    const store = openDb(a, false);
+    const store = openDb(a, 'read');
     try {
       const doc = loadStored(store, a.snapshot);
       announcePartial(a, doc.snapshot);

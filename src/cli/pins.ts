@@ -43,7 +43,7 @@ export const pinsCommand = {
   builder: (y: Argv) => filterOptions(y.positional('snapshot', { type: 'string', describe: 'id, label, latest or latest~N (default latest)' })),
   handler: (a: Args) => {
     const keep = pinFilter(a);
-    const store = openDb(a, false);
+    const store = openDb(a, 'read');
     try {
       const doc = loadStored(store, a.snapshot);
       announcePartial(a, doc.snapshot);

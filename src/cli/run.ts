@@ -48,7 +48,7 @@ export const runCommand = {
     if (!Number.isInteger(a.interval) || a.interval < 1) throw new PinleakError(`--interval must be a whole number of milliseconds >= 1, got ${a.interval}`);
     requirePrivileges('pinleak run');
     const config = userConfig(a);
-    const store = openDb(a, true);
+    const store = openDb(a, 'create');
     try {
       const before = await takeSnapshot({ store, config, label: 'run:before', onProgress: progressReporter(a) });
       endProgress(a);

@@ -39,7 +39,7 @@ export const scanCommand = {
     checkLabel(a.label);
     requirePrivileges('pinleak scan');
     const config = userConfig(a);
-    const store = a.store ? openDb(a, true) : openHistory(a);
+    const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
       const { doc, scan } = await takeSnapshot({ store, config, label: a.label ?? null, onProgress: progressReporter(a) });
       endProgress(a);
