@@ -50,9 +50,9 @@ export const runCommand = {
     const config = userConfig(a);
     const store = openDb(a, 'create');
     try {
+      // stored only once the command has run: a command that cannot start leaves nothing behind
       const before = await takeSnapshot({ store, config, label: 'run:before', onProgress: progressReporter(a) });
       endProgress(a);
-      saveSnapshot(store, before.doc);
 
       const startedMs = Date.now();
       const child = spawn(command[0]!, command.slice(1), { stdio: a.json ? ['inherit', 2, 'inherit'] : 'inherit' });
@@ -84,7 +84,7 @@ export const runCommand = {
       const timer = setInterval(sample, a.interval);
       sample();
       const exitCode = await new Promise<number>((resolve, reject) => {
-        child.on('error', (e: NodeJS.ErrnoException) => reject(new PinleakError(`cannot run ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`)));
+        child.on('error', (e: NodeJS.ErrnoException) => reject(new PinleakError(`cannot run ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.code === 'EACCES' ? 'permission denied (not executable?)' : e.message}`)));
         child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
       }).finally(() => {
         clearInterval(timer);
@@ -92,6 +92,8 @@ export const runCommand = {
         process.off('SIGTERM', onTerm);
       });
       const endedMs = Date.now();
+      // before the after-snapshot, whose creators it is evidence for
+      saveSnapshot(store, before.doc);
 
       // Pins new since `before`: CMD's when its tree was seen holding the object, or when
       // they were pinned while it ran (a short-lived process can slip between samples).
