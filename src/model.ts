@@ -21,6 +21,10 @@ export interface SnapshotMeta {
   kernel: string;
   label: string | null;
   durationMs: number;
+  /** true: the scan could not see the whole host (absent in snapshots stored before pinleak 0.2) */
+  partial?: boolean;
+  /** why it is partial: each a sentence naming what was not seen and how to fix it */
+  partialReasons?: string[];
 }
 
 export type ReachedVia = 'process' | 'nsfs' | 'fd';

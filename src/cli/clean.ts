@@ -20,6 +20,7 @@ import {
   type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle, parseList,
 } from './common.js';
 import { pinFilter, placeOptions } from './pins.js';
+import { refusePartial } from './partial.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
@@ -60,16 +61,19 @@ export const cleanCommand = {
     const keep = pinFilter({ instance: a.instance, path: a.path });
     requirePrivileges('pinleak clean');
     const config = userConfig(a);
-    const store = openDb(a, false);
+    const store = openDb(a, 'write');
     try {
       const id = resolveSnapshot(store, a.snapshot ?? 'latest');
       const stored = loadSnapshot(store, id);
+      // no override: on a partial view a pin that looks orphaned may be held by a process the scan could not see
+      refusePartial(stored.snapshot, 'clean never acts on a partial view (run `pinleak scan` where it sees the whole host, and clean that)');
       const candidates = selectCandidates(stored, {
         statuses, keep, createdBefore: olderMs !== undefined ? Date.now() - olderMs : undefined, stale: a.stale,
       });
       const { doc: fresh, scan } = await takeSnapshot({ store, config, onProgress: progressReporter(a), keepAnchors: true });
       endProgress(a);
       try {
+        refusePartial(fresh.snapshot, 'clean never acts on a partial view: nothing was removed');
         if (fresh.snapshot.bootId !== stored.snapshot.bootId) {
           throw new PinleakError(`snapshot ${id} is from another boot: its object ids mean nothing now; run \`pinleak scan\` and clean that`);
         }

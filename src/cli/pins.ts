@@ -4,6 +4,7 @@ import { STATUSES, type Pin } from '../model.js';
 import { globMatch } from '../analysis/owners.js';
 import { renderPins } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle, parseList, checkInstance } from './common.js';
+import { announcePartial } from './partial.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
@@ -47,9 +48,10 @@ export const pinsCommand = {
     .option('stale', { type: 'boolean', default: false, describe: 'only persistent pins that nothing uses any more' }),
   handler: (a: Args) => {
     const keep = pinFilter(a);
-    const store = openDb(a, false);
+    const store = openDb(a, 'read');
     try {
       const doc = loadStored(store, a.snapshot);
+      announcePartial(a, doc.snapshot);
       if (a.json) {
         emitJson({ ...doc, pins: doc.pins.filter(keep) });
       } else {

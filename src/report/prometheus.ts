@@ -156,6 +156,11 @@ export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): str
       samples: one(doc.errors.length),
     },
     {
+      name: 'pinleak_scan_partial',
+      help: '1 when the latest snapshot could not see the whole host (a child pid namespace, unreadable processes, namespaces or instances): its leak counts cannot be trusted; pinleak scan says why',
+      samples: one(m.partial ? 1 : 0),
+    },
+    {
       name: 'pinleak_snapshot_id',
       help: 'id of the latest snapshot in the database (pinleak pins ID shows its pins)',
       samples: one(m.id ?? 0),

@@ -35,6 +35,20 @@ export function holdersText(p: Pin): string {
   return first.join(', ') + (p.holders.length > 2 ? ` +${p.holders.length - 2}` : '');
 }
 
+/** The reasons a snapshot is partial; empty when it saw the whole host (or predates the field). */
+export const partialReasonsOf = (m: SnapshotMeta): string[] => (m.partial ? m.partialReasons ?? ['reason not recorded'] : []);
+
+/** The first thing every view of a partial snapshot says, or null when it is whole. */
+export function partialBanner(m: SnapshotMeta, style: Style): string | null {
+  const why = partialReasonsOf(m);
+  if (!why.length) return null;
+  return [
+    `${paint(style, 'red', 'PARTIAL VIEW')}: ${snapshotRef(m)} could not see the whole host:`,
+    ...why.map((r) => `  - ${safe(r)}`),
+    '  its statuses may be wrong (a pin shown orphaned or leaked may be held by a process it could not see); clean never acts on it',
+  ].join('\n');
+}
+
 export function renderSummary(doc: SnapshotDoc, style: Style): string {
   const s = doc.summary;
   const m = doc.snapshot;

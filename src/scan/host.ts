@@ -26,6 +26,8 @@ export interface HostScan {
   clockTicks: number;
   pidMax: number;
   processes: Map<number, Process>;
+  /** live processes whose fds could not be read */
+  unreadableProcesses: number[];
   namespaces: MountNamespace[];
   instances: BpffsInstance[];
   pins: RawPin[];
@@ -151,7 +153,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     return {
       takenAt, bootId: readBootId(), hostname: os.hostname(), kernel: os.release(),
       bootEpochMs: bootEpochMs(), clockTicks: clockTicks(), pidMax: pidMax(),
-      processes: ps.processes, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
+      processes: ps.processes, unreadableProcesses: ps.unreadable, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
       pins, holders, graph, unexplained, errors, walk, timings,
       cgroupRoots: roots,
       access: new Map(liveViews.map((iv) => [iv.instance.dev, iv.accesses])),

@@ -9,6 +9,7 @@ import type { StaleRecord } from '../analysis/stale.js';
 import { readBootId } from '../kernel/procfs.js';
 import { scanHost, type HostScan, type Progress } from './host.js';
 import type { RawPin } from './pins.js';
+import { partialReasons } from './partial.js';
 
 export interface SnapshotOptions {
   store: Store | null;
@@ -52,6 +53,7 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   fillInstanceTotals(scan.instances, pins);
   scan.timings.classification = Math.round((performance.now() - t0) * 10) / 10;
 
+  const blind = partialReasons(scan);
   const doc: SnapshotDoc = {
     schemaVersion: SCHEMA_VERSION,
     snapshot: {
@@ -62,6 +64,8 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
       kernel: scan.kernel,
       label: opts.label ?? null,
       durationMs: Math.round(performance.now() - started),
+      partial: blind.length > 0,
+      partialReasons: blind,
     },
     namespaces: scan.namespaces,
     instances: scan.instances,

@@ -30,6 +30,7 @@ export function usageProbe(cgroupRoots: string[], pinsNow: () => ScannedPin[], m
     sweep = (kind, id) => {
       // a kernel graph read only in part cannot prove that nothing uses the object
       if (errors.length) return `cannot confirm it is unused: ${errors[0]!.scope}: ${errors[0]!.message}`;
+      if (ps.unreadable.length) return `cannot confirm it is unused: the fds of pid ${ps.unreadable[0]} could not be read`;
       const h = holders.byObject.get(key(kind, id));
       if (h?.length) return `held by pid ${h[0]!.pid} (${h[0]!.comm}) now`;
       const why = kind !== 'link' ? live.live.get(key(kind, id)) : undefined;

@@ -62,7 +62,10 @@ describe('prometheus renderer', () => {
     expect(sample(text, 'pinleak_last_success_timestamp_seconds')).toEqual([`pinleak_last_success_timestamp_seconds ${Date.parse('2026-11-24T10:00:00.000Z') / 1000 + 1.5}`]);
     expect(sample(text, 'pinleak_snapshot_duration_seconds')).toEqual(['pinleak_snapshot_duration_seconds 1.5']);
     const names = [...text.matchAll(/^# TYPE (\S+) gauge$/gm)].map((m) => m[1]);
-    expect(names).toHaveLength(14);
+    expect(names).toHaveLength(15);
+    expect(sample(text, 'pinleak_scan_partial')).toEqual(['pinleak_scan_partial 0']);
+    const blind = renderPrometheus(doc([], { partial: true, partialReasons: ['no processes are visible'] }), { version: '1.0.0' });
+    expect(sample(blind, 'pinleak_scan_partial')).toEqual(['pinleak_scan_partial 1']);
     for (const n of names) expect(text).toMatch(new RegExp(`^# HELP ${n} \\S`, 'm'));
   });
 
