@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CLI, pinleak, tempDb } from '../helpers.js';
-import { APPLICATION_ID } from '../../src/store/schema.js';
+import { APPLICATION_ID, DB_SCHEMA_VERSION } from '../../src/store/schema.js';
 
 const NOBODY = '65534';
 const READERS: string[][] = [
@@ -114,7 +114,7 @@ describe('read-only commands', () => {
       const r = pinleak(args, { db: old });
       expect(r.code).toBe(2);
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
-      expect(r.stderr).toContain(`pinleak: ${old} has database schema 0 and this pinleak reads 1: upgrade it once with \`pinleak --db ${old} scan\` as root`);
+      expect(r.stderr).toContain(`pinleak: ${old} has database schema 0 and this pinleak reads ${DB_SCHEMA_VERSION}: upgrade it once with \`pinleak --db ${old} scan\` as root`);
     }
     expect(sha(old)).toBe(before);
     fs.rmSync(old);
