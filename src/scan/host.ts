@@ -11,6 +11,7 @@ import { collectInstances, type InstanceAccess } from './instances.js';
 import { walkInstance, objectReader, type RawPin, type WalkStats } from './pins.js';
 import { buildHolders, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
+import { contentRefs } from './contents.js';
 import type { CachedObject } from '../store/index.js';
 import type { Unexplained } from '../analysis/liveness.js';
 import { objectKey } from '../model.js';
@@ -116,7 +117,13 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       else gone.add(iv.instance.dev); // unmounted during the scan: not part of this snapshot
     });
     const liveViews = instanceViews.filter((iv) => !gone.has(iv.instance.dev));
+    const access = new Map(liveViews.map((iv) => [iv.instance.dev, iv.accesses]));
     lap('pins');
+
+    // after the pins: prog arrays are opened through their pins
+    progress('contents');
+    graph.refs.push(...contentRefs({ ps, graph, pins, access }, errors));
+    lap('contents');
 
     progress('holders');
     const holders = buildHolders(ps, graph.maps, pageSize(), containerOf);
@@ -128,7 +135,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       processes: ps.processes, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
       pins, holders, graph, unexplained: new Map(), errors, walk, timings,
       cgroupRoots: roots,
-      access: new Map(liveViews.map((iv) => [iv.instance.dev, iv.accesses])),
+      access,
       anchors: opts.keepAnchors ? anchors : [],
     };
   } catch (e) {

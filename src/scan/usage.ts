@@ -5,19 +5,24 @@ import { liveObjects, key } from '../analysis/classify.js';
 import { scanProcesses } from './processes.js';
 import { readReferenceGraph } from './references.js';
 import { buildHolders } from './holders.js';
+import { contentRefs } from './contents.js';
+import type { InstanceAccess } from './instances.js';
+import type { ScannedPin } from '../model.js';
 
 export interface UsageProbe {
   /** why the object is held or in use now, or null when nothing alive reaches it */
   check(kind: string, id: number): string | null;
 }
 
-export function usageProbe(cgroupRoots: string[], maxAgeMs = 250): UsageProbe {
+/** `pins` and `access`: the scan's, through which prog arrays are opened (see contents.ts). */
+export function usageProbe(cgroupRoots: string[], pins: ScannedPin[], access: Map<string, InstanceAccess[]>, maxAgeMs = 250): UsageProbe {
   let takenAt = 0;
   let sweep: ((kind: string, id: number) => string | null) | null = null;
   const take = () => {
     const ps = scanProcesses({ mmaps: true });
     const errors: { scope: string; message: string }[] = [];
     const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots }, errors);
+    graph.refs.push(...contentRefs({ ps, graph, pins, access }, errors));
     const holders = buildHolders(ps, graph.maps, pageSize(), () => null);
     const live = liveObjects({ holders: holders.byObject, links: graph.links, refs: graph.refs, unexplained: new Map() });
     sweep = (kind, id) => {

@@ -103,7 +103,7 @@ describe('devices and mounts', () => {
 
 describe('bpf fdinfo, the fast path', () => {
   it('reads kind, id and memlock of each kind', () => {
-    expect(parseBpfFdinfo('pos:\t0\nflags:\t02000002\nmap_type:\t1\nkey_size:\t4\nmemlock:\t2048\nmap_id:\t26\nfrozen:\t0\n')).toEqual({ kind: 'map', id: 26, memlock: 2048 });
+    expect(parseBpfFdinfo('pos:\t0\nflags:\t02000002\nmap_type:\t1\nkey_size:\t4\nmemlock:\t2048\nmap_id:\t26\nfrozen:\t0\n')).toEqual({ kind: 'map', id: 26, memlock: 2048, mapType: 1 });
     expect(parseBpfFdinfo('prog_type:\t8\nprog_jited:\t1\nmemlock:\t4096\nprog_id:\t97\n')).toEqual({ kind: 'prog', id: 97, memlock: 4096 });
     expect(parseBpfFdinfo('link_type:\tcgroup\nlink_id:\t89\nprog_tag:\tabc\nprog_id:\t97\n')).toEqual({ kind: 'link', id: 89, memlock: 0 });
     expect(parseBpfFdinfo('pos:\t0\nflags:\t0\n')).toEqual({ kind: null, id: null, memlock: 0 });
