@@ -61,7 +61,7 @@ describe('stat', () => {
 describe('fdinfo', () => {
   it('map fdinfo', () => {
     const f = parseBpfFdinfo('pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1038\nmap_type:\t1\nkey_size:\t4\nvalue_size:\t8\nmax_entries:\t16\nmap_flags:\t0x0\nmap_extra:\t0x0\nmemlock:\t2048\nmap_id:\t26\nfrozen:\t0\n');
-    expect(f).toEqual({ kind: 'map', id: 26, memlock: 2048 });
+    expect(f).toEqual({ kind: 'map', id: 26, memlock: 2048, mapType: 1 });
   });
   it('prog fdinfo', () => {
     expect(parseBpfFdinfo('pos:\t0\nflags:\t02000002\nprog_type:\t8\nprog_jited:\t1\nprog_tag:\tabc\nmemlock:\t4096\nprog_id:\t97\nrun_time_ns:\t0\n').id).toBe(97);
