@@ -82,6 +82,42 @@ export const TaskFdQueryAttr = koffi.struct('bpf_attr_task_fd_query', {
 /** enum bpf_task_fd_type, as BPF_TASK_FD_QUERY names the perf event */
 export const TASK_FD_TYPES = ['raw_tracepoint', 'tracepoint', 'kprobe', 'kretprobe', 'uprobe', 'uretprobe'];
 
+/** BPF_LINK_CREATE of a uprobe_multi link (tests: a link on a process) */
+export const UprobeMultiLinkAttr = koffi.struct('bpf_attr_link_create_uprobe_multi', {
+  prog_fd: u32,
+  target_fd: u32,
+  attach_type: u32,
+  flags: u32,
+  path: u64,
+  offsets: u64,
+  ref_ctr_offsets: u64,
+  cookies: u64,
+  cnt: u32,
+  uflags: u32,
+  pid: u32,
+});
+
+/** struct perf_event_attr up to PERF_ATTR_SIZE_VER0 (tests: perf events running a program) */
+export const PerfEventAttr = koffi.struct('perf_event_attr', {
+  type: u32,
+  size: u32,
+  config: u64,
+  sample_period: u64,
+  sample_type: u64,
+  read_format: u64,
+  flags: u64,
+  wakeup_events: u32,
+  bp_type: u32,
+  config1: u64,
+});
+export const PERF_TYPE_SOFTWARE = 1;
+export const PERF_TYPE_TRACEPOINT = 2;
+export const PERF_COUNT_SW_CPU_CLOCK = 0;
+/** _IOW('$', 8, __u32) */
+export const PERF_EVENT_IOC_SET_BPF = 0x40042408;
+export const PERF_FLAG_FD_CLOEXEC = 8;
+export const SYSCALL_PERF_EVENT_OPEN: Record<string, number> = { x64: 298, arm64: 241, riscv64: 241, s390x: 331, ppc64: 319, loong64: 241 };
+
 /** BPF_PROG_ATTACH (tests: sockmap programs) */
 export const ProgAttachAttr = koffi.struct('bpf_attr_prog_attach', {
   target_fd: u32,

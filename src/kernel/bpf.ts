@@ -8,7 +8,8 @@ import {
   BpfCmd, BPF_F_RDONLY, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
   ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
   LINK_TYPES, LINK_TARGET_WORD, sizeOf, MapElemAttr, TaskFdQueryAttr, TASK_FD_TYPES, ProgAttachAttr,
-  ProgTestRunAttr, UPROBE_MULTI_PID_WORD, SYSCALL_PIDFD_OPEN, SYSCALL_PIDFD_GETFD,
+  ProgTestRunAttr, UPROBE_MULTI_PID_WORD, SYSCALL_PIDFD_OPEN, SYSCALL_PIDFD_GETFD, UprobeMultiLinkAttr,
+  PerfEventAttr, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, SYSCALL_PERF_EVENT_OPEN, AttachType,
 } from './abi.js';
 import type { ObjectKind } from '../model.js';
 import { libc } from './libc.js';
@@ -420,4 +421,39 @@ export function trivialProgram(mapFd?: number): InsnSpec[] {
 
 export function linkCreate(progFd: number, targetFd: number, attachType: number): number {
   return bpf(BpfCmd.LINK_CREATE, LinkCreateAttr, { prog_fd: progFd, target_fd: targetFd, attach_type: attachType, flags: 0 }, 'BPF_LINK_CREATE').ret;
+}
+
+/** A uprobe_multi link on `offsets` of the ELF file `path`, in process `pid` only (0: every process). */
+export function uprobeMultiLink(progFd: number, path: string, offsets: number[], pid: number): number {
+  const p = cString(path);
+  const offs = new BigUint64Array(offsets.map(BigInt));
+  return bpf(BpfCmd.LINK_CREATE, UprobeMultiLinkAttr, {
+    prog_fd: progFd, target_fd: 0, attach_type: AttachType.TRACE_UPROBE_MULTI, flags: 0, path: addr(p),
+    offsets: addr(new Uint8Array(offs.buffer)), ref_ctr_offsets: 0, cookies: 0, cnt: offsets.length, uflags: 0, pid,
+  }, 'BPF_LINK_CREATE', `uprobe_multi ${path}`).ret;
+}
+
+let perfCalls: { open: (nr: number, attr: Buffer, pid: number, cpu: number, group: number, flags: number) => number; ioctl: (fd: number, req: number, arg: number) => number } | null = null;
+
+/** perf_event_open(2) of one event, sampling every `samplePeriod`; with `progFd`, running that program (PERF_EVENT_IOC_SET_BPF). */
+export function perfEventOpen(opts: { type: number; config: number; pid: number; cpu: number; samplePeriod?: number; progFd?: number }): number {
+  const nr = SYSCALL_PERF_EVENT_OPEN[process.arch];
+  if (nr === undefined) throw new Error(`perf_event_open syscall number unknown for architecture ${process.arch}`);
+  perfCalls ??= {
+    open: libc().func('long syscall(long nr, void *attr, long pid, long cpu, long group, unsigned long flags)') as never,
+    ioctl: libc().func('int ioctl(int fd, unsigned long req, long arg)') as never,
+  };
+  const attr = Buffer.alloc(sizeOf(PerfEventAttr));
+  koffi.encode(attr, PerfEventAttr, {
+    type: opts.type, size: attr.length, config: BigInt(opts.config), sample_period: BigInt(opts.samplePeriod ?? 1_000_000),
+    sample_type: 0n, read_format: 0n, flags: 0n, wakeup_events: 0, bp_type: 0, config1: 0n,
+  });
+  const fd = Number(perfCalls.open(nr, attr, opts.pid, opts.cpu, -1, PERF_FLAG_FD_CLOEXEC));
+  if (fd < 0) throw new KernelError('perf_event_open', koffi.errno());
+  if (opts.progFd !== undefined && perfCalls.ioctl(fd, PERF_EVENT_IOC_SET_BPF, opts.progFd) < 0) {
+    const errno = koffi.errno();
+    closeFd(fd);
+    throw new KernelError('PERF_EVENT_IOC_SET_BPF', errno);
+  }
+  return fd;
 }

@@ -1,0 +1,148 @@
+// Map contents and perf events as references, on the real kernel: datapaths built by a
+// loader that exits, each once alive and once with its users gone.
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Agent, type Mount, type World } from '../world/world.js';
+import { worldForFile, type FileWorld } from '../world/for-file.js';
+import { bpftool, pinleakJson } from '../helpers.js';
+import { returns, storeInMap, tailCall, u32hex, u64hex, usesMaps } from '../world/programs.js';
+import { AttachType, ProgType, PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK } from '../../src/kernel/abi.js';
+import { fdById, mapLookup, closeFd, objGet, progTestRun } from '../../src/kernel/bpf.js';
+import type { Pin, SnapshotDoc } from '../../src/model.js';
+
+let world: World;
+let db: FileWorld['db'];
+let bpffs: Mount;
+let holder: Agent; // a live process that keeps maps, sockets and perf events open
+let doc: SnapshotDoc;
+const ids: Record<string, number> = {};
+const fds: Record<string, number> = {};
+
+const pinIn = (d: SnapshotDoc, p: string): Pin => {
+  const found = d.pins.find((x) => x.instance === bpffs.dev && x.path === p);
+  if (!found) throw new Error(`no pin ${p}`);
+  return found;
+};
+const pin = (p: string) => pinIn(doc, p);
+
+/** `bpftool map dump` of a map with 4-byte keys and values: key -> value (bpftool prints raw bytes without BTF) */
+function bpftoolDump(mapId: number): Map<number, number> {
+  const word = (v: number | string[]) => (typeof v === 'number' ? v : Buffer.from(v.map((b) => parseInt(b, 16))).readUInt32LE(0));
+  const dump = bpftool(['map', 'dump', 'id', String(mapId)]) as { key: number | string[]; value: number | string[] }[];
+  return new Map(dump.map((e) => [word(e.key), word(e.value)]));
+}
+
+worldForFile(async (t) => {
+  world = t.world;
+  db = t.db;
+  bpffs = await world.mountBpffs('contents');
+  const at = (p: string) => path.join(bpffs.path, p);
+  const cg = await world.makeCgroup();
+  const loader = await world.spawnAgent();
+  holder = await world.spawnAgent();
+  const make = async (key: string, cmd: Parameters<Agent['call']>[0], pinPath?: string) => {
+    const a = await loader.call(cmd);
+    ids[key] = a.id!;
+    fds[key] = a.fd!;
+    if (pinPath) await loader.call({ op: 'pin', fd: a.fd!, path: at(pinPath) });
+    return a;
+  };
+
+  // A tail call chain, twice: one stays attached, one loses its root later.
+  for (const chain of ['tail', 'dead']) {
+    await make(`${chain}Data`, { op: 'map', type: 'array', name: `${chain}_data`, keySize: 4, valueSize: 8, maxEntries: 1 }, `${chain}/data`);
+    await make(`${chain}Slot`, { op: 'prog', name: `${chain}_slot`, insns: storeInMap(fds[`${chain}Data`]!, 42) }, `${chain}/slot`);
+    await make(`${chain}Pa`, { op: 'map', type: 'prog_array', name: `${chain}_pa`, keySize: 4, valueSize: 4, maxEntries: 8 }, `${chain}/pa`);
+    await loader.call({ op: 'update', fd: fds[`${chain}Pa`]!, key: u32hex(3), value: u32hex(fds[`${chain}Slot`]!) });
+    await make(`${chain}Entry`, { op: 'prog', name: `${chain}_entry`, insns: tailCall(fds[`${chain}Pa`]!, 3) });
+    await make(`${chain}Link`, { op: 'link', progFd: fds[`${chain}Entry`]!, cgroup: cg });
+    // the root: a link a live process holds (a pinned link nobody holds is orphaned itself)
+    fds[`${chain}HeldLink`] = (await holder.call({ op: 'grab', pid: loader.pid, fd: fds[`${chain}Link`]! })).fd!;
+  }
+
+  // Map-in-map: an array and a hash of maps used by a live program; and an outer map nothing uses.
+  await make('inner', { op: 'map', type: 'array', name: 'mim_inner', maxEntries: 1 }, 'mim/inner');
+  await make('outer', { op: 'map', type: 'array_of_maps', name: 'mim_outer', keySize: 4, valueSize: 4, maxEntries: 4, innerMapFd: fds.inner }, 'mim/outer');
+  await loader.call({ op: 'update', fd: fds.outer!, key: u32hex(2), value: u32hex(fds.inner!) });
+  await make('hinner', { op: 'map', type: 'array', name: 'mim_hinner', maxEntries: 1 }, 'mim/hinner');
+  await make('houter', { op: 'map', type: 'hash_of_maps', name: 'mim_houter', keySize: 4, valueSize: 4, maxEntries: 4, innerMapFd: fds.hinner }, 'mim/houter');
+  await loader.call({ op: 'update', fd: fds.houter!, key: u32hex(7), value: u32hex(fds.hinner!) });
+  await make('mimUser', { op: 'prog', name: 'mim_user', insns: usesMaps([fds.outer!, fds.houter!]) });
+  await make('mimLink', { op: 'link', progFd: fds.mimUser!, cgroup: cg });
+  await holder.call({ op: 'grab', pid: loader.pid, fd: fds.mimLink! });
+  await make('lostInner', { op: 'map', type: 'array', name: 'lost_inner', maxEntries: 1 }, 'lost/inner');
+  await make('lostOuter', { op: 'map', type: 'array_of_maps', name: 'lost_outer', keySize: 4, valueSize: 4, maxEntries: 4, innerMapFd: fds.lostInner }, 'lost/outer');
+  await loader.call({ op: 'update', fd: fds.lostOuter!, key: u32hex(0), value: u32hex(fds.lostInner!) });
+
+  await loader.exit();
+  doc = pinleakJson(['scan'], { db: db.db });
+});
+
+describe('tail calls', () => {
+  it('a program in a slot of a live prog array is in-use, with the exact reason; so are its maps', () => {
+    const pa = pin('/tail/pa');
+    expect(pa.object).toMatchObject({ kind: 'map', id: ids.tailPa, type: 'prog_array' });
+    expect(pa.status).toBe('in-use');
+    expect(pa.reasons[0]).toMatch(new RegExp(`^used by program ${ids.tailEntry} \\(tail_entry\\), behind live cgroup link ${ids.tailLink} \\(cgroup \\d+\\), held by pid ${holder.pid}`));
+
+    const slot = pin('/tail/slot');
+    expect(slot.status).toBe('in-use');
+    expect(slot.usedBy).toContainEqual({ kind: 'map', id: ids.tailPa, via: `tail call slot 3 of prog array ${ids.tailPa}` });
+    expect(slot.reasons[0]).toMatch(new RegExp(`^tail call slot 3 of prog array ${ids.tailPa}, used by program ${ids.tailEntry} \\(tail_entry\\), behind live cgroup link ${ids.tailLink}`));
+
+    const data = pin('/tail/data');
+    expect(data.status).toBe('in-use');
+    expect(data.reasons[0]).toMatch(new RegExp(`^used by program ${ids.tailSlot} \\(tail_slot\\), tail call slot 3 of prog array ${ids.tailPa}`));
+  });
+
+  it('bpftool sees the same slot', () => {
+    expect([...bpftoolDump(ids.tailPa!)]).toEqual([[3, ids.tailSlot]]);
+  });
+});
+
+describe('map-in-map', () => {
+  it('inner maps of a live array of maps and hash of maps are in-use', () => {
+    const inner = pin('/mim/inner');
+    expect(inner.status).toBe('in-use');
+    expect(inner.reasons[0]).toMatch(new RegExp(`^inner map at key 2 of array_of_maps ${ids.outer}, used by program ${ids.mimUser} \\(mim_user\\), behind live cgroup link ${ids.mimLink}`));
+    const hinner = pin('/mim/hinner');
+    expect(hinner.status).toBe('in-use');
+    expect(hinner.usedBy).toEqual([{ kind: 'map', id: ids.houter, via: `inner map at key 7 of hash_of_maps ${ids.houter}` }]);
+  });
+
+  it('an inner map of an outer map nothing uses is orphaned, like the outer map', () => {
+    expect(pin('/lost/outer').status).toBe('orphaned');
+    const inner = pin('/lost/inner');
+    expect(inner.status).toBe('orphaned');
+    expect(inner.usedBy).toEqual([{ kind: 'map', id: ids.lostOuter, via: `inner map at key 0 of array_of_maps ${ids.lostOuter}` }]);
+  });
+});
+
+describe('the true leaks, and clean', () => {
+  it('a chain whose root is detached is orphaned; clean removes only that, and the live tail call still runs', async () => {
+    await holder.call({ op: 'close', fd: fds.deadHeldLink! }); // the link goes, and with it the entry program
+    const after = pinleakJson(['scan'], { db: db.db });
+    for (const p of ['/dead/pa', '/dead/slot', '/dead/data']) expect(pinIn(after, p).status).toBe('orphaned');
+    for (const p of ['/tail/pa', '/tail/slot', '/tail/data', '/mim/inner', '/mim/hinner']) expect(pinIn(after, p).status).toBe('in-use');
+
+    const result = pinleakJson<{ removed: Pin[] }>(['clean', '--status', 'orphaned,leaked', '--yes', '--instance', bpffs.dev], { db: db.db });
+    expect(result.removed.map((p) => p.path).sort()).toEqual(['/dead/data', '/dead/pa', '/dead/slot', '/lost/inner', '/lost/outer']);
+    for (const p of ['tail/pa', 'tail/slot', 'tail/data', 'mim/inner', 'mim/hinner', 'mim/outer', 'mim/houter']) {
+      expect(fs.existsSync(path.join(bpffs.path, p))).toBe(true);
+    }
+
+    // the slot still holds the program, and a run of the entry program reaches it
+    expect([...bpftoolDump(ids.tailPa!)]).toEqual([[3, ids.tailSlot]]);
+    const entry = fdById('prog', ids.tailEntry!);
+    const data = objGet(path.join(bpffs.path, 'tail/data'));
+    try {
+      expect(entry).not.toBeNull();
+      expect(progTestRun(entry!)).toBe(1);
+      expect(mapLookup(data, Buffer.alloc(4), 8)!.readBigUInt64LE(0)).toBe(42n);
+    } finally {
+      if (entry !== null) closeFd(entry);
+      closeFd(data);
+    }
+  });
+});
