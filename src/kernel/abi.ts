@@ -284,7 +284,7 @@ export const MapType = {
   SOCKHASH: 18, DEVMAP_HASH: 25,
 } as const;
 export const ProgType = {
-  SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, XDP: 6, PERF_EVENT: 7, CGROUP_SKB: 8, SK_SKB: 14, SK_MSG: 16, TRACING: 26,
+  SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, TRACEPOINT: 5, XDP: 6, PERF_EVENT: 7, CGROUP_SKB: 8, SK_SKB: 14, SK_MSG: 16, TRACING: 26,
 } as const;
 
 /** enum bpf_attach_type values for programs a sock map runs (BPF_PROG_QUERY with the map as target) */

@@ -7,14 +7,16 @@ import { type Agent, type Mount, type World } from '../world/world.js';
 import { worldForFile, type FileWorld } from '../world/for-file.js';
 import { bpftool, pinleakJson } from '../helpers.js';
 import { returns, storeInMap, tailCall, u32hex, u64hex, usesMaps } from '../world/programs.js';
-import { AttachType, ProgType, PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK } from '../../src/kernel/abi.js';
+import { execFileSync } from 'node:child_process';
+import { AttachType, ProgType, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT, PERF_COUNT_SW_CPU_CLOCK } from '../../src/kernel/abi.js';
 import { fdById, mapLookup, closeFd, objGet, progTestRun } from '../../src/kernel/bpf.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
 
 let world: World;
 let db: FileWorld['db'];
 let bpffs: Mount;
-let holder: Agent; // a live process that keeps maps, sockets and perf events open
+let holder: Agent; // a live process that keeps links, maps and perf events open
+let sockets: Agent; // a live process with a TCP connection on loopback
 let doc: SnapshotDoc;
 const ids: Record<string, number> = {};
 const fds: Record<string, number> = {};
@@ -75,6 +77,44 @@ worldForFile(async (t) => {
   await make('lostOuter', { op: 'map', type: 'array_of_maps', name: 'lost_outer', keySize: 4, valueSize: 4, maxEntries: 4, innerMapFd: fds.lostInner }, 'lost/outer');
   await loader.call({ op: 'update', fd: fds.lostOuter!, key: u32hex(0), value: u32hex(fds.lostInner!) });
 
+  // devmap and cpumap entries that run XDP programs; the maps held by a live process
+  await make('devProg', { op: 'prog', name: 'dev_prog', progType: ProgType.XDP, expectedAttachType: AttachType.XDP_DEVMAP, insns: returns(2) }, 'dev/prog');
+  await make('devmap', { op: 'map', type: 'devmap', name: 'dev_map', keySize: 4, valueSize: 8, maxEntries: 4 }, 'dev/map');
+  await loader.call({ op: 'update', fd: fds.devmap!, key: u32hex(0), value: u32hex(1) + u32hex(fds.devProg!) }); // lo, the program
+  fds.devmapHeld = (await holder.call({ op: 'grab', pid: loader.pid, fd: fds.devmap! })).fd!;
+  await make('cpuProg', { op: 'prog', name: 'cpu_prog', progType: ProgType.XDP, expectedAttachType: AttachType.XDP_CPUMAP, insns: returns(2) }, 'dev/cpu_prog');
+  await make('cpumap', { op: 'map', type: 'cpumap', name: 'cpu_map', keySize: 4, valueSize: 8, maxEntries: 1 }, 'dev/cpumap');
+  await loader.call({ op: 'update', fd: fds.cpumap!, key: u32hex(0), value: u32hex(192) + u32hex(fds.cpuProg!) }); // queue size, the program
+  fds.cpumapHeld = (await holder.call({ op: 'grab', pid: loader.pid, fd: fds.cpumap! })).fd!;
+
+  // a sockmap with an sk_msg program and both ends of a live TCP connection in it
+  sockets = await world.spawnAgent();
+  const pair = await sockets.call({ op: 'tcpPair' });
+  await make('msgProg', { op: 'prog', name: 'msg_prog', progType: ProgType.SK_MSG, insns: returns(1) }, 'sock/prog');
+  await make('sockmap', { op: 'map', type: 'sockmap', name: 'sock_map', keySize: 4, valueSize: 8, maxEntries: 4 }, 'sock/map');
+  await loader.call({ op: 'attach', progFd: fds.msgProg!, targetFd: fds.sockmap!, attachType: AttachType.SK_MSG_VERDICT });
+  for (const [i, fd] of pair.fds!.entries()) {
+    const sock = await loader.call({ op: 'grab', pid: sockets.pid, fd });
+    await loader.call({ op: 'update', fd: fds.sockmap!, key: u32hex(i), value: u64hex(sock.fd!) });
+  }
+
+  // perf events a live process holds: a software one running a perf_event program, a tracepoint one
+  const perfProg = await holder.call({ op: 'prog', name: 'perf_prog', progType: ProgType.PERF_EVENT, insns: returns(0) });
+  ids.perfProg = perfProg.id!;
+  await holder.call({ op: 'pin', fd: perfProg.fd!, path: at('perf/prog') });
+  fds.perfEvent = (await holder.call({ op: 'perfEvent', type: PERF_TYPE_SOFTWARE, config: PERF_COUNT_SW_CPU_CLOCK, pid: 0, cpu: -1, progFd: perfProg.fd! })).fd!;
+  await holder.call({ op: 'close', fd: perfProg.fd! });
+  const tracefs = path.join(world.dir, 'tracefs');
+  fs.mkdirSync(tracefs);
+  execFileSync('mount', ['-t', 'tracefs', 'nodev', tracefs]);
+  world.onCleanup(`tracefs at ${tracefs}`, () => execFileSync('umount', [tracefs]));
+  const tpId = Number(fs.readFileSync(path.join(tracefs, 'events/sched/sched_switch/id'), 'utf8'));
+  const tpProg = await holder.call({ op: 'prog', name: 'tp_prog', progType: ProgType.TRACEPOINT, insns: returns(0) });
+  ids.tpProg = tpProg.id!;
+  await holder.call({ op: 'pin', fd: tpProg.fd!, path: at('perf/tp_prog') });
+  fds.tpEvent = (await holder.call({ op: 'perfEvent', type: PERF_TYPE_TRACEPOINT, config: tpId, pid: -1, cpu: 0, progFd: tpProg.fd! })).fd!;
+  await holder.call({ op: 'close', fd: tpProg.fd! });
+
   await loader.exit();
   doc = pinleakJson(['scan'], { db: db.db });
 });
@@ -119,15 +159,72 @@ describe('map-in-map', () => {
   });
 });
 
+describe('devmap and cpumap', () => {
+  it('the program of a devmap entry is in-use while the devmap is', () => {
+    expect(pin('/dev/map').status).toBe('held');
+    const p = pin('/dev/prog');
+    expect(p.status).toBe('in-use');
+    expect(p.reasons[0]).toBe(`program of devmap ${ids.devmap} entry 0 (ifindex 1), held by pid ${holder.pid} (node)`);
+    // bpftool's witness: entry 0 is {ifindex 1, that program's id}, the other slots are empty
+    const dump = bpftool(['map', 'dump', 'id', String(ids.devmap)]) as { key: string[]; value: string[] | { error: string } }[];
+    const entries = dump.filter((e) => Array.isArray(e.value)).map((e) => Buffer.from((e.value as string[]).map((b) => parseInt(b, 16))));
+    expect(entries.map((v) => [v.readUInt32LE(0), v.readUInt32LE(4)])).toEqual([[1, ids.devProg]]);
+  });
+
+  it('the program of a cpumap entry is in-use while the cpumap is', () => {
+    const p = pin('/dev/cpu_prog');
+    expect(p.status).toBe('in-use');
+    expect(p.reasons[0]).toBe(`program of cpumap ${ids.cpumap} cpu 0, held by pid ${holder.pid} (node)`);
+  });
+});
+
+describe('sockmap', () => {
+  it('a sockmap with live sockets in it is in-use, and so is its sk_msg program', () => {
+    const m = pin('/sock/map');
+    expect(m.status).toBe('in-use');
+    expect(m.usedBy).toEqual([{ kind: 'sockets', id: 2, via: 'holds 2 sockets' }]);
+    expect(m.reasons[0]).toBe('holds 2 sockets');
+    const p = pin('/sock/prog');
+    expect(p.status).toBe('in-use');
+    expect(p.reasons[0]).toBe(`sk_msg verdict program of sockmap ${ids.sockmap}, holds 2 sockets`);
+    // bpftool's witness: the program attached to the map
+    const attached = bpftool(['prog', 'show', 'id', String(ids.msgProg)]) as { id: number };
+    expect(attached.id).toBe(ids.msgProg);
+  });
+});
+
+describe('perf events', () => {
+  it('a tracepoint perf event a live process holds keeps its program in use, by name', () => {
+    const p = pin('/perf/tp_prog');
+    expect(p.status).toBe('in-use');
+    expect(p.reasons[0]).toBe(`perf event (tracepoint sched_switch) held by pid ${holder.pid} (node) fd ${fds.tpEvent}`);
+    const perf = bpftool(['perf', 'list']) as { pid: number; fd: number; prog_id: number }[];
+    expect(perf).toContainEqual(expect.objectContaining({ pid: holder.pid, fd: fds.tpEvent, prog_id: ids.tpProg }));
+  });
+
+  it('a software perf event keeps perf_event programs in use, though the kernel does not name which', () => {
+    const p = pin('/perf/prog');
+    expect(p.status).toBe('in-use');
+    expect(p.reasons[0]).toMatch(new RegExp(`^perhaps the program of a perf event held by pid ${holder.pid} \\(node\\) fd ${fds.perfEvent} `));
+  });
+});
+
 describe('the true leaks, and clean', () => {
   it('a chain whose root is detached is orphaned; clean removes only that, and the live tail call still runs', async () => {
     await holder.call({ op: 'close', fd: fds.deadHeldLink! }); // the link goes, and with it the entry program
+    for (const fd of [fds.devmapHeld!, fds.cpumapHeld!, fds.perfEvent!, fds.tpEvent!]) await holder.call({ op: 'close', fd });
+    await sockets.kill(); // its sockets close and leave the sockmap
     const after = pinleakJson(['scan'], { db: db.db });
-    for (const p of ['/dead/pa', '/dead/slot', '/dead/data']) expect(pinIn(after, p).status).toBe('orphaned');
+    for (const p of ['/dead/pa', '/dead/slot', '/dead/data', '/dev/map', '/dev/prog', '/dev/cpumap', '/dev/cpu_prog', '/sock/map', '/sock/prog', '/perf/prog', '/perf/tp_prog']) {
+      expect(pinIn(after, p).status, p).toBe('orphaned');
+    }
     for (const p of ['/tail/pa', '/tail/slot', '/tail/data', '/mim/inner', '/mim/hinner']) expect(pinIn(after, p).status).toBe('in-use');
 
     const result = pinleakJson<{ removed: Pin[] }>(['clean', '--status', 'orphaned,leaked', '--yes', '--instance', bpffs.dev], { db: db.db });
-    expect(result.removed.map((p) => p.path).sort()).toEqual(['/dead/data', '/dead/pa', '/dead/slot', '/lost/inner', '/lost/outer']);
+    expect(result.removed.map((p) => p.path).sort()).toEqual([
+      '/dead/data', '/dead/pa', '/dead/slot', '/dev/cpu_prog', '/dev/cpumap', '/dev/map', '/dev/prog', '/lost/inner', '/lost/outer',
+      '/perf/prog', '/perf/tp_prog', '/sock/map', '/sock/prog',
+    ]);
     for (const p of ['tail/pa', 'tail/slot', 'tail/data', 'mim/inner', 'mim/hinner', 'mim/outer', 'mim/houter']) {
       expect(fs.existsSync(path.join(bpffs.path, p))).toBe(true);
     }
