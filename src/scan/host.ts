@@ -118,6 +118,11 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     });
     const liveViews = instanceViews.filter((iv) => !gone.has(iv.instance.dev));
     const access = new Map(liveViews.map((iv) => [iv.instance.dev, iv.accesses]));
+    // whether a link is defunct is decided once, on the graph (a link on a process needs its process)
+    for (const p of pins) {
+      const l = p.object?.kind === 'link' ? graph.links.get(p.object.id) : undefined;
+      if (l) Object.assign(p.object!, { defunct: l.defunct, target: l.target });
+    }
     lap('pins');
 
     // after the pins: prog arrays are opened through their pins

@@ -7,7 +7,7 @@ import { type Agent, type Mount, type World } from '../world/world.js';
 import { worldForFile, type FileWorld } from '../world/for-file.js';
 import { bpftool, pinleakJson } from '../helpers.js';
 import { returns, storeInMap, tailCall, u32hex, u64hex, usesMaps } from '../world/programs.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { AttachType, ProgType, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT, PERF_COUNT_SW_CPU_CLOCK } from '../../src/kernel/abi.js';
 import { fdById, mapLookup, closeFd, objGet, progTestRun } from '../../src/kernel/bpf.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
@@ -115,9 +115,60 @@ worldForFile(async (t) => {
   fds.tpEvent = (await holder.call({ op: 'perfEvent', type: PERF_TYPE_TRACEPOINT, config: tpId, pid: -1, cpu: 0, progFd: tpProg.fd! })).fd!;
   await holder.call({ op: 'close', fd: tpProg.fd! });
 
+  // uprobe_multi links on one process each: a live one, and one whose process is a zombie
+  const sleep = fs.realpathSync('/usr/bin/sleep');
+  const offset = elfEntryOffset(sleep);
+  const live = spawnOwned(sleep, ['600']);
+  // sh execs sleep, which never reaps its child: that child stays a zombie once it exits
+  const parent = spawnOwned('/bin/sh', ['-c', `${sleep} 1 & exec ${sleep} 600`]);
+  const zombie = await childOf(parent);
+  for (const [name, target] of [['up', live], ['zombie', zombie]] as const) {
+    await make(`${name}Prog`, { op: 'prog', name: `${name}_prog`, progType: ProgType.KPROBE, expectedAttachType: AttachType.TRACE_UPROBE_MULTI, insns: returns(0) }, `${name}/prog`);
+    await make(`${name}Link`, { op: 'uprobeMulti', progFd: fds[`${name}Prog`]!, path: sleep, offset, pid: target }, `${name}/link`);
+  }
+  ids.livePid = live;
+  for (let i = 0; fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1]![0] !== 'Z'; i++) {
+    if (i > 100) throw new Error(`pid ${zombie} did not become a zombie`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
   await loader.exit();
   doc = pinleakJson(['scan'], { db: db.db });
 });
+
+/** A process the test starts; killed by pid at cleanup. */
+function spawnOwned(cmd: string, args: string[]): number {
+  const child = spawn(cmd, args, { stdio: 'ignore' });
+  const pid = child.pid!;
+  world.onCleanup(`${cmd} pid ${pid}`, () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return pid;
+}
+
+async function childOf(pid: number): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    if (kids) return Number(kids.split(' ')[0]);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`pid ${pid} started no child`);
+}
+
+/** The file offset of an ELF executable's entry point: an instruction a uprobe can sit on. */
+function elfEntryOffset(file: string): number {
+  const b = fs.readFileSync(file);
+  const entry = b.readBigUInt64LE(24);
+  const phoff = Number(b.readBigUInt64LE(32));
+  const [size, count] = [b.readUInt16LE(54), b.readUInt16LE(56)];
+  for (let i = 0; i < count; i++) {
+    const ph = phoff + i * size;
+    if (b.readUInt32LE(ph) !== 1) continue; // PT_LOAD
+    const [off, vaddr, filesz] = [b.readBigUInt64LE(ph + 8), b.readBigUInt64LE(ph + 16), b.readBigUInt64LE(ph + 32)];
+    if (entry >= vaddr && entry < vaddr + filesz) return Number(entry - vaddr + off);
+  }
+  throw new Error(`${file}: entry point in no loadable segment`);
+}
 
 describe('tail calls', () => {
   it('a program in a slot of a live prog array is in-use, with the exact reason; so are its maps', () => {
@@ -209,6 +260,24 @@ describe('perf events', () => {
   });
 });
 
+describe('links on a process', () => {
+  it('a uprobe_multi link on a live process keeps its program in use, and names the process', () => {
+    const p = pin('/up/prog');
+    expect(p.status).toBe('in-use');
+    expect(p.reasons[0]).toBe(`behind live uprobe_multi link ${ids.upLink} (process ${ids.livePid} (sleep))`);
+    expect(pin('/up/link').status).toBe('orphaned'); // a pinned link nobody holds
+  });
+
+  it('a uprobe_multi link whose process is a zombie is leaked, and keeps nothing alive', () => {
+    const link = pin('/zombie/link');
+    expect(link.status).toBe('leaked');
+    expect(link.reasons.join(' ')).toMatch(/uprobe_multi link target is gone/);
+    const p = pin('/zombie/prog');
+    expect(p.status).toBe('orphaned');
+    expect(p.usedBy).toEqual([{ kind: 'link', id: ids.zombieLink, via: `behind defunct uprobe_multi link ${ids.zombieLink}` }]);
+  });
+});
+
 describe('the true leaks, and clean', () => {
   it('a chain whose root is detached is orphaned; clean removes only that, and the live tail call still runs', async () => {
     await holder.call({ op: 'close', fd: fds.deadHeldLink! }); // the link goes, and with it the entry program
@@ -221,9 +290,11 @@ describe('the true leaks, and clean', () => {
     for (const p of ['/tail/pa', '/tail/slot', '/tail/data', '/mim/inner', '/mim/hinner']) expect(pinIn(after, p).status).toBe('in-use');
 
     const result = pinleakJson<{ removed: Pin[] }>(['clean', '--status', 'orphaned,leaked', '--yes', '--instance', bpffs.dev], { db: db.db });
+    // the pinned links nobody holds are orphaned too (SPEC): clean unpins them, and the
+    // zombie's link, leaked, with its program
     expect(result.removed.map((p) => p.path).sort()).toEqual([
       '/dead/data', '/dead/pa', '/dead/slot', '/dev/cpu_prog', '/dev/cpumap', '/dev/map', '/dev/prog', '/lost/inner', '/lost/outer',
-      '/perf/prog', '/perf/tp_prog', '/sock/map', '/sock/prog',
+      '/perf/prog', '/perf/tp_prog', '/sock/map', '/sock/prog', '/up/link', '/zombie/link', '/zombie/prog',
     ]);
     for (const p of ['tail/pa', 'tail/slot', 'tail/data', 'mim/inner', 'mim/hinner', 'mim/outer', 'mim/houter']) {
       expect(fs.existsSync(path.join(bpffs.path, p))).toBe(true);
