@@ -314,3 +314,21 @@ describe('the true leaks, and clean', () => {
     }
   });
 });
+
+describe('hostile maps', () => {
+  it('a prog array larger than the read budget is read in part, named in the errors, and blocks clean', async () => {
+    const loader = await world.spawnAgent();
+    const big = await loader.call({ op: 'map', type: 'prog_array', name: 'huge_pa', keySize: 4, valueSize: 4, maxEntries: 100_000 });
+    await loader.call({ op: 'pin', fd: big.fd!, path: path.join(bpffs.path, 'huge/pa') });
+    await loader.exit();
+    const scan = pinleakJson(['scan'], { db: db.db });
+    expect(scan.errors).toContainEqual({
+      scope: `map ${big.id}`,
+      message: `read 65536 of 100000 entries of prog array ${big.id} and stopped (bounded); the unread entries were not followed, so what only they reference is not known to be in use`,
+    });
+    // clean's last re-check reads the same contents, and an incomplete read proves nothing
+    const dry = pinleakJson<{ removed: Pin[]; skipped: { pin: Pin; why: string }[] }>(['clean', '--status', 'orphaned', '--instance', bpffs.dev], { db: db.db });
+    expect(dry.removed).toEqual([]);
+    expect(dry.skipped.find((s) => s.pin.path === '/huge/pa')?.why).toMatch(new RegExp(`^cannot confirm it is unused: map ${big.id}: read 65536 of 100000`));
+  });
+});
