@@ -80,7 +80,6 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
           if (ns !== null) nsFds.push({ pid, fd, mntNs: ns });
         } else if (target === 'anon_inode:[perf_event]') {
           perfFds.push({ pid, fd });
-          interesting = true;
         }
       }
     }
