@@ -77,7 +77,8 @@ export function isAlive(ctx: Pick<ClassifyContext, 'processes'>, pid: number, st
 
 /** Which objects something alive reaches, from the context's holders, links and references. */
 export function liveObjects(ctx: Pick<ClassifyContext, 'holders' | 'links' | 'refs' | 'unexplained'>): Liveness {
-  return liveness(rootsOf(ctx.holders, ctx.links.values(), ctx.unexplained), ctx.refs);
+  const { roots, fallback } = rootsOf(ctx.holders, ctx.links.values(), ctx.unexplained);
+  return liveness(roots, ctx.refs, fallback);
 }
 
 export function classifyPins(pins: PinFacts[], ctx: ClassifyContext): Pin[] {

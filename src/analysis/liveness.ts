@@ -16,9 +16,10 @@ const MAX_CHAIN = 4;
 /**
  * roots: object key -> why it is alive by itself, in order of preference (the first root
  * that reaches an object gives its reason). An empty reason means "alive because it
- * exists" (a live link): its references then say enough on their own.
+ * exists" (a live link): its references then say enough on their own. `fallback` roots
+ * (what the count guard found) give their reason only to what nothing named reaches.
  */
-export function liveness(roots: Map<string, string>, refs: KernelRef[]): Liveness {
+export function liveness(roots: Map<string, string>, refs: KernelRef[], fallback: Map<string, string> = new Map()): Liveness {
   const out = new Map<string, { why: string; depth: number }>();
   const edges = new Map<string, KernelRef[]>();
   const queue: string[] = [];
@@ -39,16 +40,22 @@ export function liveness(roots: Map<string, string>, refs: KernelRef[]): Livenes
       reach(objectKey(r.to.kind, r.to.id), r.what, 1);
     }
   }
-  // Breadth first: every object gets its shortest chain.
-  for (let i = 0; i < queue.length; i++) {
-    const from = queue[i]!;
-    const { why, depth } = out.get(from)!;
-    for (const r of edges.get(from) ?? []) {
-      // past MAX_CHAIN steps, only the nearest referrer is named
-      const because = !why ? '' : depth + 1 >= MAX_CHAIN ? `, ${why.split(', ')[0]}, …` : `, ${why}`;
-      reach(objectKey(r.to.kind, r.to.id), `${r.what}${because}`, depth + 1);
+  // Breadth first: every object gets its shortest chain; then the fallback roots.
+  let i = 0;
+  const spread = () => {
+    for (; i < queue.length; i++) {
+      const from = queue[i]!;
+      const { why, depth } = out.get(from)!;
+      for (const r of edges.get(from) ?? []) {
+        // past MAX_CHAIN steps, only the nearest referrer is named
+        const because = !why ? '' : depth + 1 >= MAX_CHAIN ? `, ${why.split(', ')[0]}, …` : `, ${why}`;
+        reach(objectKey(r.to.kind, r.to.id), `${r.what}${because}`, depth + 1);
+      }
     }
-  }
+  };
+  spread();
+  for (const [k, why] of fallback) reach(k, why, 0);
+  spread();
   return { live: new Map([...out].map(([k, v]) => [k, v.why])) };
 }
 
@@ -160,20 +167,21 @@ export function unexplainedReason(u: Unexplained): string {
 
 /**
  * The objects alive by themselves, in order of preference for the reason: held by a
- * process, a live link (alive because it exists and its target does), a residue of
- * references the count guard found.
+ * process, a live link (alive because it exists and its target does); and, as fallback
+ * roots, a residue of references the count guard found.
  */
 export function rootsOf(
   holders: Map<string, { pid: number; comm: string }[]>,
   links: Iterable<{ id: number; defunct: boolean }>,
   unexplained: Map<string, Unexplained>,
-): Map<string, string> {
+): { roots: Map<string, string>; fallback: Map<string, string> } {
   const roots = new Map<string, string>();
   for (const [k, h] of holders) if (h.length) roots.set(k, `held by pid ${h[0]!.pid} (${h[0]!.comm})`);
   for (const l of links) {
     const k = objectKey('link', l.id);
     if (!l.defunct && !roots.has(k)) roots.set(k, '');
   }
-  for (const [k, u] of unexplained) if (!roots.has(k)) roots.set(k, unexplainedReason(u));
-  return roots;
+  const fallback = new Map<string, string>();
+  for (const [k, u] of unexplained) if (!roots.has(k)) fallback.set(k, unexplainedReason(u));
+  return { roots, fallback };
 }

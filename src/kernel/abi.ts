@@ -18,12 +18,15 @@ export const BpfCmd = {
   PROG_LOAD: 5,
   OBJ_PIN: 6,
   OBJ_GET: 7,
+  PROG_ATTACH: 8,
+  PROG_TEST_RUN: 10,
   PROG_GET_NEXT_ID: 11,
   MAP_GET_NEXT_ID: 12,
   PROG_GET_FD_BY_ID: 13,
   MAP_GET_FD_BY_ID: 14,
   OBJ_GET_INFO_BY_FD: 15,
   PROG_QUERY: 16,
+  TASK_FD_QUERY: 20,
   LINK_CREATE: 28,
   LINK_GET_FD_BY_ID: 30,
   LINK_GET_NEXT_ID: 31,
@@ -54,6 +57,79 @@ export const IdAttr = koffi.struct('bpf_attr_id', {
   id: u32,
   next_id: u32,
   open_flags: u32,
+});
+
+/** BPF_TASK_FD_QUERY: which program a process's perf event (or raw tracepoint) fd runs */
+export const TaskFdQueryAttr = koffi.struct('bpf_attr_task_fd_query', {
+  pid: u32,
+  fd: u32,
+  flags: u32,
+  buf_len: u32,
+  buf: u64,
+  prog_id: u32,
+  fd_type: u32,
+  probe_offset: u64,
+  probe_addr: u64,
+});
+
+/** enum bpf_task_fd_type, as BPF_TASK_FD_QUERY names the perf event */
+export const TASK_FD_TYPES = ['raw_tracepoint', 'tracepoint', 'kprobe', 'kretprobe', 'uprobe', 'uretprobe'];
+
+/** BPF_LINK_CREATE of a uprobe_multi link (tests: a link on a process) */
+export const UprobeMultiLinkAttr = koffi.struct('bpf_attr_link_create_uprobe_multi', {
+  prog_fd: u32,
+  target_fd: u32,
+  attach_type: u32,
+  flags: u32,
+  path: u64,
+  offsets: u64,
+  ref_ctr_offsets: u64,
+  cookies: u64,
+  cnt: u32,
+  uflags: u32,
+  pid: u32,
+});
+
+/** struct perf_event_attr up to PERF_ATTR_SIZE_VER0 (tests: perf events running a program) */
+export const PerfEventAttr = koffi.struct('perf_event_attr', {
+  type: u32,
+  size: u32,
+  config: u64,
+  sample_period: u64,
+  sample_type: u64,
+  read_format: u64,
+  flags: u64,
+  wakeup_events: u32,
+  bp_type: u32,
+  config1: u64,
+});
+export const PERF_TYPE_SOFTWARE = 1;
+export const PERF_TYPE_TRACEPOINT = 2;
+export const PERF_COUNT_SW_CPU_CLOCK = 0;
+/** _IOW('$', 8, __u32) */
+export const PERF_EVENT_IOC_SET_BPF = 0x40042408;
+export const PERF_FLAG_FD_CLOEXEC = 8;
+export const SYSCALL_PERF_EVENT_OPEN: Record<string, number> = { x64: 298, arm64: 241, riscv64: 241, s390x: 331, ppc64: 319, loong64: 241 };
+
+/** BPF_PROG_ATTACH (tests: sockmap programs) */
+export const ProgAttachAttr = koffi.struct('bpf_attr_prog_attach', {
+  target_fd: u32,
+  attach_bpf_fd: u32,
+  attach_type: u32,
+  attach_flags: u32,
+  replace_bpf_fd: u32,
+});
+
+/** BPF_PROG_TEST_RUN (tests: a tail call still runs) */
+export const ProgTestRunAttr = koffi.struct('bpf_attr_test_run', {
+  prog_fd: u32,
+  retval: u32,
+  data_size_in: u32,
+  data_size_out: u32,
+  data_in: u64,
+  data_out: u64,
+  repeat: u32,
+  duration: u32,
 });
 
 /** BPF_MAP_CREATE (fields not given are encoded as zero) */
@@ -213,7 +289,11 @@ export const LinkInfo = koffi.struct('bpf_link_info', {
   u1: u64,
   u2: u64,
   u3: u64,
+  u4: u64,
+  u5: u64,
 });
+/** uprobe_multi's target pid: the high half of union word 5 (path, offsets, ref_ctr_offsets, cookies, path_size, count, flags, pid) */
+export const UPROBE_MULTI_PID_WORD = 'u5';
 
 /** struct statfs f_type of a bpffs (BPF_FS_MAGIC) */
 export const BPF_FS_MAGIC = 0xcafe4a11;
@@ -240,11 +320,24 @@ export const LINK_TYPES = [
   'kprobe_multi', 'struct_ops', 'netfilter', 'tcx', 'uprobe_multi', 'netkit', 'sockmap',
 ];
 
-export const MapType = { HASH: 1, ARRAY: 2, STRUCT_OPS: 26 } as const;
-export const ProgType = { SOCKET_FILTER: 1, SCHED_CLS: 3, XDP: 6, CGROUP_SKB: 8, TRACING: 26, STRUCT_OPS: 27 } as const;
+export const MapType = {
+  HASH: 1, ARRAY: 2, PROG_ARRAY: 3, ARRAY_OF_MAPS: 12, HASH_OF_MAPS: 13, DEVMAP: 14, SOCKMAP: 15, CPUMAP: 16,
+  SOCKHASH: 18, DEVMAP_HASH: 25, STRUCT_OPS: 26,
+} as const;
+export const ProgType = {
+  SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, TRACEPOINT: 5, XDP: 6, PERF_EVENT: 7, CGROUP_SKB: 8, SK_SKB: 14, SK_MSG: 16, TRACING: 26,
+  STRUCT_OPS: 27,
+} as const;
 
-/** enum bpf_attach_type values of the programs pinleak loads itself */
-export const AttachType = { TRACE_RAW_TP: 23, TRACE_ITER: 28, STRUCT_OPS: 44 } as const;
+/** enum bpf_attach_type values for programs a sock map runs (BPF_PROG_QUERY with the map as target) */
+export const SOCK_MAP_ATTACH_TYPES: Record<number, string> = {
+  4: 'sk_skb stream parser', 5: 'sk_skb stream verdict', 7: 'sk_msg verdict', 38: 'sk_skb verdict',
+};
+/** enum bpf_attach_type values pinleak and its tests use */
+export const AttachType = {
+  SK_SKB_STREAM_PARSER: 4, SK_SKB_STREAM_VERDICT: 5, SK_MSG_VERDICT: 7, TRACE_RAW_TP: 23, TRACE_ITER: 28, XDP_DEVMAP: 33,
+  XDP_CPUMAP: 35, STRUCT_OPS: 44, TRACE_UPROBE_MULTI: 48,
+} as const;
 
 // ---- BTF (include/uapi/linux/btf.h) ----
 
@@ -340,4 +433,7 @@ export const StatFs = koffi.struct('statfs', {
 });
 
 export const AT_REMOVEDIR = 0x200;
+/** pidfd_open(2), pidfd_getfd(2): the same on every architecture (asm-generic) */
+export const SYSCALL_PIDFD_OPEN = 434;
+export const SYSCALL_PIDFD_GETFD = 438;
 export const SYSCALL_OPENAT2 = 437; // the same on every architecture (asm-generic)

@@ -7,7 +7,9 @@ import koffi, { type TypeObject } from 'koffi';
 import {
   BpfCmd, BPF_F_RDONLY, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
   ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
-  LINK_TYPES, LINK_TARGET_WORD, sizeOf,
+  LINK_TYPES, LINK_TARGET_WORD, sizeOf, MapElemAttr, TaskFdQueryAttr, TASK_FD_TYPES, ProgAttachAttr,
+  ProgTestRunAttr, UPROBE_MULTI_PID_WORD, SYSCALL_PIDFD_OPEN, SYSCALL_PIDFD_GETFD, UprobeMultiLinkAttr,
+  PerfEventAttr, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, SYSCALL_PERF_EVENT_OPEN, AttachType,
 } from './abi.js';
 import type { ObjectKind } from '../model.js';
 import { libc } from './libc.js';
@@ -15,6 +17,7 @@ import { libc } from './libc.js';
 const SYSCALL_BPF: Record<string, number> = { x64: 321, arm64: 280, riscv64: 280, s390x: 351, ppc64: 361, loong64: 280 };
 
 const EINVAL = os.constants.errno.EINVAL;
+const ENOENT = os.constants.errno.ENOENT;
 const errnoNames = new Map<number, string>(
   Object.entries(os.constants.errno).map(([name, num]) => [num, name]),
 );
@@ -165,6 +168,13 @@ export interface LinkDetails {
   /** the attachment target has gone (cgroup removed, interface or netns destroyed) */
   defunct: boolean;
   target: string | null;
+  /**
+   * uprobe_multi: the pid of the process it probes as the kernel reports it now; 0 when
+   * it probes every process or its process has exited (the kernel cannot tell which).
+   */
+  targetPid?: number;
+  /** sockmap: the sock map the program is attached to */
+  mapId?: number;
 }
 
 export type ObjectDetails = MapDetails | ProgDetails | LinkDetails;
@@ -210,7 +220,10 @@ export function linkInfo(fd: number): LinkDetails {
     defunct = value === 0n;
     target = defunct ? null : `${t.what} ${value}`;
   }
-  return { kind: 'link', id: i.id, name: '', type, progId: i.prog_id, defunct, target };
+  const d: LinkDetails = { kind: 'link', id: i.id, name: '', type, progId: i.prog_id, defunct, target };
+  if (type === 'uprobe_multi') d.targetPid = Number(BigInt(i[UPROBE_MULTI_PID_WORD]) >> 32n);
+  if (type === 'sockmap') d.mapId = Number(BigInt(i.u0) & 0xffffffffn);
+  return d;
 }
 
 export function objectInfo(fd: number, kind: ObjectKind): ObjectDetails | null {
@@ -278,14 +291,91 @@ export function progQuery(targetFd: number, attachType: number): number[] {
   }
 }
 
+/** BPF_MAP_LOOKUP_ELEM: the value, or null for an empty slot (ENOENT). */
+export function mapLookup(mapFd: number, key: Buffer, valueSize: number): Buffer | null {
+  const value = Buffer.alloc(valueSize);
+  const r = bpfRaw(BpfCmd.MAP_LOOKUP_ELEM, MapElemAttr, { map_fd: mapFd, key: addr(key), value: addr(value), flags: 0 });
+  if (r.ret >= 0) return value;
+  if (r.errno === ENOENT) return null;
+  throw new KernelError('BPF_MAP_LOOKUP_ELEM', r.errno);
+}
+
+/** BPF_MAP_GET_NEXT_KEY: the key after `key` (the first key when null), or null at the end. */
+export function mapNextKey(mapFd: number, key: Buffer | null, keySize: number): Buffer | null {
+  const next = Buffer.alloc(keySize);
+  const r = bpfRaw(BpfCmd.MAP_GET_NEXT_KEY, MapElemAttr, { map_fd: mapFd, key: key ? addr(key) : 0, value: addr(next), flags: 0 });
+  if (r.ret >= 0) return next;
+  if (r.errno === ENOENT) return null;
+  throw new KernelError('BPF_MAP_GET_NEXT_KEY', r.errno);
+}
+
+export interface PerfEventProg {
+  progId: number;
+  /** tracepoint, kprobe, uprobe, ... (enum bpf_task_fd_type) */
+  fdType: string;
+  /** the tracepoint, function or file name */
+  name: string;
+}
+
+/**
+ * BPF_TASK_FD_QUERY on another process's fd: the program its perf event runs. null when
+ * the event has no program (ENOENT); throws EOPNOTSUPP for a perf_event-type program,
+ * which the kernel does not name (bpf_get_perf_event_info).
+ */
+export function taskFdQuery(pid: number, fd: number): PerfEventProg | null {
+  const buf = Buffer.alloc(256);
+  const r = bpfRaw(BpfCmd.TASK_FD_QUERY, TaskFdQueryAttr, { pid, fd, flags: 0, buf_len: buf.length, buf: addr(buf) });
+  if (r.ret < 0) {
+    if (r.errno === ENOENT) return null;
+    throw new KernelError('BPF_TASK_FD_QUERY', r.errno, `pid ${pid} fd ${fd}`);
+  }
+  const a = koffi.decode(r.attr, TaskFdQueryAttr);
+  return { progId: a.prog_id, fdType: TASK_FD_TYPES[a.fd_type] ?? `type_${a.fd_type}`, name: decodeName(buf) };
+}
+
+let pidfdCall: ((nr: number, a: number, b: number, c: number) => number) | null = null;
+
+/**
+ * A duplicate of another process's fd (pidfd_open + pidfd_getfd): the same open file, so
+ * the object gains no user reference and closing it takes none away.
+ */
+export function duplicateFd(pid: number, fd: number): number {
+  pidfdCall ??= libc().func('long syscall(long nr, long a, long b, long c)') as unknown as typeof pidfdCall;
+  const pidfd = Number(pidfdCall!(SYSCALL_PIDFD_OPEN, pid, 0, 0));
+  if (pidfd < 0) throw new KernelError('pidfd_open', koffi.errno(), `pid ${pid}`);
+  try {
+    const dup = Number(pidfdCall!(SYSCALL_PIDFD_GETFD, pidfd, fd, 0));
+    if (dup < 0) throw new KernelError('pidfd_getfd', koffi.errno(), `pid ${pid} fd ${fd}`);
+    return dup;
+  } finally {
+    closeFd(pidfd);
+  }
+}
+
 // ---- creating objects (tests, demo) ----
 
-export function mapCreate(opts: { type: number; keySize: number; valueSize: number; maxEntries: number; flags?: number; name: string }): number {
+export function mapUpdate(mapFd: number, key: Buffer, value: Buffer, flags = 0): void {
+  bpf(BpfCmd.MAP_UPDATE_ELEM, MapElemAttr, { map_fd: mapFd, key: addr(key), value: addr(value), flags }, 'BPF_MAP_UPDATE_ELEM');
+}
+
+export function progAttach(progFd: number, targetFd: number, attachType: number): void {
+  bpf(BpfCmd.PROG_ATTACH, ProgAttachAttr, { target_fd: targetFd, attach_bpf_fd: progFd, attach_type: attachType, attach_flags: 0, replace_bpf_fd: 0 }, 'BPF_PROG_ATTACH');
+}
+
+/** BPF_PROG_TEST_RUN once on a zeroed packet of `size` bytes; the program's return value. */
+export function progTestRun(progFd: number, size = 64): number {
+  const data = Buffer.alloc(size);
+  const { attr } = bpf(BpfCmd.PROG_TEST_RUN, ProgTestRunAttr,
+    { prog_fd: progFd, data_size_in: size, data_in: addr(data), repeat: 1 }, 'BPF_PROG_TEST_RUN');
+  return koffi.decode(attr, ProgTestRunAttr).retval as number;
+}
+
+export function mapCreate(opts: { type: number; keySize: number; valueSize: number; maxEntries: number; flags?: number; name: string; innerMapFd?: number }): number {
   const name = new Uint8Array(16);
   name.set(Buffer.from(opts.name.slice(0, 15)));
   return bpf(BpfCmd.MAP_CREATE, MapCreateAttr, {
     map_type: opts.type, key_size: opts.keySize, value_size: opts.valueSize,
-    max_entries: opts.maxEntries, map_flags: opts.flags ?? 0, inner_map_fd: 0, numa_node: 0, map_name: name,
+    max_entries: opts.maxEntries, map_flags: opts.flags ?? 0, inner_map_fd: opts.innerMapFd ?? 0, numa_node: 0, map_name: name,
   }, 'BPF_MAP_CREATE', opts.name).ret;
 }
 
@@ -302,11 +392,19 @@ export function progLoad(opts: { type: number; insns: InsnSpec[]; name: string; 
   const license = cString(opts.license ?? 'GPL');
   const name = new Uint8Array(16);
   name.set(Buffer.from(opts.name.slice(0, 15)));
-  return bpf(BpfCmd.PROG_LOAD, ProgLoadAttr, {
+  const load = (log: Buffer | null) => bpfRaw(BpfCmd.PROG_LOAD, ProgLoadAttr, {
     prog_type: opts.type, insn_cnt: opts.insns.length, insns: addr(insns), license: addr(license),
-    log_level: 0, log_size: 0, log_buf: 0, kern_version: 0, prog_flags: 0, prog_name: name,
-    prog_ifindex: 0, expected_attach_type: opts.expectedAttachType ?? 0,
-  }, 'BPF_PROG_LOAD', opts.name).ret;
+    log_level: log ? 1 : 0, log_size: log?.length ?? 0, log_buf: log ? addr(log) : 0, kern_version: 0, prog_flags: 0,
+    prog_name: name, prog_ifindex: 0, expected_attach_type: opts.expectedAttachType ?? 0,
+  });
+  const first = load(null);
+  if (first.ret >= 0) return first.ret;
+  // a refused program: load again with the verifier's log, to say why
+  const log = Buffer.alloc(64 * 1024);
+  const again = load(log);
+  if (again.ret >= 0) return again.ret;
+  const text = decodeName(log).trim().split('\n').slice(-3).join(' | ');
+  throw new KernelError('BPF_PROG_LOAD', again.errno, `${opts.name}${text ? ` (verifier: ${text})` : ''}`);
 }
 
 /** A program that returns 1; with `mapFd`, it also loads that map (so the map is in its map_ids). */
@@ -323,4 +421,39 @@ export function trivialProgram(mapFd?: number): InsnSpec[] {
 
 export function linkCreate(progFd: number, targetFd: number, attachType: number): number {
   return bpf(BpfCmd.LINK_CREATE, LinkCreateAttr, { prog_fd: progFd, target_fd: targetFd, attach_type: attachType, flags: 0 }, 'BPF_LINK_CREATE').ret;
+}
+
+/** A uprobe_multi link on `offsets` of the ELF file `path`, in process `pid` only (0: every process). */
+export function uprobeMultiLink(progFd: number, path: string, offsets: number[], pid: number): number {
+  const p = cString(path);
+  const offs = new BigUint64Array(offsets.map(BigInt));
+  return bpf(BpfCmd.LINK_CREATE, UprobeMultiLinkAttr, {
+    prog_fd: progFd, target_fd: 0, attach_type: AttachType.TRACE_UPROBE_MULTI, flags: 0, path: addr(p),
+    offsets: addr(new Uint8Array(offs.buffer)), ref_ctr_offsets: 0, cookies: 0, cnt: offsets.length, uflags: 0, pid,
+  }, 'BPF_LINK_CREATE', `uprobe_multi ${path}`).ret;
+}
+
+let perfCalls: { open: (nr: number, attr: Buffer, pid: number, cpu: number, group: number, flags: number) => number; ioctl: (fd: number, req: number, arg: number) => number } | null = null;
+
+/** perf_event_open(2) of one event, sampling every `samplePeriod`; with `progFd`, running that program (PERF_EVENT_IOC_SET_BPF). */
+export function perfEventOpen(opts: { type: number; config: number; pid: number; cpu: number; samplePeriod?: number; progFd?: number }): number {
+  const nr = SYSCALL_PERF_EVENT_OPEN[process.arch];
+  if (nr === undefined) throw new Error(`perf_event_open syscall number unknown for architecture ${process.arch}`);
+  perfCalls ??= {
+    open: libc().func('long syscall(long nr, void *attr, long pid, long cpu, long group, unsigned long flags)') as never,
+    ioctl: libc().func('int ioctl(int fd, unsigned long req, long arg)') as never,
+  };
+  const attr = Buffer.alloc(sizeOf(PerfEventAttr));
+  koffi.encode(attr, PerfEventAttr, {
+    type: opts.type, size: attr.length, config: BigInt(opts.config), sample_period: BigInt(opts.samplePeriod ?? 1_000_000),
+    sample_type: 0n, read_format: 0n, flags: 0n, wakeup_events: 0, bp_type: 0, config1: 0n,
+  });
+  const fd = Number(perfCalls.open(nr, attr, opts.pid, opts.cpu, -1, PERF_FLAG_FD_CLOEXEC));
+  if (fd < 0) throw new KernelError('perf_event_open', koffi.errno());
+  if (opts.progFd !== undefined && perfCalls.ioctl(fd, PERF_EVENT_IOC_SET_BPF, opts.progFd) < 0) {
+    const errno = koffi.errno();
+    closeFd(fd);
+    throw new KernelError('PERF_EVENT_IOC_SET_BPF', errno);
+  }
+  return fd;
 }

@@ -95,6 +95,8 @@ export interface BpfFdinfo {
   /** map_id, prog_id or link_id, by kind (a link's fdinfo also has its program's prog_id) */
   id: number | null;
   memlock: number;
+  /** maps: enum bpf_map_type */
+  mapType?: number;
 }
 
 /** The few fields of a BPF fd's fdinfo a scan needs, in one pass (called once per pin and per held fd). */
@@ -104,6 +106,7 @@ export function parseBpfFdinfo(text: string): BpfFdinfo {
   let progId: number | null = null;
   let linkId: number | null = null;
   let memlock = 0;
+  let mapType = 0;
   let start = 0;
   while (start < text.length) {
     let end = text.indexOf('\n', start);
@@ -113,7 +116,7 @@ export function parseBpfFdinfo(text: string): BpfFdinfo {
       const key = text.slice(start, colon);
       const value = () => Number(text.slice(colon + 1, end).trim());
       switch (key) {
-        case 'map_type': kind = 'map'; break;
+        case 'map_type': kind = 'map'; mapType = value(); break;
         case 'link_type': kind = 'link'; break;
         case 'prog_type': if (kind === null) kind = 'prog'; break;
         case 'map_id': mapId = value(); break;
@@ -125,7 +128,7 @@ export function parseBpfFdinfo(text: string): BpfFdinfo {
     start = end + 1;
   }
   const id = kind === 'map' ? mapId : kind === 'prog' ? progId : kind === 'link' ? linkId : null;
-  return { kind, id, memlock };
+  return kind === 'map' ? { kind, id, memlock, mapType } : { kind, id, memlock };
 }
 
 /** `mnt:[4026531841]` -> 4026531841 */

@@ -3,6 +3,7 @@
 // nothing explains is never offered as a leak (KERNEL-FACTS, "Reference counts").
 import { readKernelCounts, iteratorSupport, type KernelCounts } from '../kernel/iterators.js';
 import { objectKey, type KernelRef, type ScannedPin } from '../model.js';
+import { MAP_TYPES } from '../kernel/abi.js';
 import { persistentResidue, unexplainedReferences, type KernelCount, type Unexplained } from '../analysis/liveness.js';
 
 /** How long a released referrer may still show in the counts (KERNEL-FACTS: up to ~140 ms). */
@@ -80,4 +81,10 @@ export async function settledResidue(
   const settled = persistentResidue(a, residue(again.counts, pins, refs));
   for (const [k, u] of a) if (!isCandidate(k)) settled.set(k, u);
   return settled;
+}
+
+/** Every map's type name by id, as the bpf_map iterator saw it. */
+export function mapTypesOf(guard: CountGuard): Map<number, string> | undefined {
+  if (!guard.ok) return undefined;
+  return new Map([...guard.counts.maps].map(([id, m]) => [id, MAP_TYPES[m.type] ?? `type_${m.type}`]));
 }

@@ -11,10 +11,11 @@ import { collectInstances, type InstanceAccess } from './instances.js';
 import { walkInstance, objectReader, type RawPin, type WalkStats } from './pins.js';
 import { buildHolders, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
+import { contentRefs } from './contents.js';
 import type { CachedObject } from '../store/index.js';
 import type { Unexplained } from '../analysis/liveness.js';
 import { liveObjects } from '../analysis/classify.js';
-import { readCounts, settledResidue } from './counts.js';
+import { mapTypesOf, readCounts, settledResidue } from './counts.js';
 import { objectKey } from '../model.js';
 
 export interface HostScan {
@@ -120,7 +121,14 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       else gone.add(iv.instance.dev); // unmounted during the scan: not part of this snapshot
     });
     const liveViews = instanceViews.filter((iv) => !gone.has(iv.instance.dev));
+    const access = new Map(liveViews.map((iv) => [iv.instance.dev, iv.accesses]));
+    // whether a link is defunct is decided once, on the graph (a link on a process needs its process)
+    for (const p of pins) {
+      const l = p.object?.kind === 'link' ? graph.links.get(p.object.id) : undefined;
+      if (l) Object.assign(p.object!, { defunct: l.defunct, target: l.target });
+    }
     lap('pins');
+
 
     // The count guard's first read; its task_vma records are the exact mmap holders.
     progress('counts');
@@ -132,6 +140,11 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       });
     }
     lap('counts');
+
+    // after the pins: prog arrays are opened through their pins
+    progress('contents');
+    graph.refs.push(...contentRefs({ ps, graph, pins, access, mapTypes: mapTypesOf(guard) }, errors));
+    lap('contents');
 
     progress('holders');
     const exactMmaps = guard.ok ? guard.counts.vmas.filter((v) => v.pid !== process.pid) : undefined;
@@ -156,7 +169,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       processes: ps.processes, unreadableProcesses: ps.unreadable, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
       pins, holders, graph, unexplained, errors, walk, timings,
       cgroupRoots: roots,
-      access: new Map(liveViews.map((iv) => [iv.instance.dev, iv.accesses])),
+      access,
       anchors: opts.keepAnchors ? anchors : [],
     };
   } catch (e) {

@@ -88,3 +88,9 @@ export function pathBelowMount(pinPath: string, root: string, mountPoint: string
   const rest = root === '/' ? pinPath : pinPath.slice(root.length);
   return mountPoint === '/' ? rest : mountPoint + rest;
 }
+
+/** The host path that reaches a pin (instance-relative path) through one access, or null when that mount does not show it. */
+export function pathThrough(a: InstanceAccess, pinPath: string): string | null {
+  if (!isWithin(pinPath, a.mount.root) || pinPath === a.mount.root) return null;
+  return a.path + (a.mount.root === '/' ? pinPath : pinPath.slice(a.mount.root.length));
+}

@@ -1,6 +1,7 @@
 // Every process on the host, with what the later phases need from it: identity
 // (pid, start time), mount namespace, and the BPF objects and namespaces its fds point at.
 import { kindOfFdTarget } from '../kernel/bpf.js';
+import { MAP_TYPES } from '../kernel/abi.js';
 import {
   listPids, readStat, type ProcStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
   readBpfMapMappings, readCgroup, type MapMapping,
@@ -22,6 +23,14 @@ export interface FdRef {
   fd: number;
   kind: ObjectKind;
   id: number;
+  /** maps: their type, from fdinfo (so a map's contents can be read without opening it by id) */
+  mapType?: string;
+}
+
+/** An fd of a perf event (`anon_inode:[perf_event]`): it may run a BPF program. */
+export interface PerfFd {
+  pid: number;
+  fd: number;
 }
 
 export interface NsFdRef {
@@ -39,6 +48,7 @@ export interface ProcessScan {
   nsFds: NsFdRef[];
   /** pid -> address ranges of its mappings of BPF maps (held with no fd) */
   mapMappings: Map<number, MapMapping[]>;
+  perfFds: PerfFd[];
 }
 
 /**
@@ -57,6 +67,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
   const nsFds: NsFdRef[] = [];
   const mapMappings = new Map<number, MapMapping[]>();
   const unreadable: number[] = [];
+  const perfFds: PerfFd[] = [];
   const pids = listPids();
   const self = process.pid;
   let done = 0;
@@ -82,6 +93,8 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
         if (target.startsWith('mnt:[')) {
           const ns = parseNsLink(target);
           if (ns !== null) nsFds.push({ pid, fd, mntNs: ns });
+        } else if (target === 'anon_inode:[perf_event]') {
+          perfFds.push({ pid, fd });
         }
       }
     }
@@ -97,7 +110,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
     processes.set(pid, proc);
   }
   opts.onProgress?.(pids.length, pids.length);
-  return { processes, unreadable, bpfFds, nsFds, mapMappings };
+  return { processes, unreadable, bpfFds, nsFds, mapMappings, perfFds };
 }
 
 /** The BPF objects among a process's fds, with their ids from fdinfo (fdinfo read for bpf fds only). */
@@ -107,7 +120,10 @@ export function bpfFdsOf(pid: number, fds: Map<number, string>): FdRef[] {
     const kind = kindOfFdTarget(target);
     if (!kind) continue;
     const info = readBpfFdinfo(pid, fd);
-    if (info?.id != null && info.kind === kind) out.push({ pid, fd, kind, id: info.id });
+    if (info?.id == null || info.kind !== kind) continue;
+    const f: FdRef = { pid, fd, kind, id: info.id };
+    if (info.mapType !== undefined) f.mapType = MAP_TYPES[info.mapType] ?? `type_${info.mapType}`;
+    out.push(f);
   }
   return out;
 }

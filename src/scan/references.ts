@@ -8,6 +8,8 @@ import type { MountinfoEntry } from '../kernel/procfs.js';
 import { PROC } from '../kernel/procfs.js';
 import type { KernelRef, ScanError } from '../model.js';
 import { objectRefs } from '../analysis/liveness.js';
+import { processTarget } from '../analysis/links.js';
+import { readStat } from '../kernel/procfs.js';
 
 export interface ReferenceGraph {
   progs: Map<number, ProgDetails>;
@@ -41,6 +43,9 @@ function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, err
 export function readReferenceGraph(opts: { withMaps: boolean; cgroupRoots: string[] }, errors: ScanError[]): ReferenceGraph {
   const progs = readEach('prog', progInfo, errors);
   const links = readEach('link', linkInfo, errors);
+  for (const l of links.values()) {
+    if (l.targetPid !== undefined) Object.assign(l, processTarget(l.targetPid, l.targetPid ? readStat(l.targetPid) : null));
+  }
   const maps = opts.withMaps ? readEach('map', mapInfo, errors) : new Map<number, MapDetails>();
   const refs = objectRefs(progs, links);
 

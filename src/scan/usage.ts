@@ -6,8 +6,10 @@ import { liveObjects, key } from '../analysis/classify.js';
 import { scanProcesses } from './processes.js';
 import { readReferenceGraph } from './references.js';
 import { buildHolders } from './holders.js';
-import { readCounts, residue } from './counts.js';
+import { mapTypesOf, readCounts, residue } from './counts.js';
 import { unexplainedReason } from '../analysis/liveness.js';
+import { contentRefs } from './contents.js';
+import type { InstanceAccess } from './instances.js';
 import type { ScannedPin } from '../model.js';
 
 export interface UsageProbe {
@@ -15,8 +17,11 @@ export interface UsageProbe {
   check(kind: string, id: number): string | null;
 }
 
-/** pinsNow: every pin on the host as the caller knows it now (the scan's, less what it unlinked since). */
-export function usageProbe(cgroupRoots: string[], pinsNow: () => ScannedPin[], maxAgeMs = 250): UsageProbe {
+/**
+ * pinsNow: every pin on the host as the caller knows it now (the scan's, less what it
+ * unlinked since); prog arrays are opened through them and `access` (see contents.ts).
+ */
+export function usageProbe(cgroupRoots: string[], access: Map<string, InstanceAccess[]>, pinsNow: () => ScannedPin[], maxAgeMs = 250): UsageProbe {
   let takenAt = 0;
   let sweep: ((kind: string, id: number) => string | null) | null = null;
   const take = () => {
@@ -24,6 +29,7 @@ export function usageProbe(cgroupRoots: string[], pinsNow: () => ScannedPin[], m
     const errors: { scope: string; message: string }[] = [];
     const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots }, errors);
     const guard = readCounts();
+    graph.refs.push(...contentRefs({ ps, graph, pins: pinsNow(), access, mapTypes: mapTypesOf(guard) }, errors));
     const exactMmaps = guard.ok ? guard.counts.vmas.filter((v) => v.pid !== process.pid) : undefined;
     const holders = buildHolders(ps, graph.maps, pageSize(), () => null, exactMmaps);
     const live = liveObjects({ holders: holders.byObject, links: graph.links, refs: graph.refs, unexplained: new Map() });

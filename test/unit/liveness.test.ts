@@ -41,13 +41,17 @@ describe('liveness', () => {
   });
 
   it('roots prefer holders, then live links, then the count guard', () => {
-    const roots = rootsOf(
+    const { roots, fallback } = rootsOf(
       new Map([['prog:1', [{ pid: 5, comm: 'x' }]]]),
       [{ id: 2, defunct: false }, { id: 3, defunct: true }],
       new Map([['prog:1', { refs: 1, users: 0, indeterminate: false }], ['map:4', { refs: 2, users: 0, indeterminate: false }]]),
     );
-    expect([...roots]).toEqual([['prog:1', 'held by pid 5 (x)'], ['link:2', ''], ['map:4', expect.stringMatching(/^2 references that pinleak cannot name/)]]);
-    expect(liveness(roots, []).live.has('link:3')).toBe(false);
+    expect([...roots]).toEqual([['prog:1', 'held by pid 5 (x)'], ['link:2', '']]);
+    expect([...fallback]).toEqual([['map:4', expect.stringMatching(/^2 references that pinleak cannot name/)]]);
+    expect(liveness(roots, [], fallback).live.has('link:3')).toBe(false);
+    // a named reference's reason wins over the count guard's for the same object
+    const named: KernelRef = { to: { kind: 'map', id: 4 }, from: { kind: 'sockets', id: 2 }, what: 'holds 2 sockets', count: null };
+    expect(liveness(roots, [named], fallback).live.get('map:4')).toBe('holds 2 sockets');
   });
 });
 

@@ -93,7 +93,7 @@ describe('partial', () => {
 describe('fdinfo', () => {
   it('map fdinfo', () => {
     const f = parseBpfFdinfo('pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1038\nmap_type:\t1\nkey_size:\t4\nvalue_size:\t8\nmax_entries:\t16\nmap_flags:\t0x0\nmap_extra:\t0x0\nmemlock:\t2048\nmap_id:\t26\nfrozen:\t0\n');
-    expect(f).toEqual({ kind: 'map', id: 26, memlock: 2048 });
+    expect(f).toEqual({ kind: 'map', id: 26, memlock: 2048, mapType: 1 });
   });
   it('prog fdinfo', () => {
     expect(parseBpfFdinfo('pos:\t0\nflags:\t02000002\nprog_type:\t8\nprog_jited:\t1\nprog_tag:\tabc\nmemlock:\t4096\nprog_id:\t97\nrun_time_ns:\t0\n').id).toBe(97);
@@ -135,7 +135,7 @@ describe('devices and mounts', () => {
 
 describe('bpf fdinfo, the fast path', () => {
   it('reads kind, id and memlock of each kind', () => {
-    expect(parseBpfFdinfo('pos:\t0\nflags:\t02000002\nmap_type:\t1\nkey_size:\t4\nmemlock:\t2048\nmap_id:\t26\nfrozen:\t0\n')).toEqual({ kind: 'map', id: 26, memlock: 2048 });
+    expect(parseBpfFdinfo('pos:\t0\nflags:\t02000002\nmap_type:\t1\nkey_size:\t4\nmemlock:\t2048\nmap_id:\t26\nfrozen:\t0\n')).toEqual({ kind: 'map', id: 26, memlock: 2048, mapType: 1 });
     expect(parseBpfFdinfo('prog_type:\t8\nprog_jited:\t1\nmemlock:\t4096\nprog_id:\t97\n')).toEqual({ kind: 'prog', id: 97, memlock: 4096 });
     expect(parseBpfFdinfo('link_type:\tcgroup\nlink_id:\t89\nprog_tag:\tabc\nprog_id:\t97\n')).toEqual({ kind: 'link', id: 89, memlock: 0 });
     expect(parseBpfFdinfo('pos:\t0\nflags:\t0\n')).toEqual({ kind: null, id: null, memlock: 0 });

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
 import koffi from 'koffi';
 
 const bpfUrl = new URL('../../dist/kernel/bpf.js', import.meta.url);
@@ -27,6 +28,8 @@ const fds = new Set();
 const mappings = [];
 // children made by `share`, kept referenced so their stdin pipes stay open
 const children = [];
+// TCP sockets (tcpPair), kept referenced so they stay open
+const sockets = [];
 
 const PROT_READ = 1;
 const MAP_SHARED = 1;
@@ -79,7 +82,8 @@ function devOf(mountPoint) {
 const handlers = {
   map(cmd) {
     const type = cmd.type ?? 'hash';
-    const typeNum = { hash: abi.MapType.HASH, array: abi.MapType.ARRAY }[type];
+    // hash, array, prog_array, array_of_maps, devmap, sockmap, ... (abi.MapType)
+    const typeNum = Object.hasOwn(abi.MapType, type.toUpperCase()) ? abi.MapType[type.toUpperCase()] : undefined;
     if (typeNum === undefined) throw new Error(`unknown map type ${type}`);
     const fd = bpf.mapCreate({
       type: typeNum,
@@ -89,24 +93,74 @@ const handlers = {
       // BPF_F_MMAPABLE is only accepted for arrays (the kernel answers EINVAL otherwise)
       flags: cmd.mmapable ? abi.BPF_F_MMAPABLE : 0,
       name: cmd.name ?? 'pinleak_test',
+      innerMapFd: cmd.innerMapFd,
     });
     fds.add(fd);
     return { fd, id: bpf.mapInfo(fd).id };
   },
 
+  // a cgroup_skb program returning 1 (using mapFd), or the given instructions of any type
   prog(cmd) {
-    const mapFd = cmd.mapFd ?? undefined;
-    // cgroup_skb (default), or sched_cls / xdp for tc and XDP attachments made with iproute2
-    const type = { cgroup_skb: abi.ProgType.CGROUP_SKB, sched_cls: abi.ProgType.SCHED_CLS, xdp: abi.ProgType.XDP }[cmd.type ?? 'cgroup_skb'];
-    if (type === undefined) throw new Error(`unknown program type ${cmd.type}`);
+    // cgroup_skb (default), or sched_cls / xdp for tc and XDP attachments made with iproute2, or any progType
+    const named = { cgroup_skb: abi.ProgType.CGROUP_SKB, sched_cls: abi.ProgType.SCHED_CLS, xdp: abi.ProgType.XDP }[cmd.type ?? 'cgroup_skb'];
+    if (named === undefined) throw new Error(`unknown program type ${cmd.type}`);
+    const type = cmd.progType ?? named;
     const fd = bpf.progLoad({
       type,
-      insns: bpf.trivialProgram(mapFd),
+      insns: cmd.insns ?? bpf.trivialProgram(cmd.mapFd ?? undefined),
       name: cmd.name ?? 'pinleak_test',
-      expectedAttachType: type === abi.ProgType.CGROUP_SKB ? abi.ATTACH_CGROUP_INET_INGRESS : 0,
+      expectedAttachType: cmd.expectedAttachType ?? (type === abi.ProgType.CGROUP_SKB ? abi.ATTACH_CGROUP_INET_INGRESS : 0),
     });
     fds.add(fd);
     return { fd, id: bpf.progInfo(fd).id };
+  },
+
+  // key and value as hex strings
+  update(cmd) {
+    bpf.mapUpdate(need(cmd, 'fd', 'number'), Buffer.from(need(cmd, 'key', 'string'), 'hex'), Buffer.from(need(cmd, 'value', 'string'), 'hex'));
+    return { ok: true };
+  },
+
+  attach(cmd) {
+    bpf.progAttach(need(cmd, 'progFd', 'number'), need(cmd, 'targetFd', 'number'), need(cmd, 'attachType', 'number'));
+    return { ok: true };
+  },
+
+  testRun(cmd) {
+    return { retval: bpf.progTestRun(need(cmd, 'fd', 'number')) };
+  },
+
+  perfEvent(cmd) {
+    const fd = bpf.perfEventOpen({
+      type: need(cmd, 'type', 'number'), config: need(cmd, 'config', 'number'), pid: cmd.pid ?? 0, cpu: cmd.cpu ?? -1, progFd: cmd.progFd,
+    });
+    fds.add(fd);
+    return { fd };
+  },
+
+  // an established TCP connection on loopback: both ends stay open in this process
+  async tcpPair() {
+    const server = net.createServer();
+    await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise((resolve) => server.once('connection', resolve));
+    const client = net.connect(server.address().port, '127.0.0.1');
+    await new Promise((resolve, reject) => client.once('error', reject).once('connect', resolve));
+    const peer = await accepted;
+    sockets.push(server, client, peer);
+    return { fds: [client._handle.fd, peer._handle.fd] };
+  },
+
+  // a copy of another process's fd (pidfd_getfd): the same open file
+  grab(cmd) {
+    const fd = bpf.duplicateFd(need(cmd, 'pid', 'number'), need(cmd, 'fd', 'number'));
+    fds.add(fd);
+    return { fd };
+  },
+
+  uprobeMulti(cmd) {
+    const fd = bpf.uprobeMultiLink(need(cmd, 'progFd', 'number'), absolute(need(cmd, 'path', 'string')), [need(cmd, 'offset', 'number')], need(cmd, 'pid', 'number'));
+    fds.add(fd);
+    return { fd, id: bpf.linkInfo(fd).id };
   },
 
   link(cmd) {
@@ -216,8 +270,7 @@ function errorText(e) {
   return e instanceof Error ? e.message : String(e);
 }
 
-const rl = readline.createInterface({ input: process.stdin, terminal: false });
-rl.on('line', (line) => {
+async function handle(line) {
   if (!line.trim()) return;
   let cmd;
   try {
@@ -232,10 +285,17 @@ rl.on('line', (line) => {
     return;
   }
   try {
-    answer(handler(cmd));
+    answer(await handler(cmd));
   } catch (e) {
     answer({ error: errorText(e) });
   }
+}
+
+// one command at a time, so answers stay in command order even for asynchronous ones
+let queue = Promise.resolve();
+const rl = readline.createInterface({ input: process.stdin, terminal: false });
+rl.on('line', (line) => {
+  queue = queue.then(() => handle(line));
 });
 // stdin EOF: whoever drove us is gone
 rl.on('close', () => process.exit(0));

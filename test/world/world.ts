@@ -17,6 +17,11 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+/** abi.MapType names, lower case */
+export type MapTypeName = 'hash' | 'array' | 'prog_array' | 'array_of_maps' | 'hash_of_maps' | 'devmap' | 'devmap_hash' | 'cpumap' | 'sockmap' | 'sockhash';
+/** one instruction as src/kernel/bpf.ts progLoad takes it */
+export interface InsnSpec { code: number; dst?: number; src?: number; off?: number; imm?: number }
+
 export const AGENT_PATH = fileURLToPath(new URL('./agent.mjs', import.meta.url));
 export const CGROUP_ROOT = '/sys/fs/cgroup/unified';
 const SEND_TIMEOUT_MS = 15_000;
@@ -25,8 +30,15 @@ const EXIT_TIMEOUT_MS = 5_000;
 // ---- the agent protocol (see agent.mjs) ----
 
 export type AgentCommand =
-  | { op: 'map'; name?: string; type?: 'hash' | 'array'; mmapable?: boolean; keySize?: number; valueSize?: number; maxEntries?: number }
-  | { op: 'prog'; name?: string; mapFd?: number; type?: 'cgroup_skb' | 'sched_cls' | 'xdp' }
+  | { op: 'map'; name?: string; type?: MapTypeName; mmapable?: boolean; keySize?: number; valueSize?: number; maxEntries?: number; innerMapFd?: number }
+  | { op: 'prog'; name?: string; mapFd?: number; progType?: number; insns?: InsnSpec[]; expectedAttachType?: number; type?: 'cgroup_skb' | 'sched_cls' | 'xdp' }
+  | { op: 'update'; fd: number; key: string; value: string }
+  | { op: 'attach'; progFd: number; targetFd: number; attachType: number }
+  | { op: 'testRun'; fd: number }
+  | { op: 'perfEvent'; type: number; config: number; pid?: number; cpu?: number; progFd?: number }
+  | { op: 'tcpPair' }
+  | { op: 'grab'; pid: number; fd: number }
+  | { op: 'uprobeMulti'; progFd: number; path: string; offset: number; pid: number }
   | { op: 'link'; progFd: number; cgroup: string; attachType?: number }
   | { op: 'pin'; fd: number; path: string }
   | { op: 'close'; fd: number }
@@ -45,6 +57,8 @@ export type AgentCommand =
 export interface AgentAnswer {
   fd?: number;
   pid?: number;
+  fds?: number[];
+  retval?: number;
   id?: number;
   kind?: string;
   ok?: boolean;
