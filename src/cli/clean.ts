@@ -94,7 +94,7 @@ function clean(
 ): CleanResult {
   const freshByKey = new Map(freshPins.map((p) => [pinKey(p), p]));
   const reader = objectReader();
-  const usage = usageProbe(scan.cgroupRoots);
+  const usage = usageProbe(scan);
   const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [], warnings: [] };
   for (const c of candidates) {
     const fresh = freshByKey.get(pinKey(c));

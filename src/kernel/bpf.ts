@@ -6,7 +6,7 @@ import os from 'node:os';
 import koffi, { type TypeObject } from 'koffi';
 import {
   BpfCmd, BPF_F_RDONLY, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
-  ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
+  ProgQueryAttr, ProgAttachAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
   LINK_TYPES, LINK_TARGET_WORD, sizeOf,
 } from './abi.js';
 import type { ObjectKind } from '../model.js';
@@ -165,6 +165,10 @@ export interface LinkDetails {
   /** the attachment target has gone (cgroup removed, interface or netns destroyed) */
   defunct: boolean;
   target: string | null;
+  /** the target's number (cgroup id, netns inode, ifindex), for the link types of LINK_TARGET_WORD */
+  targetId?: number;
+  /** netns, tcx and netkit links: the attach type, after the target in the link info */
+  attachType?: number;
 }
 
 export type ObjectDetails = MapDetails | ProgDetails | LinkDetails;
@@ -204,13 +208,16 @@ export function linkInfo(fd: number): LinkDetails {
   const t = LINK_TARGET_WORD[type];
   let defunct = false;
   let target: string | null = null;
+  const out: LinkDetails = { kind: 'link', id: i.id, name: '', type, progId: i.prog_id, defunct, target };
   if (t) {
     const word = BigInt(i[t.word]);
     const value = t.bits === 32 ? word & 0xffffffffn : word;
-    defunct = value === 0n;
-    target = defunct ? null : `${t.what} ${value}`;
+    out.defunct = value === 0n;
+    out.target = out.defunct ? null : `${t.what} ${value}`;
+    out.targetId = Number(value);
+    if (t.bits === 32 && type !== 'xdp') out.attachType = Number(word >> 32n);
   }
-  return { kind: 'link', id: i.id, name: '', type, progId: i.prog_id, defunct, target };
+  return out;
 }
 
 export function objectInfo(fd: number, kind: ObjectKind): ObjectDetails | null {
@@ -259,15 +266,31 @@ export function fdById(kind: 'map' | 'prog' | 'link', id: number): number | null
 
 /** Program ids attached to a cgroup (or other target fd) for one attach type. */
 export function progQuery(targetFd: number, attachType: number): number[] {
+  return query(targetFd, attachType, false).progIds;
+}
+
+/**
+ * BPF_PROG_QUERY with link ids: for tcx and netkit (target = ifindex, resolved in the
+ * calling thread's network namespace) linkIds[i] is 0 where progIds[i] has no link.
+ */
+export function progQueryLinks(target: number, attachType: number): { progIds: number[]; linkIds: number[] } {
+  return query(target, attachType, true);
+}
+
+function query(target: number, attachType: number, withLinks: boolean): { progIds: number[]; linkIds: number[] } {
   let room = 64;
   for (;;) {
     const ids = new Uint32Array(room);
+    const links = new Uint32Array(room);
     try {
       const { attr } = bpf(BpfCmd.PROG_QUERY, ProgQueryAttr,
-        { target_fd: targetFd, attach_type: attachType, prog_ids: addr(new Uint8Array(ids.buffer)), prog_cnt: room },
+        {
+          target_fd: target, attach_type: attachType, prog_ids: addr(new Uint8Array(ids.buffer)), prog_cnt: room,
+          link_ids: withLinks ? addr(new Uint8Array(links.buffer)) : 0,
+        },
         'BPF_PROG_QUERY');
-      const cnt = koffi.decode(attr, ProgQueryAttr).prog_cnt as number;
-      return Array.from(ids.subarray(0, Math.min(cnt, room)));
+      const cnt = Math.min(koffi.decode(attr, ProgQueryAttr).prog_cnt as number, room);
+      return { progIds: Array.from(ids.subarray(0, cnt)), linkIds: withLinks ? Array.from(links.subarray(0, cnt)) : [] };
     } catch (e) {
       if (e instanceof KernelError && e.code === 'ENOSPC') {
         room *= 4;
@@ -319,6 +342,11 @@ export function trivialProgram(mapFd?: number): InsnSpec[] {
   insns.push({ code: 0xb7, dst: 0, imm: 1 }); // r0 = 1
   insns.push({ code: 0x95 }); // exit
   return insns;
+}
+
+/** BPF_PROG_ATTACH: an attachment without a link (tcx by ifindex in the caller's netns, flow dissector of the caller's netns). */
+export function progAttach(progFd: number, target: number, attachType: number): void {
+  bpf(BpfCmd.PROG_ATTACH, ProgAttachAttr, { target_fd: target, attach_bpf_fd: progFd, attach_type: attachType }, 'BPF_PROG_ATTACH');
 }
 
 export function linkCreate(progFd: number, targetFd: number, attachType: number): number {

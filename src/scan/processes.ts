@@ -30,10 +30,18 @@ export interface NsFdRef {
   mntNs: number;
 }
 
+/** An fd of a network namespace (it may be the only thing keeping the namespace alive). */
+export interface NetNsFdRef {
+  pid: number;
+  fd: number;
+  netNs: number;
+}
+
 export interface ProcessScan {
   processes: Map<number, Process>;
   bpfFds: FdRef[];
   nsFds: NsFdRef[];
+  netNsFds: NetNsFdRef[];
   /** pid -> address ranges of its mappings of BPF maps (held with no fd) */
   mapMappings: Map<number, MapMapping[]>;
 }
@@ -42,6 +50,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
   const processes = new Map<number, Process>();
   const bpfFds: FdRef[] = [];
   const nsFds: NsFdRef[] = [];
+  const netNsFds: NetNsFdRef[] = [];
   const mapMappings = new Map<number, MapMapping[]>();
   const pids = listPids();
   const self = process.pid;
@@ -67,6 +76,9 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
         if (target.startsWith('mnt:[')) {
           const ns = parseNsLink(target);
           if (ns !== null) nsFds.push({ pid, fd, mntNs: ns });
+        } else if (target.startsWith('net:[')) {
+          const ns = parseNsLink(target, 'net');
+          if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
         }
       }
     }
@@ -82,7 +94,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
     processes.set(pid, proc);
   }
   opts.onProgress?.(pids.length, pids.length);
-  return { processes, bpfFds, nsFds, mapMappings };
+  return { processes, bpfFds, nsFds, netNsFds, mapMappings };
 }
 
 /** The BPF objects among a process's fds, with their ids from fdinfo (fdinfo read for bpf fds only). */

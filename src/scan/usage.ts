@@ -5,19 +5,24 @@ import { liveObjects, key } from '../analysis/classify.js';
 import { scanProcesses } from './processes.js';
 import { readReferenceGraph } from './references.js';
 import { buildHolders } from './holders.js';
+import { discoverNetns, type NetnsMount } from './netns.js';
 
 export interface UsageProbe {
   /** why the object is held or in use now, or null when nothing alive reaches it */
   check(kind: string, id: number): string | null;
 }
 
-export function usageProbe(cgroupRoots: string[], maxAgeMs = 250): UsageProbe {
+/** Where to look, from the scan: cgroup hierarchies and the nsfs mounts of network namespaces. */
+export function usageProbe(scope: { cgroupRoots: string[]; netnsMounts: NetnsMount[] }, maxAgeMs = 250): UsageProbe {
   let takenAt = 0;
   let sweep: ((kind: string, id: number) => string | null) | null = null;
   const take = () => {
     const ps = scanProcesses({ mmaps: true });
     const errors: { scope: string; message: string }[] = [];
-    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots }, errors);
+    const graph = readReferenceGraph({
+      withMaps: ps.mapMappings.size > 0, cgroupRoots: scope.cgroupRoots,
+      netns: () => discoverNetns({ pids: ps.processes.keys(), netNsFds: ps.netNsFds, mounts: scope.netnsMounts }),
+    }, errors);
     const holders = buildHolders(ps, graph.maps, pageSize(), () => null);
     const live = liveObjects({ holders: holders.byObject, links: graph.links, refs: graph.refs, unexplained: new Map() });
     sweep = (kind, id) => {
