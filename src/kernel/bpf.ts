@@ -332,14 +332,14 @@ export function progLoad(opts: { type: number; insns: InsnSpec[]; name: string; 
   }, 'BPF_PROG_LOAD', opts.name).ret;
 }
 
-/** A program that returns 1; with `mapFd`, it also loads that map (so the map is in its map_ids). */
-export function trivialProgram(mapFd?: number): InsnSpec[] {
+/** A program that returns `ret` (1); with `mapFd`, it also loads that map (so the map is in its map_ids). */
+export function trivialProgram(mapFd?: number, ret = 1): InsnSpec[] {
   const insns: InsnSpec[] = [];
   if (mapFd !== undefined) {
     // BPF_LD_IMM64 r1, map (src_reg = BPF_PSEUDO_MAP_FD), two slots
     insns.push({ code: 0x18, dst: 1, src: 1, imm: mapFd }, { code: 0 });
   }
-  insns.push({ code: 0xb7, dst: 0, imm: 1 }); // r0 = 1
+  insns.push({ code: 0xb7, dst: 0, imm: ret }); // r0 = ret
   insns.push({ code: 0x95 }); // exit
   return insns;
 }

@@ -38,6 +38,14 @@ function libcMmap() {
   return mmapFn;
 }
 
+// program types the tests load, each returning its "let it pass" verdict
+const PROG_KINDS = {
+  cgroup_skb: { type: abi.ProgType.CGROUP_SKB, ret: 1, expectedAttachType: abi.ATTACH_CGROUP_INET_INGRESS },
+  sched_cls: { type: abi.ProgType.SCHED_CLS, ret: 0 }, // TC_ACT_OK
+  xdp: { type: abi.ProgType.XDP, ret: 2 }, // XDP_PASS
+  flow_dissector: { type: abi.ProgType.FLOW_DISSECTOR, ret: 0 }, // BPF_OK
+};
+
 function idOf(fd) {
   const kind = bpf.fdKind(fd);
   const info = bpf.objectInfo(fd, kind);
@@ -87,14 +95,22 @@ const handlers = {
 
   prog(cmd) {
     const mapFd = cmd.mapFd ?? undefined;
+    const kind = PROG_KINDS[cmd.progType ?? 'cgroup_skb'];
+    if (!kind) throw new Error(`unknown progType ${cmd.progType}`);
     const fd = bpf.progLoad({
-      type: abi.ProgType.CGROUP_SKB,
-      insns: bpf.trivialProgram(mapFd),
+      type: kind.type,
+      insns: bpf.trivialProgram(mapFd, kind.ret),
       name: cmd.name ?? 'pinleak_test',
-      expectedAttachType: abi.ATTACH_CGROUP_INET_INGRESS,
+      expectedAttachType: kind.expectedAttachType,
     });
     fds.add(fd);
     return { fd, id: bpf.progInfo(fd).id };
+  },
+
+  // BPF_PROG_ATTACH: tcx by ifindex and flow dissector act on this process's network namespace
+  attach(cmd) {
+    bpf.progAttach(need(cmd, 'progFd', 'number'), need(cmd, 'target', 'number'), need(cmd, 'attachType', 'number'));
+    return { ok: true };
   },
 
   link(cmd) {
