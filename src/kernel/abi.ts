@@ -264,6 +264,8 @@ export const ProgAttachAttr = koffi.struct('bpf_attr_prog_attach', {
 });
 
 export const CLONE_NEWNET = 0x40000000;
+/** ioctl on an nsfs file: which kind of namespace it is (a CLONE_NEW* flag) */
+export const NS_GET_NSTYPE = 0xb703;
 
 export const AF_NETLINK = 16;
 export const SOCK_RAW = 3;

@@ -6,7 +6,7 @@
 // the wrong namespace: that is fatal, never an error to carry on with.
 import fs from 'node:fs';
 import koffi from 'koffi';
-import { CLONE_NEWNET } from './abi.js';
+import { CLONE_NEWNET, NS_GET_NSTYPE } from './abi.js';
 import { libc } from './libc.js';
 import { KernelError } from './bpf.js';
 import { parseNsLink } from './procfs.js';
@@ -15,6 +15,32 @@ let setnsFn: ((fd: number, nstype: number) => number) | null = null;
 function setns(fd: number): number {
   setnsFn ??= libc().func('int setns(int fd, int nstype)') as unknown as typeof setnsFn;
   return Number(setnsFn!(fd, CLONE_NEWNET));
+}
+
+let nsfsDev: number | null = null;
+let ioctlFn: ((fd: number, req: number) => number) | null = null;
+
+/**
+ * The network namespace behind a file that readlink does not name as one (an nsfs file
+ * opened through a bind mount reads as the mount's path, or as "/" once the mount is
+ * gone); null when it is not one. The file is stat'ed before it is opened: only an nsfs
+ * file is opened (never a FIFO that would block).
+ */
+export function netnsOfFile(file: string): number | null {
+  try {
+    nsfsDev ??= fs.statSync('/proc/thread-self/ns/net').dev;
+    const st = fs.statSync(file);
+    if (st.dev !== nsfsDev) return null;
+    const fd = fs.openSync(file, fs.constants.O_RDONLY);
+    try {
+      ioctlFn ??= libc().func('int ioctl(int fd, unsigned long req)') as unknown as typeof ioctlFn;
+      return Number(ioctlFn!(fd, NS_GET_NSTYPE)) === CLONE_NEWNET ? fs.fstatSync(fd).ino : null;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return null; // gone, or not ours to open
+  }
 }
 
 /** The inode of the calling thread's network namespace. */

@@ -41,7 +41,7 @@ export function networkNeeds(progTypes: Iterable<string>): NetworkNeeds | null {
 export const NETNS_BUDGET = { messages: 20_000, bytes: 16 << 20, ms: 3_000 };
 
 /** Reads one namespace; null when every way into it has gone (the namespace with it). */
-export function readNetnsAttachments(t: NetnsTarget, needs: NetworkNeeds, errors: ScanError[]): NetnsAttachments | null {
+export function readNetnsAttachments(t: NetnsTarget, needs: NetworkNeeds, errors: ScanError[], limits = NETNS_BUDGET): NetnsAttachments | null {
   const out: NetnsAttachments = { ino: t.ino, tc: [], xdp: [], mprog: [], netns: [], actions: [], incomplete: null };
   const fail = (types: readonly string[], e: unknown) => {
     const why = (e as Error).message;
@@ -67,7 +67,7 @@ export function readNetnsAttachments(t: NetnsTarget, needs: NetworkNeeds, errors
     if (needs.tc || needs.act || needs.xdp || needs.tcx) {
       const deviceTypes = (['tc', 'act', 'xdp', 'tcx'] as const).filter((k) => needs[k]).flatMap((k) => PROG_TYPES_OF[k]);
       try {
-        inNetns(fd, t.ino, () => readDevices(out, needs));
+        inNetns(fd, t.ino, () => readDevices(out, needs, limits));
       } catch (e) {
         fail(deviceTypes, e);
       }
@@ -95,8 +95,8 @@ function dumpStable(s: RouteSocket, req: { type: number; body: Buffer }, budget:
   }
 }
 
-function readDevices(out: NetnsAttachments, needs: NetworkNeeds): void {
-  const budget: DumpBudget = { messages: NETNS_BUDGET.messages, bytes: NETNS_BUDGET.bytes, deadline: Date.now() + NETNS_BUDGET.ms };
+function readDevices(out: NetnsAttachments, needs: NetworkNeeds, limits: typeof NETNS_BUDGET): void {
+  const budget: DumpBudget = { messages: limits.messages, bytes: limits.bytes, deadline: Date.now() + limits.ms };
   const s = RouteSocket.open();
   try {
     const devices = new Map<number, LinkEntry>();

@@ -1,8 +1,9 @@
 // Every process on the host, with what the later phases need from it: identity
 // (pid, start time), mount namespace, and the BPF objects and namespaces its fds point at.
 import { kindOfFdTarget } from '../kernel/bpf.js';
+import { netnsOfFile } from '../kernel/netns.js';
 import {
-  listPids, readStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
+  PROC, listPids, readStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
   readBpfMapMappings, readCgroup, type MapMapping,
 } from '../kernel/procfs.js';
 import type { ObjectKind } from '../model.js';
@@ -78,6 +79,10 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
           if (ns !== null) nsFds.push({ pid, fd, mntNs: ns });
         } else if (target.startsWith('net:[')) {
           const ns = parseNsLink(target, 'net');
+          if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
+        } else if (target === '/' || target.includes('/netns/')) {
+          // opened through an nsfs bind mount (ip netns, docker, CNI), or one since unmounted
+          const ns = netnsOfFile(`${PROC}/${pid}/fd/${fd}`);
           if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
         }
       }

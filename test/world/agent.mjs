@@ -163,6 +163,13 @@ const handlers = {
     return { fd, ...idOf(fd) };
   },
 
+  // any file (a namespace's nsfs file, say), held open until closed
+  openFile(cmd) {
+    const fd = fs.openSync(absolute(need(cmd, 'path', 'string')), fs.constants.O_RDONLY);
+    fds.add(fd);
+    return { fd };
+  },
+
   mkdir(cmd) {
     fs.mkdirSync(absolute(need(cmd, 'path', 'string')), { recursive: true });
     return { ok: true };

@@ -33,6 +33,7 @@ export type AgentCommand =
   | { op: 'close'; fd: number }
   | { op: 'mmap'; fd: number }
   | { op: 'open'; path: string }
+  | { op: 'openFile'; path: string }
   | { op: 'info'; fd: number }
   | { op: 'mkdir'; path: string }
   | { op: 'mountBpffs'; path: string; options?: string }
@@ -94,9 +95,9 @@ export interface World {
   /**
    * unshareMount: in a new private mount namespace; joinMountOf: in the mount namespace of
    * that pid (a second process of a "container"); netns: in that network namespace (a name
-   * from makeNetns)
+   * from makeNetns); unshareNet: in a new network namespace of its own, alive while it is
    */
-  spawnAgent(opts?: { unshareMount?: boolean; joinMountOf?: number; netns?: string }): Promise<Agent>;
+  spawnAgent(opts?: { unshareMount?: boolean; joinMountOf?: number; netns?: string; unshareNet?: boolean }): Promise<Agent>;
   /** a network namespace of its own (`ip netns add pltest-<pid>-<rand>`), deleted with its devices in cleanup */
   makeNetns(): Promise<{ name: string; path: string; ino: number }>;
   namespaceWithoutProcess(opts?: { mapName?: string }): Promise<DetachedNamespace>;
@@ -449,8 +450,11 @@ export function createWorld(): World {
     }
   }
 
-  async function spawnAgent(opts: { unshareMount?: boolean; joinMountOf?: number; netns?: string } = {}): Promise<Agent> {
+  async function spawnAgent(opts: { unshareMount?: boolean; joinMountOf?: number; netns?: string; unshareNet?: boolean } = {}): Promise<Agent> {
     const node = process.execPath;
+    if (opts.unshareNet) {
+      return startAgent(['unshare', '-n', node, AGENT_PATH], 'agent (unshare -n)');
+    }
     if (opts.netns !== undefined) {
       // only the network namespace changes: the agent still sees our mounts and bpffs
       return startAgent(['nsenter', `--net=/run/netns/${opts.netns}`, '--', node, AGENT_PATH], `agent (nsenter -n ${opts.netns})`);
