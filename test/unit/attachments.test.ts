@@ -22,16 +22,26 @@ describe('network attachments as kernel references', () => {
     ]);
   });
 
-  it('XDP by netlink counts 3 in generic mode; behind an XDP link on that device it is the link\'s reference', () => {
-    const ns = empty({ xdp: [{ ifindex: 2, ifname: 'dum0', mode: 'generic', progId: 50 }, { ifindex: 5, ifname: 'veth9', mode: 'driver', progId: 51 }] });
+  it('XDP by netlink counts 2 per device and 1 per program for the dispatcher; behind an XDP link on that device it is the link\'s reference', () => {
+    const ns = empty({
+      xdp: [
+        { ifindex: 2, ifname: 'dum0', mode: 'generic', progId: 50 },
+        { ifindex: 5, ifname: 'veth9', mode: 'driver', progId: 51 },
+        { ifindex: 6, ifname: 'veth8', mode: 'driver', progId: 50 },
+        { ifindex: 7, ifname: 'nic0', mode: 'offload', progId: 52 },
+      ],
+    });
     expect(attachmentRefs([ns], [], new Map())).toEqual([
       { to: { kind: 'prog', id: 50 }, from: { kind: 'xdp', id: 2 }, what: `XDP (generic) on dum0 in netns ${NS}`, count: 3 },
-      { to: { kind: 'prog', id: 51 }, from: { kind: 'xdp', id: 5 }, what: `XDP (driver) on veth9 in netns ${NS}`, count: null },
+      { to: { kind: 'prog', id: 51 }, from: { kind: 'xdp', id: 5 }, what: `XDP (driver) on veth9 in netns ${NS}`, count: 3 },
+      { to: { kind: 'prog', id: 50 }, from: { kind: 'xdp', id: 6 }, what: `XDP (driver) on veth8 in netns ${NS}`, count: 2 },
+      { to: { kind: 'prog', id: 52 }, from: { kind: 'xdp', id: 7 }, what: `XDP (offload) on nic0 in netns ${NS}`, count: null },
     ]);
+    // a link on dum0: that attachment is the link's, and so is the dispatcher's reference
     const link = { type: 'xdp', progId: 50, defunct: false, targetId: 2 };
-    expect(attachmentRefs([ns], [link], new Map()).map((r) => r.to.id)).toEqual([51]);
-    // the same program on another device is still named
-    expect(attachmentRefs([ns], [{ ...link, targetId: 7 }], new Map()).map((r) => r.to.id)).toEqual([50, 51]);
+    expect(attachmentRefs([ns], [link].values(), new Map()).map((r) => [r.from.id, r.count])).toEqual([[5, 3], [6, 2], [7, null]]);
+    // the same program on another device than the link's is still named
+    expect(attachmentRefs([ns], [{ ...link, targetId: 9 }], new Map()).map((r) => [r.from.id, r.count])).toEqual([[2, 2], [5, 3], [6, 2], [7, null]]);
   });
 
   it('tcx and netkit entries without a link are named; entries with a link are the link\'s', () => {
