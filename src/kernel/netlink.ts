@@ -13,7 +13,7 @@ import {
   XdpAttached, TCA_KIND, TCA_OPTIONS, TCA_CHAIN, TCA_DUMP_INVISIBLE, TCA_INGRESS_BLOCK, TCA_EGRESS_BLOCK, TcaBpf,
   TCA_BPF_FLAG_ACT_DIRECT, TCA_ROOT_TAB, TcaAct, TcaActBpf, sizeOf,
 } from './abi.js';
-import { libc } from './libc.js';
+import { libcFunction } from './libc.js';
 import { KernelError } from './bpf.js';
 
 // ---- parsers (pure) ----
@@ -242,25 +242,12 @@ export interface DumpBudget {
 
 export class DumpTruncated extends Error {}
 
-interface Sys {
-  socket: (domain: number, type: number, proto: number) => number;
-  setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
-  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, alen: number) => number;
-  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
-}
-let sys: Sys | null = null;
-function fns(): Sys {
-  if (!sys) {
-    const l = libc();
-    sys = {
-      socket: l.func('int socket(int domain, int type, int protocol)') as unknown as Sys['socket'],
-      setsockopt: l.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)') as unknown as Sys['setsockopt'],
-      sendto: l.func('long sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t alen)') as unknown as Sys['sendto'],
-      recv: l.func('long recv(int fd, void *buf, size_t len, int flags)') as unknown as Sys['recv'],
-    };
-  }
-  return sys;
-}
+const socket = libcFunction<(domain: number, type: number, proto: number) => number>('int socket(int domain, int type, int protocol)');
+const setsockopt = libcFunction<(fd: number, level: number, name: number, value: Buffer, len: number) => number>(
+  'int setsockopt(int fd, int level, int name, void *value, uint32_t len)');
+const sendto = libcFunction<(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, alen: number) => number>(
+  'long sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t alen)');
+const recv = libcFunction<(fd: number, buf: Buffer, len: number, flags: number) => number>('long recv(int fd, void *buf, size_t len, int flags)');
 
 const RECV_BUF = 64 * 1024;
 
@@ -271,8 +258,7 @@ export class RouteSocket {
 
   /** A NETLINK_ROUTE socket in the calling thread's network namespace; recv waits at most timeoutMs. */
   static open(timeoutMs = 2000): RouteSocket {
-    const f = fns();
-    const fd = Number(f.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    const fd = Number(socket()(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
     if (fd < 0) throw new KernelError('socket(AF_NETLINK)', koffi.errno());
     const s = new RouteSocket(fd);
     try {
@@ -290,7 +276,7 @@ export class RouteSocket {
   }
 
   private opt(level: number, name: number, value: Buffer, what: string): void {
-    if (Number(fns().setsockopt(this.fd, level, name, value, value.length)) < 0) throw new KernelError(`setsockopt ${what}`, koffi.errno());
+    if (Number(setsockopt()(this.fd, level, name, value, value.length)) < 0) throw new KernelError(`setsockopt ${what}`, koffi.errno());
   }
 
   close(): void {
@@ -306,17 +292,16 @@ export class RouteSocket {
    * kernel's error answer, DumpTruncated past the budget (which it charges).
    */
   dump(req: { type: number; body: Buffer }, budget: DumpBudget, what: string): NlMessage[] {
-    const f = fns();
     const seq = ++this.seq;
     const msg = message(req.type, NLM_F_REQUEST | NLM_F_DUMP, seq, req.body);
     const sa = Buffer.alloc(sizeOf(SockaddrNl));
     koffi.encode(sa, SockaddrNl, { nl_family: AF_NETLINK, nl_pad: 0, nl_pid: 0, nl_groups: 0 });
-    if (Number(f.sendto(this.fd, msg, msg.length, 0, sa, sa.length)) < 0) throw new KernelError(`netlink send (${what})`, koffi.errno());
+    if (Number(sendto()(this.fd, msg, msg.length, 0, sa, sa.length)) < 0) throw new KernelError(`netlink send (${what})`, koffi.errno());
     const out: NlMessage[] = [];
     let interrupted = false;
     for (;;) {
       if (Date.now() > budget.deadline) throw new DumpTruncated(`${what}: out of time`);
-      const n = Number(f.recv(this.fd, this.buf, this.buf.length, MSG_TRUNC));
+      const n = Number(recv()(this.fd, this.buf, this.buf.length, MSG_TRUNC));
       if (n < 0) throw new KernelError(`netlink recv (${what})`, koffi.errno());
       if (n > this.buf.length) throw new Error(`${what}: a netlink datagram of ${n} bytes exceeds ${this.buf.length}`);
       budget.bytes -= n;

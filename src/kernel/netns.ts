@@ -7,18 +7,15 @@
 import fs from 'node:fs';
 import koffi from 'koffi';
 import { CLONE_NEWNET, NS_GET_NSTYPE } from './abi.js';
-import { libc } from './libc.js';
+import { libcFunction } from './libc.js';
 import { KernelError } from './bpf.js';
 import { parseNsLink } from './procfs.js';
 
-let setnsFn: ((fd: number, nstype: number) => number) | null = null;
-function setns(fd: number): number {
-  setnsFn ??= libc().func('int setns(int fd, int nstype)') as unknown as typeof setnsFn;
-  return Number(setnsFn!(fd, CLONE_NEWNET));
-}
+const setnsFn = libcFunction<(fd: number, nstype: number) => number>('int setns(int fd, int nstype)');
+const ioctl = libcFunction<(fd: number, req: number) => number>('int ioctl(int fd, unsigned long req)');
+const setns = (fd: number): number => Number(setnsFn()(fd, CLONE_NEWNET));
 
 let nsfsDev: number | null = null;
-let ioctlFn: ((fd: number, req: number) => number) | null = null;
 
 /**
  * The network namespace behind a file that readlink does not name as one (an nsfs file
@@ -33,8 +30,7 @@ export function netnsOfFile(file: string): number | null {
     if (st.dev !== nsfsDev) return null;
     const fd = fs.openSync(file, fs.constants.O_RDONLY);
     try {
-      ioctlFn ??= libc().func('int ioctl(int fd, unsigned long req)') as unknown as typeof ioctlFn;
-      return Number(ioctlFn!(fd, NS_GET_NSTYPE)) === CLONE_NEWNET ? fs.fstatSync(fd).ino : null;
+      return Number(ioctl()(fd, NS_GET_NSTYPE)) === CLONE_NEWNET ? fs.fstatSync(fd).ino : null;
     } finally {
       fs.closeSync(fd);
     }
