@@ -149,7 +149,8 @@ describe('network attachments on the real kernel', () => {
       const p = pinOf(gone, name);
       expect([name, p.status, p.reasons[0]]).toEqual([name, 'in-use', via(name)]);
     }
-    expect(gone.errors).toEqual([]);
+    // (other scan errors would be about the rest of the host, where other tests may run)
+    expect(gone.errors.filter((e) => e.scope.startsWith('netns '))).toEqual([]);
   });
 
   it('clean removes only the real leaks; the live filter still runs its program', () => {
