@@ -12,6 +12,7 @@ import { worldForFile, type FileWorld } from '../world/for-file.js';
 import { NetAttachType } from '../../src/kernel/abi.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
 import type { CleanResult } from '../../src/cli/clean.js';
+import { usageProbe } from '../../src/scan/usage.js';
 
 let t: FileWorld;
 let bpffs: Mount;
@@ -151,6 +152,17 @@ describe('network attachments on the real kernel', () => {
     }
     // (other scan errors would be about the rest of the host, where other tests may run)
     expect(gone.errors.filter((e) => e.scope.startsWith('netns '))).toEqual([]);
+  });
+
+  it('clean\'s last look before an unlink sees the attachments, through the nsfs mount the scan found', () => {
+    // no process is in the namespace: only its /run/netns mount leads there
+    const probe = usageProbe({ cgroupRoots: [], netnsMounts: [{ ino: ns.ino, file: ns.path }] });
+    expect(probe.check('prog', ids.tc_live!)).toBe(`in use now: ${via('tc_live')}`);
+    expect(probe.check('prog', ids.xdp_live!)).toBe(`in use now: ${via('xdp_live')}`);
+    expect(probe.check('prog', ids.tcx_live!)).toBe(`in use now: ${via('tcx_live')}`);
+    expect(probe.check('prog', ids.flow!)).toBe(`in use now: ${via('flow')}`);
+    expect(probe.check('prog', ids.tc_gone!)).toBeNull();
+    expect(usageProbe({ cgroupRoots: [], netnsMounts: [] }).check('prog', ids.tc_live!)).toBeNull();
   });
 
   it('clean removes only the real leaks; the live filter still runs its program', () => {
