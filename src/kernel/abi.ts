@@ -189,7 +189,7 @@ export const LINK_TYPES = [
 ];
 
 export const MapType = { HASH: 1, ARRAY: 2 } as const;
-export const ProgType = { SOCKET_FILTER: 1, SCHED_CLS: 3, XDP: 6, CGROUP_SKB: 8, FLOW_DISSECTOR: 22, TRACING: 26 } as const;
+export const ProgType = { SOCKET_FILTER: 1, SCHED_CLS: 3, XDP: 6, CGROUP_SKB: 8, FLOW_DISSECTOR: 22, TRACING: 26, SK_LOOKUP: 30 } as const;
 
 /** enum bpf_attach_type values that attach to a cgroup (queried with BPF_PROG_QUERY) */
 export const CGROUP_ATTACH_TYPES: Record<number, string> = {

@@ -55,6 +55,7 @@ const PROGS = {
   xdp_live: 'xdp', // XDP generic on plv1, kept
   xdp_gone: 'xdp', // XDP generic on plv2, its device deleted
   flow: 'flow_dissector', // the namespace's flow dissector, kept
+  sk_linked: 'sk_lookup', // sk_lookup of the namespace through a pinned netns link: the link's, named once
 } as const;
 
 t = worldForFile(async (w) => {
@@ -90,6 +91,9 @@ t = worldForFile(async (w) => {
   await inside.call({ op: 'attach', progFd: await open('tcx_live'), target: ifindex.plv0!, attachType: NetAttachType.TCX_EGRESS });
   await inside.call({ op: 'attach', progFd: await open('tcx_gone'), target: ifindex.plv2!, attachType: NetAttachType.TCX_INGRESS });
   await inside.call({ op: 'attach', progFd: await open('flow'), target: 0, attachType: NetAttachType.FLOW_DISSECTOR });
+  const skLink = await loader.call({ op: 'netnsLink', progFd: fds.sk_linked!, netns: ns.path, attachType: NetAttachType.SK_LOOKUP });
+  ids.sk_link = skLink.id!;
+  await loader.call({ op: 'pin', fd: skLink.fd!, path: at('sk_link') });
   await inside.exit();
   await loader.exit();
 
@@ -133,6 +137,14 @@ describe('network attachments on the real kernel', () => {
     flow: `flow dissector of netns ${ns.ino}`,
   })[name];
 
+  it('a program behind a netns link is the link\'s (named once), though BPF_PROG_QUERY on the namespace lists it too', () => {
+    const p = pinOf(live, 'sk_linked');
+    expect(p.status).toBe('in-use');
+    expect(p.usedBy).toEqual([{ kind: 'link', id: ids.sk_link, via: `behind live netns link ${ids.sk_link} (network namespace ${ns.ino})` }]);
+    // the link itself is kept only by its pin: orphaned (SPEC section 2), so clean below removes it
+    expect(pinOf(live, 'sk_link').status).toBe('orphaned');
+  });
+
   it.each(named)('%s, attached with its loader gone, is in-use and names its attachment', (name, kind, id) => {
     const p = pinOf(live, name);
     expect(p.object!.id).toBe(ids[name]);
@@ -167,8 +179,9 @@ describe('network attachments on the real kernel', () => {
 
   it('clean removes only the real leaks; the live filter still runs its program', () => {
     const r = pinleakJson<CleanResult>(['clean', '--status', 'orphaned,leaked', '--instance', bpffs.dev, '--yes'], { db: t.db.db });
-    expect(r.removed.map((x) => x.path).sort()).toEqual(['/net/tc_gone', '/net/tcx_gone', '/net/xdp_gone']);
+    expect(r.removed.map((x) => x.path).sort()).toEqual(['/net/sk_link', '/net/tc_gone', '/net/tcx_gone', '/net/xdp_gone']);
     for (const name of Object.keys(PROGS)) expect([name, fs.existsSync(at(name))]).toEqual([name, !name.endsWith('_gone')]);
+    expect(fs.existsSync(at('sk_link'))).toBe(false);
     for (const name of ['tc_gone', 'tcx_gone', 'xdp_gone']) expect([name, progAlive(ids[name]!)]).toEqual([name, false]);
     expect(sh('tc', ['-n', ns.name, 'filter', 'show', 'dev', 'plv0', 'ingress'])).toContain(` id ${ids.tc_live} `);
     const net = bpftoolNet();

@@ -44,6 +44,7 @@ const PROG_KINDS = {
   sched_cls: { type: abi.ProgType.SCHED_CLS, ret: 0 }, // TC_ACT_OK
   xdp: { type: abi.ProgType.XDP, ret: 2 }, // XDP_PASS
   flow_dissector: { type: abi.ProgType.FLOW_DISSECTOR, ret: 0 }, // BPF_OK
+  sk_lookup: { type: abi.ProgType.SK_LOOKUP, ret: 1, expectedAttachType: abi.NetAttachType.SK_LOOKUP }, // SK_PASS
 };
 
 function idOf(fd) {
@@ -105,6 +106,18 @@ const handlers = {
     });
     fds.add(fd);
     return { fd, id: bpf.progInfo(fd).id };
+  },
+
+  // a link on a network namespace (flow dissector, sk_lookup), given as its nsfs file
+  netnsLink(cmd) {
+    const nsFd = fs.openSync(absolute(need(cmd, 'netns', 'string')), fs.constants.O_RDONLY);
+    try {
+      const fd = bpf.linkCreate(need(cmd, 'progFd', 'number'), nsFd, need(cmd, 'attachType', 'number'));
+      fds.add(fd);
+      return { fd, id: bpf.linkInfo(fd).id };
+    } finally {
+      fs.closeSync(nsFd);
+    }
   },
 
   // BPF_PROG_ATTACH: tcx by ifindex and flow dissector act on this process's network namespace

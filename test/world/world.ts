@@ -26,7 +26,8 @@ const EXIT_TIMEOUT_MS = 5_000;
 
 export type AgentCommand =
   | { op: 'map'; name?: string; type?: 'hash' | 'array'; mmapable?: boolean; keySize?: number; valueSize?: number; maxEntries?: number }
-  | { op: 'prog'; name?: string; mapFd?: number; progType?: 'cgroup_skb' | 'sched_cls' | 'xdp' | 'flow_dissector' }
+  | { op: 'prog'; name?: string; mapFd?: number; progType?: 'cgroup_skb' | 'sched_cls' | 'xdp' | 'flow_dissector' | 'sk_lookup' }
+  | { op: 'netnsLink'; progFd: number; netns: string; attachType: number }
   | { op: 'attach'; progFd: number; target: number; attachType: number }
   | { op: 'link'; progFd: number; cgroup: string; attachType?: number }
   | { op: 'pin'; fd: number; path: string }
