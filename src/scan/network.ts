@@ -213,5 +213,6 @@ function readActions(s: RouteSocket, out: NetnsAttachments, budget: DumpBudget):
     if (e instanceof KernelError && (e.code === 'EINVAL' || e.code === 'ENOENT' || e.code === 'EOPNOTSUPP')) return; // no act_bpf in this kernel
     throw e;
   }
-  for (const m of msgs) if (m.type === RtmType.NEWACTION) for (const a of parseActions(m.payload)) out.actions.push({ index: a.index, progId: a.progId });
+  // a dump's answers carry the request's type (RTM_GETACTION), as seen on this kernel
+  for (const m of msgs) if (m.type === RtmType.GETACTION || m.type === RtmType.NEWACTION) for (const a of parseActions(m.payload)) out.actions.push({ index: a.index, progId: a.progId });
 }

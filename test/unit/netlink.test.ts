@@ -1,11 +1,12 @@
 // The rtnetlink parsers on dumps captured from this kernel (test/unit/netlink-fixtures:
 // one message per line, hex), built as: netns with veth plv0/plv1; plv0 clsact with a
 // direct-action cls_bpf ingress filter (prog 109) and XDP in driver mode (prog 110);
-// plv1 htb 1: with class 1:10, a cls_bpf filter at 1: pref 3 (prog 109), XDP generic (prog 110).
+// plv1 htb 1: with class 1:10, a cls_bpf filter at 1: pref 3 (prog 109), XDP generic (prog 110);
+// and, in another netns, two mirred actions (index 7 and 9).
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  parseMessages, parseAttrs, parseLink, parseTc, parseClsBpf, parseActions, encodeAttr, message,
+  parseMessages, parseAttrs, attrList, parseLink, parseTc, parseClsBpf, parseActions, encodeAttr, message,
   linkDumpRequest, qdiscDumpRequest, actionDumpRequest,
 } from '../../src/kernel/netlink.js';
 import { RtmType } from '../../src/kernel/abi.js';
@@ -34,6 +35,14 @@ describe('rtnetlink parsers on captured dumps', () => {
     ]);
     const c = parseMessages(fixture('classes')).map((m) => parseTc(m.payload));
     expect(c.map((e) => [e.ifindex, e.kind, e.handle.toString(16)])).toEqual([[2, 'htb', '10010']]);
+  });
+
+  it('an action dump (two mirred actions: this kernel has no act_bpf) answers as RTM_GETACTION with a table of entries', () => {
+    const msgs = parseMessages(fixture('actions-mirred'));
+    expect(msgs.map((m) => m.type)).toEqual([RtmType.GETACTION]);
+    const tab = parseAttrs(msgs[0]!.payload, 4).get(1)!;
+    expect(attrList(tab).map(([, e]) => parseAttrs(e).get(1)!.toString('latin1'))).toEqual(['mirred\0', 'mirred\0']);
+    expect(parseActions(msgs[0]!.payload)).toEqual([]);
   });
 
   it('cls_bpf filters: program id, name, direct-action, priority; chain heads carry no program', () => {
