@@ -11,7 +11,8 @@ export type TcParent =
 
 export interface NetnsAttachments {
   ino: number;
-  tc: { ifindex: number; ifname: string; parent: TcParent; pref: number; chain: number; progId: number }[];
+  /** block: a shared filter block (tc qdisc add … ingress_block N), named once under the first device using it */
+  tc: { ifindex: number; ifname: string; parent: TcParent; pref: number; chain: number; progId: number; block?: number }[];
   xdp: { ifindex: number; ifname: string; mode: XdpMode; progId: number }[];
   /** tcx and netkit entries (bpf_mprog): linkId 0 is an attachment without a link */
   mprog: { ifindex: number; ifname: string; point: 'tcx ingress' | 'tcx egress' | 'netkit primary' | 'netkit peer'; progId: number; linkId: number }[];
@@ -50,7 +51,7 @@ export function tcHandle(h: number): string {
 }
 
 function tcWhat(a: NetnsAttachments['tc'][number], ino: number): string {
-  const filter = `filter pref ${a.pref}${a.chain ? ` chain ${a.chain}` : ''}, cls_bpf`;
+  const filter = `filter pref ${a.pref}${a.chain ? ` chain ${a.chain}` : ''}, cls_bpf${a.block ? `, shared block ${a.block}` : ''}`;
   const p = a.parent;
   const where = 'handle' in p ? `tc ${p.kind} ${tcHandle(p.handle)} (${p.qdisc}) of ${a.ifname}` : `tc ${p.kind} of ${a.ifname}`;
   return `${where} in netns ${ino} (${filter})`;

@@ -200,7 +200,7 @@ function readTcFilters(s: RouteSocket, devices: Map<number, LinkEntry>, out: Net
       const key = `${block !== undefined ? `block ${block}` : `${p.ifindex}/${p.parent}`}/${f.chain}/${f.info}/${f.handle}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      out.tc.push({ ifindex: dev.ifindex, ifname: dev.ifname, parent: p.where, pref: f.info >>> 16, chain: f.chain ?? 0, progId: bpf.progId });
+      out.tc.push({ ifindex: dev.ifindex, ifname: dev.ifname, parent: p.where, pref: f.info >>> 16, chain: f.chain ?? 0, progId: bpf.progId, ...(block !== undefined ? { block } : {}) });
     }
   }
 }

@@ -40,7 +40,7 @@ worldForFile(async (t) => {
   world = t.world;
   bpffs = await world.mountBpffs('netns');
   const loader = await world.spawnAgent();
-  for (const name of ['by_fd', 'by_process', 'by_foreign_mount', 'budget']) {
+  for (const name of ['by_fd', 'by_process', 'by_foreign_mount', 'budget', 'by_block']) {
     const p = await loader.call({ op: 'prog', name, progType: 'sched_cls' });
     ids[name] = p.id!;
     await loader.call({ op: 'pin', fd: p.fd!, path: at(name) });
@@ -82,6 +82,13 @@ worldForFile(async (t) => {
     sh('tc', ['-n', budgetNs.name, 'filter', 'add', 'dev', 'bgv0', 'ingress', 'pref', String(pref), 'bpf', 'da', 'pinned', at('budget')]);
   }
 
+  // 5. one filter on a block two devices share: one filter, one reference
+  const blockNs = await world.makeNetns();
+  sh('ip', ['-n', blockNs.name, 'link', 'add', 'bk0', 'type', 'veth', 'peer', 'name', 'bk1']);
+  for (const dev of ['bk0', 'bk1']) sh('tc', ['-n', blockNs.name, 'qdisc', 'add', 'dev', dev, 'ingress_block', '22', 'clsact']);
+  sh('tc', ['-n', blockNs.name, 'filter', 'add', 'block', '22', 'pref', '4', 'bpf', 'da', 'pinned', at('by_block')]);
+  inos.by_block = blockNs.ino;
+
   doc = pinleakJson(['scan', '--no-store'], { db: t.db.db });
 });
 
@@ -92,6 +99,13 @@ describe('network namespaces, however they are kept alive', () => {
     expect(p.status).toBe('in-use');
     expect(p.usedBy).toHaveLength(1);
     expect(p.usedBy[0]!.via).toBe(`tc ingress of ${dev} in netns ${inos[name]} (filter pref 5, cls_bpf)`);
+  });
+
+  it('a filter on a block shared by two devices is one reference, named once', () => {
+    const p = pinOf('by_block');
+    expect(p.status).toBe('in-use');
+    expect(p.usedBy).toHaveLength(1);
+    expect(p.usedBy[0]!.via).toMatch(new RegExp(`^tc ingress of bk[01] in netns ${inos.by_block} \\(filter pref 4, cls_bpf, shared block 22\\)$`));
   });
 
   it('a namespace with more than the budget is a scan error, and its programs are assumed attached', () => {

@@ -13,12 +13,14 @@ describe('network attachments as kernel references', () => {
         { ifindex: 3, ifname: 'veth0', parent: { kind: 'ingress' }, pref: 49152, chain: 0, progId: 90 },
         { ifindex: 3, ifname: 'veth0', parent: { kind: 'egress' }, pref: 1, chain: 2, progId: 90 },
         { ifindex: 4, ifname: 'veth1', parent: { kind: 'class', handle: 0x10010, qdisc: 'htb' }, pref: 3, chain: 0, progId: 91 },
+        { ifindex: 5, ifname: 'veth2', parent: { kind: 'ingress' }, pref: 4, chain: 0, progId: 92, block: 22 },
       ],
     })], [], new Map());
     expect(refs).toEqual([
       { to: { kind: 'prog', id: 90 }, from: { kind: 'tc', id: 3 }, what: `tc ingress of veth0 in netns ${NS} (filter pref 49152, cls_bpf)`, count: 1 },
       { to: { kind: 'prog', id: 90 }, from: { kind: 'tc', id: 3 }, what: `tc egress of veth0 in netns ${NS} (filter pref 1 chain 2, cls_bpf)`, count: 1 },
       { to: { kind: 'prog', id: 91 }, from: { kind: 'tc', id: 4 }, what: `tc class 1:10 (htb) of veth1 in netns ${NS} (filter pref 3, cls_bpf)`, count: 1 },
+      { to: { kind: 'prog', id: 92 }, from: { kind: 'tc', id: 5 }, what: `tc ingress of veth2 in netns ${NS} (filter pref 4, cls_bpf, shared block 22)`, count: 1 },
     ]);
   });
 
