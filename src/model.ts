@@ -102,7 +102,7 @@ export interface ObjectRef {
 /**
  * public: one referrer of a pinned object (pin.usedBy). `kind` is `map`, `prog` or `link`
  * when the referrer is a BPF object; otherwise it names an attachment point with no object
- * of its own (`tc`, `xdp`, `tcx`, `cgroup`, `netns`, `perf_event`, `sockets`, `struct_ops`,
+ * of its own (`tc`, `xdp`, `tcx`, `netkit`, `cgroup`, `netns`, `perf_event`, `sockets`, `struct_ops`,
  * `unnamed`) and `id` is that point's number (ifindex, cgroup or netns inode, pid, count).
  */
 export interface UsedBy {

@@ -110,7 +110,7 @@ function clean(
   const freshByKey = new Map(freshPins.map((p) => [pinKey(p), p]));
   const reader = objectReader();
   const unlinked = new Set<string>();
-  const usage = usageProbe(scan.cgroupRoots, scan.access, () => scan.pins.filter((p) => !unlinked.has(`${p.instance}\0${p.path}`)));
+  const usage = usageProbe(scan, () => scan.pins.filter((p) => !unlinked.has(`${p.instance}\0${p.path}`)));
   const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [], warnings: [] };
   for (const c of candidates) {
     const fresh = freshByKey.get(pinKey(c));

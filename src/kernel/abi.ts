@@ -111,15 +111,6 @@ export const PERF_EVENT_IOC_SET_BPF = 0x40042408;
 export const PERF_FLAG_FD_CLOEXEC = 8;
 export const SYSCALL_PERF_EVENT_OPEN: Record<string, number> = { x64: 298, arm64: 241, riscv64: 241, s390x: 331, ppc64: 319, loong64: 241 };
 
-/** BPF_PROG_ATTACH (tests: sockmap programs) */
-export const ProgAttachAttr = koffi.struct('bpf_attr_prog_attach', {
-  target_fd: u32,
-  attach_bpf_fd: u32,
-  attach_type: u32,
-  attach_flags: u32,
-  replace_bpf_fd: u32,
-});
-
 /** BPF_PROG_TEST_RUN (tests: a tail call still runs) */
 export const ProgTestRunAttr = koffi.struct('bpf_attr_test_run', {
   prog_fd: u32,
@@ -325,8 +316,8 @@ export const MapType = {
   SOCKHASH: 18, DEVMAP_HASH: 25, STRUCT_OPS: 26,
 } as const;
 export const ProgType = {
-  SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, TRACEPOINT: 5, XDP: 6, PERF_EVENT: 7, CGROUP_SKB: 8, SK_SKB: 14, SK_MSG: 16, TRACING: 26,
-  STRUCT_OPS: 27,
+  SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, TRACEPOINT: 5, XDP: 6, PERF_EVENT: 7, CGROUP_SKB: 8, SK_SKB: 14, SK_MSG: 16,
+  FLOW_DISSECTOR: 22, TRACING: 26, STRUCT_OPS: 27, SK_LOOKUP: 30,
 } as const;
 
 /** enum bpf_attach_type values for programs a sock map runs (BPF_PROG_QUERY with the map as target) */
@@ -437,3 +428,111 @@ export const AT_REMOVEDIR = 0x200;
 export const SYSCALL_PIDFD_OPEN = 434;
 export const SYSCALL_PIDFD_GETFD = 438;
 export const SYSCALL_OPENAT2 = 437; // the same on every architecture (asm-generic)
+
+// ---- networking: attach types, rtnetlink (linux/netlink.h, rtnetlink.h, if_link.h,
+// pkt_sched.h, pkt_cls.h, tc_act/tc_bpf.h) and network namespaces ----
+
+/** enum bpf_attach_type values of network attachments that exist without a link */
+export const NetAttachType = {
+  FLOW_DISSECTOR: 17,
+  SK_LOOKUP: 36,
+  TCX_INGRESS: 46,
+  TCX_EGRESS: 47,
+  NETKIT_PRIMARY: 54,
+  NETKIT_PEER: 55,
+} as const;
+
+/** BPF_PROG_ATTACH / BPF_PROG_DETACH (target_fd is target_ifindex for tcx and netkit) */
+export const ProgAttachAttr = koffi.struct('bpf_attr_prog_attach', {
+  target_fd: u32,
+  attach_bpf_fd: u32,
+  attach_type: u32,
+  attach_flags: u32,
+  replace_bpf_fd: u32,
+  relative_fd: u32,
+  expected_revision: u64,
+});
+
+export const CLONE_NEWNET = 0x40000000;
+/** ioctl on an nsfs file: which kind of namespace it is (a CLONE_NEW* flag) */
+export const NS_GET_NSTYPE = 0xb703;
+
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const NETLINK_ROUTE = 0;
+export const SOL_SOCKET = 1;
+export const SO_RCVBUF = 8;
+export const SO_RCVTIMEO = 20; // SO_RCVTIMEO_OLD: struct timeval of longs
+export const SOL_NETLINK = 270;
+export const NETLINK_GET_STRICT_CHK = 12;
+export const MSG_TRUNC = 0x20;
+
+/** struct sockaddr_nl */
+export const SockaddrNl = koffi.struct('sockaddr_nl', {
+  nl_family: 'uint16',
+  nl_pad: 'uint16',
+  nl_pid: u32,
+  nl_groups: u32,
+});
+
+/** struct timeval (64-bit) */
+export const Timeval = koffi.struct('timeval', { tv_sec: 'int64', tv_usec: 'int64' });
+
+/** struct nlmsghdr: len u32, type u16, flags u16, seq u32, pid u32 */
+export const NLMSG_HDRLEN = 16;
+export const NlmsgType = { NOOP: 1, ERROR: 2, DONE: 3, OVERRUN: 4 } as const;
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_MULTI = 0x2;
+export const NLM_F_DUMP_INTR = 0x10;
+export const NLM_F_DUMP = 0x300;
+/** struct nlattr: len u16, type u16; the top two type bits are flags */
+export const NLA_HDRLEN = 4;
+export const NLA_TYPE_MASK = 0x3fff;
+
+export const RtmType = {
+  NEWLINK: 16, GETLINK: 18,
+  NEWQDISC: 36, GETQDISC: 38,
+  NEWTCLASS: 40, GETTCLASS: 42,
+  NEWTFILTER: 44, GETTFILTER: 46,
+  NEWACTION: 48, GETACTION: 50,
+} as const;
+
+/** struct ifinfomsg: family u8, pad u8, type u16, index s32, flags u32, change u32 */
+export const IFINFOMSG_LEN = 16;
+/** struct tcmsg: family u8, pad u8, pad u16, ifindex s32, handle u32, parent u32, info u32 */
+export const TCMSG_LEN = 20;
+/** struct tcamsg: family u8, pad u8, pad u16 */
+export const TCAMSG_LEN = 4;
+
+export const IFLA_IFNAME = 3;
+export const IFLA_LINKINFO = 18;
+export const IFLA_INFO_KIND = 1;
+export const IFLA_EXT_MASK = 29;
+export const IFLA_XDP = 43;
+export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
+export const IflaXdp = { ATTACHED: 2, PROG_ID: 4, DRV_PROG_ID: 5, SKB_PROG_ID: 6, HW_PROG_ID: 7 } as const;
+/** IFLA_XDP_ATTACHED values */
+export const XdpAttached = { NONE: 0, DRV: 1, SKB: 2, HW: 3, MULTI: 4 } as const;
+
+export const TCA_KIND = 1;
+export const TCA_OPTIONS = 2;
+export const TCA_DUMP_INVISIBLE = 10;
+export const TCA_CHAIN = 11;
+export const TCA_INGRESS_BLOCK = 13;
+export const TCA_EGRESS_BLOCK = 14;
+export const TC_H_ROOT = 0xffffffff;
+export const TC_H_CLSACT = 0xfffffff1; // also TC_H_INGRESS
+export const TC_H_MAJ_MASK = 0xffff0000;
+export const TC_H_MIN_INGRESS = 0xfff2;
+export const TC_H_MIN_EGRESS = 0xfff3;
+
+/** cls_bpf options (TCA_OPTIONS of a filter of kind "bpf") */
+export const TcaBpf = { ACT: 1, NAME: 7, FLAGS: 8, ID: 11 } as const;
+export const TCA_BPF_FLAG_ACT_DIRECT = 1;
+
+/** RTM_GETACTION: TCA_ROOT_TAB of actions, each TCA_ACT_KIND / TCA_ACT_OPTIONS / TCA_ACT_INDEX */
+export const TCA_ROOT_TAB = 1;
+export const TcaAct = { KIND: 1, OPTIONS: 2, INDEX: 3 } as const;
+/** act_bpf options */
+export const TcaActBpf = { PARMS: 2, NAME: 6, ID: 9 } as const;

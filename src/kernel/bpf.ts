@@ -175,6 +175,10 @@ export interface LinkDetails {
   targetPid?: number;
   /** sockmap: the sock map the program is attached to */
   mapId?: number;
+  /** the target's number (cgroup id, netns inode, ifindex), for the link types of LINK_TARGET_WORD */
+  targetId?: number;
+  /** netns, tcx and netkit links: the attach type, after the target in the link info */
+  attachType?: number;
 }
 
 export type ObjectDetails = MapDetails | ProgDetails | LinkDetails;
@@ -214,16 +218,18 @@ export function linkInfo(fd: number): LinkDetails {
   const t = LINK_TARGET_WORD[type];
   let defunct = false;
   let target: string | null = null;
+  const out: LinkDetails = { kind: 'link', id: i.id, name: '', type, progId: i.prog_id, defunct, target };
   if (t) {
     const word = BigInt(i[t.word]);
     const value = t.bits === 32 ? word & 0xffffffffn : word;
-    defunct = value === 0n;
-    target = defunct ? null : `${t.what} ${value}`;
+    out.defunct = value === 0n;
+    out.target = out.defunct ? null : `${t.what} ${value}`;
+    out.targetId = Number(value);
+    if (t.bits === 32 && type !== 'xdp') out.attachType = Number(word >> 32n);
   }
-  const d: LinkDetails = { kind: 'link', id: i.id, name: '', type, progId: i.prog_id, defunct, target };
-  if (type === 'uprobe_multi') d.targetPid = Number(BigInt(i[UPROBE_MULTI_PID_WORD]) >> 32n);
-  if (type === 'sockmap') d.mapId = Number(BigInt(i.u0) & 0xffffffffn);
-  return d;
+  if (type === 'uprobe_multi') out.targetPid = Number(BigInt(i[UPROBE_MULTI_PID_WORD]) >> 32n);
+  if (type === 'sockmap') out.mapId = Number(BigInt(i.u0) & 0xffffffffn);
+  return out;
 }
 
 export function objectInfo(fd: number, kind: ObjectKind): ObjectDetails | null {
@@ -272,15 +278,31 @@ export function fdById(kind: 'map' | 'prog' | 'link', id: number): number | null
 
 /** Program ids attached to a cgroup (or other target fd) for one attach type. */
 export function progQuery(targetFd: number, attachType: number): number[] {
+  return query(targetFd, attachType, false).progIds;
+}
+
+/**
+ * BPF_PROG_QUERY with link ids: for tcx and netkit (target = ifindex, resolved in the
+ * calling thread's network namespace) linkIds[i] is 0 where progIds[i] has no link.
+ */
+export function progQueryLinks(target: number, attachType: number): { progIds: number[]; linkIds: number[] } {
+  return query(target, attachType, true);
+}
+
+function query(target: number, attachType: number, withLinks: boolean): { progIds: number[]; linkIds: number[] } {
   let room = 64;
   for (;;) {
     const ids = new Uint32Array(room);
+    const links = new Uint32Array(room);
     try {
       const { attr } = bpf(BpfCmd.PROG_QUERY, ProgQueryAttr,
-        { target_fd: targetFd, attach_type: attachType, prog_ids: addr(new Uint8Array(ids.buffer)), prog_cnt: room },
+        {
+          target_fd: target, attach_type: attachType, prog_ids: addr(new Uint8Array(ids.buffer)), prog_cnt: room,
+          link_ids: withLinks ? addr(new Uint8Array(links.buffer)) : 0,
+        },
         'BPF_PROG_QUERY');
-      const cnt = koffi.decode(attr, ProgQueryAttr).prog_cnt as number;
-      return Array.from(ids.subarray(0, Math.min(cnt, room)));
+      const cnt = Math.min(koffi.decode(attr, ProgQueryAttr).prog_cnt as number, room);
+      return { progIds: Array.from(ids.subarray(0, cnt)), linkIds: withLinks ? Array.from(links.subarray(0, cnt)) : [] };
     } catch (e) {
       if (e instanceof KernelError && e.code === 'ENOSPC') {
         room *= 4;
@@ -358,10 +380,6 @@ export function mapUpdate(mapFd: number, key: Buffer, value: Buffer, flags = 0):
   bpf(BpfCmd.MAP_UPDATE_ELEM, MapElemAttr, { map_fd: mapFd, key: addr(key), value: addr(value), flags }, 'BPF_MAP_UPDATE_ELEM');
 }
 
-export function progAttach(progFd: number, targetFd: number, attachType: number): void {
-  bpf(BpfCmd.PROG_ATTACH, ProgAttachAttr, { target_fd: targetFd, attach_bpf_fd: progFd, attach_type: attachType, attach_flags: 0, replace_bpf_fd: 0 }, 'BPF_PROG_ATTACH');
-}
-
 /** BPF_PROG_TEST_RUN once on a zeroed packet of `size` bytes; the program's return value. */
 export function progTestRun(progFd: number, size = 64): number {
   const data = Buffer.alloc(size);
@@ -407,16 +425,21 @@ export function progLoad(opts: { type: number; insns: InsnSpec[]; name: string; 
   throw new KernelError('BPF_PROG_LOAD', again.errno, `${opts.name}${text ? ` (verifier: ${text})` : ''}`);
 }
 
-/** A program that returns 1; with `mapFd`, it also loads that map (so the map is in its map_ids). */
-export function trivialProgram(mapFd?: number): InsnSpec[] {
+/** A program that returns `ret` (1); with `mapFd`, it also loads that map (so the map is in its map_ids). */
+export function trivialProgram(mapFd?: number, ret = 1): InsnSpec[] {
   const insns: InsnSpec[] = [];
   if (mapFd !== undefined) {
     // BPF_LD_IMM64 r1, map (src_reg = BPF_PSEUDO_MAP_FD), two slots
     insns.push({ code: 0x18, dst: 1, src: 1, imm: mapFd }, { code: 0 });
   }
-  insns.push({ code: 0xb7, dst: 0, imm: 1 }); // r0 = 1
+  insns.push({ code: 0xb7, dst: 0, imm: ret }); // r0 = ret
   insns.push({ code: 0x95 }); // exit
   return insns;
+}
+
+/** BPF_PROG_ATTACH: an attachment without a link (tcx by ifindex in the caller's netns, flow dissector of the caller's netns, a sock map's programs by its fd). */
+export function progAttach(progFd: number, target: number, attachType: number): void {
+  bpf(BpfCmd.PROG_ATTACH, ProgAttachAttr, { target_fd: target, attach_bpf_fd: progFd, attach_type: attachType }, 'BPF_PROG_ATTACH');
 }
 
 export function linkCreate(progFd: number, targetFd: number, attachType: number): number {

@@ -7,3 +7,9 @@ export function libc(): ReturnType<typeof koffi.load> {
   handle ??= koffi.load('libc.so.6');
   return handle;
 }
+
+/** A libc function, bound on its first call (koffi prototype syntax). */
+export function libcFunction<F>(prototype: string): () => F {
+  let fn: F | null = null;
+  return () => (fn ??= libc().func(prototype) as unknown as F);
+}

@@ -198,6 +198,11 @@ export function readMntNs(pid: number): number | null {
   return t === null ? null : parseNsLink(t);
 }
 
+export function readNetNs(pid: number | 'thread-self'): number | null {
+  const t = readlinkOrNull(`${PROC}/${pid}/ns/net`);
+  return t === null ? null : parseNsLink(t, 'net');
+}
+
 export function readMountinfo(pid: number): MountinfoEntry[] | null {
   const t = readOrNull(`${PROC}/${pid}/mountinfo`);
   return t === null ? null : parseMountinfo(t);

@@ -12,6 +12,7 @@ import { walkInstance, objectReader, type RawPin, type WalkStats } from './pins.
 import { buildHolders, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
 import { contentRefs } from './contents.js';
+import { discoverNetns, netnsMounts, type NetnsMount } from './netns.js';
 import type { CachedObject } from '../store/index.js';
 import type { Unexplained } from '../analysis/liveness.js';
 import { liveObjects } from '../analysis/classify.js';
@@ -41,6 +42,8 @@ export interface HostScan {
   timings: Record<string, number>;
   /** the cgroup v2 hierarchies queried for attached programs */
   cgroupRoots: string[];
+  /** nsfs mounts of network namespaces (paths valid while the anchors live) */
+  netnsMounts: NetnsMount[];
   /** how each instance's mounts are reached from this process (valid while the anchors live) */
   access: Map<string, InstanceAccess[]>;
   /** processes holding namespaces open for us; released unless keepAnchors was asked */
@@ -90,7 +93,11 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     progress('references');
     const host = views.find((v) => v.ns.pids.includes(1)) ?? views.find((v) => v.readerPid !== null);
     const roots = host ? cgroupRoots(host.mounts, host.readerPid) : [];
-    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots: roots }, errors);
+    const nsMounts = netnsMounts(views);
+    const graph = readReferenceGraph({
+      withMaps: ps.mapMappings.size > 0, cgroupRoots: roots,
+      netns: () => discoverNetns({ pids: ps.processes.keys(), netNsFds: ps.netNsFds, mounts: nsMounts }),
+    }, errors);
     lap('references');
 
     // Pins whose object nothing holds or uses cannot have changed since the last scan of
@@ -168,7 +175,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       bootEpochMs: bootEpochMs(), clockTicks: clockTicks(), pidMax: pidMax(),
       processes: ps.processes, unreadableProcesses: ps.unreadable, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
       pins, holders, graph, unexplained, errors, walk, timings,
-      cgroupRoots: roots,
+      cgroupRoots: roots, netnsMounts: nsMounts,
       access,
       anchors: opts.keepAnchors ? anchors : [],
     };

@@ -2,8 +2,9 @@
 // (pid, start time), mount namespace, and the BPF objects and namespaces its fds point at.
 import { kindOfFdTarget } from '../kernel/bpf.js';
 import { MAP_TYPES } from '../kernel/abi.js';
+import { netnsOfFile } from '../kernel/netns.js';
 import {
-  listPids, readStat, type ProcStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
+  PROC, listPids, readStat, type ProcStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
   readBpfMapMappings, readCgroup, type MapMapping,
 } from '../kernel/procfs.js';
 import type { ObjectKind } from '../model.js';
@@ -39,6 +40,13 @@ export interface NsFdRef {
   mntNs: number;
 }
 
+/** An fd of a network namespace (it may be the only thing keeping the namespace alive). */
+export interface NetNsFdRef {
+  pid: number;
+  fd: number;
+  netNs: number;
+}
+
 export interface ProcessScan {
   /** the live processes (see isLive): a zombie has exited */
   processes: Map<number, Process>;
@@ -46,6 +54,7 @@ export interface ProcessScan {
   unreadable: number[];
   bpfFds: FdRef[];
   nsFds: NsFdRef[];
+  netNsFds: NetNsFdRef[];
   /** pid -> address ranges of its mappings of BPF maps (held with no fd) */
   mapMappings: Map<number, MapMapping[]>;
   perfFds: PerfFd[];
@@ -65,6 +74,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
   const processes = new Map<number, Process>();
   const bpfFds: FdRef[] = [];
   const nsFds: NsFdRef[] = [];
+  const netNsFds: NetNsFdRef[] = [];
   const mapMappings = new Map<number, MapMapping[]>();
   const unreadable: number[] = [];
   const perfFds: PerfFd[] = [];
@@ -95,6 +105,13 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
           if (ns !== null) nsFds.push({ pid, fd, mntNs: ns });
         } else if (target === 'anon_inode:[perf_event]') {
           perfFds.push({ pid, fd });
+        } else if (target.startsWith('net:[')) {
+          const ns = parseNsLink(target, 'net');
+          if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
+        } else if (target === '/' || target.includes('/netns/')) {
+          // opened through an nsfs bind mount (ip netns, docker, CNI), or one since unmounted
+          const ns = netnsOfFile(`${PROC}/${pid}/fd/${fd}`);
+          if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
         }
       }
     }
@@ -110,7 +127,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
     processes.set(pid, proc);
   }
   opts.onProgress?.(pids.length, pids.length);
-  return { processes, unreadable, bpfFds, nsFds, mapMappings, perfFds };
+  return { processes, unreadable, bpfFds, nsFds, netNsFds, mapMappings, perfFds };
 }
 
 /** The BPF objects among a process's fds, with their ids from fdinfo (fdinfo read for bpf fds only). */

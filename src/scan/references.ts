@@ -10,6 +10,9 @@ import type { KernelRef, ScanError } from '../model.js';
 import { objectRefs } from '../analysis/liveness.js';
 import { processTarget } from '../analysis/links.js';
 import { readStat } from '../kernel/procfs.js';
+import { attachmentRefs, type NetnsAttachments } from '../analysis/attachments.js';
+import { networkNeeds, readNetnsAttachments } from './network.js';
+import type { NetnsTarget } from './netns.js';
 
 export interface ReferenceGraph {
   progs: Map<number, ProgDetails>;
@@ -40,7 +43,14 @@ function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, err
   return out;
 }
 
-export function readReferenceGraph(opts: { withMaps: boolean; cgroupRoots: string[] }, errors: ScanError[]): ReferenceGraph {
+export interface GraphOptions {
+  withMaps: boolean;
+  cgroupRoots: string[];
+  /** every network namespace; called only when a loaded program could be attached to one */
+  netns?: () => NetnsTarget[];
+}
+
+export function readReferenceGraph(opts: GraphOptions, errors: ScanError[]): ReferenceGraph {
   const progs = readEach('prog', progInfo, errors);
   const links = readEach('link', linkInfo, errors);
   for (const l of links.values()) {
@@ -60,7 +70,20 @@ export function readReferenceGraph(opts: { withMaps: boolean; cgroupRoots: strin
     for (const l of links.values()) if (l.type === 'cgroup' && l.target) viaLink.add(`${l.target}\0${l.progId}`);
     for (const root of opts.cgroupRoots) queryCgroupTree(root, refs, errors, viaLink);
   }
+  if (opts.netns) refs.push(...networkRefs(opts.netns, progs, links, errors));
   return { progs, links, maps, refs };
+}
+
+/** tc, XDP, tcx, netkit and netns attachments of every network namespace. */
+function networkRefs(netns: () => NetnsTarget[], progs: Map<number, ProgDetails>, links: Map<number, LinkDetails>, errors: ScanError[]): KernelRef[] {
+  const needs = networkNeeds([...progs.values()].map((p) => p.type));
+  if (!needs) return [];
+  const spaces: NetnsAttachments[] = [];
+  for (const t of netns()) {
+    const a = readNetnsAttachments(t, needs, errors);
+    if (a) spaces.push(a);
+  }
+  return attachmentRefs(spaces, links.values(), new Map([...progs.values()].map((p) => [p.id, p.type])));
 }
 
 /** The cgroup v2 hierarchies to query, from mountinfo, one path per superblock. */

@@ -11,6 +11,7 @@ import { unexplainedReason } from '../analysis/liveness.js';
 import { contentRefs } from './contents.js';
 import type { InstanceAccess } from './instances.js';
 import type { ScannedPin } from '../model.js';
+import { discoverNetns, type NetnsMount } from './netns.js';
 
 export interface UsageProbe {
   /** why the object is held or in use now, or null when nothing alive reaches it */
@@ -18,18 +19,27 @@ export interface UsageProbe {
 }
 
 /**
- * pinsNow: every pin on the host as the caller knows it now (the scan's, less what it
- * unlinked since); prog arrays are opened through them and `access` (see contents.ts).
+ * Where to look, from the scan: cgroup hierarchies, the nsfs mounts of network namespaces,
+ * and the instances' access paths (prog arrays are opened through their pins, see
+ * contents.ts); pinsNow: every pin as the caller knows it now (the scan's, less what it
+ * unlinked since).
  */
-export function usageProbe(cgroupRoots: string[], access: Map<string, InstanceAccess[]>, pinsNow: () => ScannedPin[], maxAgeMs = 250): UsageProbe {
+export function usageProbe(
+  scope: { cgroupRoots: string[]; netnsMounts: NetnsMount[]; access: Map<string, InstanceAccess[]> },
+  pinsNow: () => ScannedPin[],
+  maxAgeMs = 250,
+): UsageProbe {
   let takenAt = 0;
   let sweep: ((kind: string, id: number) => string | null) | null = null;
   const take = () => {
     const ps = scanProcesses({ mmaps: true });
     const errors: { scope: string; message: string }[] = [];
-    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots }, errors);
+    const graph = readReferenceGraph({
+      withMaps: ps.mapMappings.size > 0, cgroupRoots: scope.cgroupRoots,
+      netns: () => discoverNetns({ pids: ps.processes.keys(), netNsFds: ps.netNsFds, mounts: scope.netnsMounts }),
+    }, errors);
     const guard = readCounts();
-    graph.refs.push(...contentRefs({ ps, graph, pins: pinsNow(), access, mapTypes: mapTypesOf(guard) }, errors));
+    graph.refs.push(...contentRefs({ ps, graph, pins: pinsNow(), access: scope.access, mapTypes: mapTypesOf(guard) }, errors));
     const exactMmaps = guard.ok ? guard.counts.vmas.filter((v) => v.pid !== process.pid) : undefined;
     const holders = buildHolders(ps, graph.maps, pageSize(), () => null, exactMmaps);
     const live = liveObjects({ holders: holders.byObject, links: graph.links, refs: graph.refs, unexplained: new Map() });

@@ -50,6 +50,15 @@ function libcDup() {
   return dupFn;
 }
 
+// program types the tests load, each returning its "let it pass" verdict
+const PROG_KINDS = {
+  cgroup_skb: { type: abi.ProgType.CGROUP_SKB, ret: 1, expectedAttachType: abi.ATTACH_CGROUP_INET_INGRESS },
+  sched_cls: { type: abi.ProgType.SCHED_CLS, ret: 0 }, // TC_ACT_OK
+  xdp: { type: abi.ProgType.XDP, ret: 2 }, // XDP_PASS
+  flow_dissector: { type: abi.ProgType.FLOW_DISSECTOR, ret: 0 }, // BPF_OK
+  sk_lookup: { type: abi.ProgType.SK_LOOKUP, ret: 1, expectedAttachType: abi.NetAttachType.SK_LOOKUP }, // SK_PASS
+};
+
 function idOf(fd) {
   const kind = bpf.fdKind(fd);
   const info = bpf.objectInfo(fd, kind);
@@ -101,15 +110,17 @@ const handlers = {
 
   // a cgroup_skb program returning 1 (using mapFd), or the given instructions of any type
   prog(cmd) {
-    // cgroup_skb (default), or sched_cls / xdp for tc and XDP attachments made with iproute2, or any progType
-    const named = { cgroup_skb: abi.ProgType.CGROUP_SKB, sched_cls: abi.ProgType.SCHED_CLS, xdp: abi.ProgType.XDP }[cmd.type ?? 'cgroup_skb'];
-    if (named === undefined) throw new Error(`unknown program type ${cmd.type}`);
-    const type = cmd.progType ?? named;
+    // progType: a name of PROG_KINDS (a trivial program returning what that type passes with),
+    // or a number with the given instructions; `type` is the older spelling of the name
+    const kind = typeof cmd.progType === 'number'
+      ? { type: cmd.progType, ret: 1, expectedAttachType: cmd.expectedAttachType ?? 0 }
+      : PROG_KINDS[cmd.progType ?? cmd.type ?? 'cgroup_skb'];
+    if (!kind) throw new Error(`unknown progType ${cmd.progType ?? cmd.type}`);
     const fd = bpf.progLoad({
-      type,
-      insns: cmd.insns ?? bpf.trivialProgram(cmd.mapFd ?? undefined),
+      type: kind.type,
+      insns: cmd.insns ?? bpf.trivialProgram(cmd.mapFd ?? undefined, kind.ret),
       name: cmd.name ?? 'pinleak_test',
-      expectedAttachType: cmd.expectedAttachType ?? (type === abi.ProgType.CGROUP_SKB ? abi.ATTACH_CGROUP_INET_INGRESS : 0),
+      expectedAttachType: cmd.expectedAttachType ?? kind.expectedAttachType,
     });
     fds.add(fd);
     return { fd, id: bpf.progInfo(fd).id };
@@ -118,11 +129,6 @@ const handlers = {
   // key and value as hex strings
   update(cmd) {
     bpf.mapUpdate(need(cmd, 'fd', 'number'), Buffer.from(need(cmd, 'key', 'string'), 'hex'), Buffer.from(need(cmd, 'value', 'string'), 'hex'));
-    return { ok: true };
-  },
-
-  attach(cmd) {
-    bpf.progAttach(need(cmd, 'progFd', 'number'), need(cmd, 'targetFd', 'number'), need(cmd, 'attachType', 'number'));
     return { ok: true };
   },
 
@@ -161,6 +167,25 @@ const handlers = {
     const fd = bpf.uprobeMultiLink(need(cmd, 'progFd', 'number'), absolute(need(cmd, 'path', 'string')), [need(cmd, 'offset', 'number')], need(cmd, 'pid', 'number'));
     fds.add(fd);
     return { fd, id: bpf.linkInfo(fd).id };
+  },
+
+  // a link on a network namespace (flow dissector, sk_lookup), given as its nsfs file
+  netnsLink(cmd) {
+    const nsFd = fs.openSync(absolute(need(cmd, 'netns', 'string')), fs.constants.O_RDONLY);
+    try {
+      const fd = bpf.linkCreate(need(cmd, 'progFd', 'number'), nsFd, need(cmd, 'attachType', 'number'));
+      fds.add(fd);
+      return { fd, id: bpf.linkInfo(fd).id };
+    } finally {
+      fs.closeSync(nsFd);
+    }
+  },
+
+  // BPF_PROG_ATTACH: tcx by ifindex and flow dissector act on this process's network namespace;
+  // sockmap programs take the map's fd (targetFd)
+  attach(cmd) {
+    bpf.progAttach(need(cmd, 'progFd', 'number'), cmd.target ?? need(cmd, 'targetFd', 'number'), need(cmd, 'attachType', 'number'));
+    return { ok: true };
   },
 
   link(cmd) {
@@ -230,6 +255,13 @@ const handlers = {
     const fd = bpf.objGet(p);
     fds.add(fd);
     return { fd, ...idOf(fd) };
+  },
+
+  // any file (a namespace's nsfs file, say), held open until closed
+  openFile(cmd) {
+    const fd = fs.openSync(absolute(need(cmd, 'path', 'string')), fs.constants.O_RDONLY);
+    fds.add(fd);
+    return { fd };
   },
 
   mkdir(cmd) {

@@ -31,9 +31,10 @@ const EXIT_TIMEOUT_MS = 5_000;
 
 export type AgentCommand =
   | { op: 'map'; name?: string; type?: MapTypeName; mmapable?: boolean; keySize?: number; valueSize?: number; maxEntries?: number; innerMapFd?: number }
-  | { op: 'prog'; name?: string; mapFd?: number; progType?: number; insns?: InsnSpec[]; expectedAttachType?: number; type?: 'cgroup_skb' | 'sched_cls' | 'xdp' }
+  | { op: 'prog'; name?: string; mapFd?: number; progType?: number | 'cgroup_skb' | 'sched_cls' | 'xdp' | 'flow_dissector' | 'sk_lookup'; insns?: InsnSpec[]; expectedAttachType?: number; type?: 'cgroup_skb' | 'sched_cls' | 'xdp' }
   | { op: 'update'; fd: number; key: string; value: string }
-  | { op: 'attach'; progFd: number; targetFd: number; attachType: number }
+  | { op: 'attach'; progFd: number; target?: number; targetFd?: number; attachType: number }
+  | { op: 'netnsLink'; progFd: number; netns: string; attachType: number }
   | { op: 'testRun'; fd: number }
   | { op: 'perfEvent'; type: number; config: number; pid?: number; cpu?: number; progFd?: number }
   | { op: 'tcpPair' }
@@ -48,6 +49,7 @@ export type AgentCommand =
   | { op: 'dup'; fd: number }
   /** a child (`cat`) holding `fd` as its fd 3, exiting when the agent does */
   | { op: 'share'; fd: number }
+  | { op: 'openFile'; path: string }
   | { op: 'info'; fd: number }
   | { op: 'mkdir'; path: string }
   | { op: 'mountBpffs'; path: string; options?: string }
@@ -109,8 +111,14 @@ export interface World {
   readonly hostMntNs: number;
   mountBpffs(dir?: string, opts?: { options?: string }): Promise<Mount>;
   bindMount(src: string, dst: string): Promise<Mount>;
-  /** unshareMount: in a new private mount namespace; joinMountOf: in the mount namespace of that pid (a second process of a "container") */
-  spawnAgent(opts?: { unshareMount?: boolean; joinMountOf?: number }): Promise<Agent>;
+  /**
+   * unshareMount: in a new private mount namespace; joinMountOf: in the mount namespace of
+   * that pid (a second process of a "container"); netns: in that network namespace (a name
+   * from makeNetns); unshareNet: in a new network namespace of its own, alive while it is
+   */
+  spawnAgent(opts?: { unshareMount?: boolean; joinMountOf?: number; netns?: string; unshareNet?: boolean }): Promise<Agent>;
+  /** a network namespace of its own (`ip netns add pltest-<pid>-<rand>`), deleted with its devices in cleanup */
+  makeNetns(): Promise<{ name: string; path: string; ino: number }>;
   namespaceWithoutProcess(opts?: { mapName?: string }): Promise<DetachedNamespace>;
   makeCgroup(): Promise<string>;
   /** registers an extra undo step, run in reverse order with the world's own */
@@ -461,8 +469,15 @@ export function createWorld(): World {
     }
   }
 
-  async function spawnAgent(opts: { unshareMount?: boolean; joinMountOf?: number } = {}): Promise<Agent> {
+  async function spawnAgent(opts: { unshareMount?: boolean; joinMountOf?: number; netns?: string; unshareNet?: boolean } = {}): Promise<Agent> {
     const node = process.execPath;
+    if (opts.unshareNet) {
+      return startAgent(['unshare', '-n', node, AGENT_PATH], 'agent (unshare -n)');
+    }
+    if (opts.netns !== undefined) {
+      // only the network namespace changes: the agent still sees our mounts and bpffs
+      return startAgent(['nsenter', `--net=/run/netns/${opts.netns}`, '--', node, AGENT_PATH], `agent (nsenter -n ${opts.netns})`);
+    }
     if (opts.joinMountOf !== undefined) {
       // nsenter execs node after setns, so again the pid is the agent's own
       return startAgent(['nsenter', `--mount=/proc/${opts.joinMountOf}/ns/mnt`, '--', node, AGENT_PATH], 'agent (nsenter -m)');
@@ -520,6 +535,20 @@ export function createWorld(): World {
     return { nsfsPath, mntNs: agent.mntNs, bpffsMountPoint: mountPoint, bpffsDev: fsm.dev!, pinPath, pinnedMapId: map.id! };
   }
 
+  const netnsNames: string[] = [];
+
+  async function makeNetns(): Promise<{ name: string; path: string; ino: number }> {
+    const name = `pltest-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    await run('ip', ['netns', 'add', name]);
+    netnsNames.push(name);
+    // deleting the namespace takes its devices, qdiscs, filters and XDP programs with it
+    record(`netns ${name}`, async () => {
+      if (fs.existsSync(`/run/netns/${name}`)) await run('ip', ['netns', 'delete', name]);
+    });
+    const p = `/run/netns/${name}`;
+    return { name, path: p, ino: Number(fs.statSync(p).ino) };
+  }
+
   async function makeCgroup(): Promise<string> {
     const cg = path.join(CGROUP_ROOT, `pinleak-test-${process.pid}-${++cgroupCounter}-${Math.random().toString(36).slice(2, 8)}`);
     fs.mkdirSync(cg);
@@ -546,6 +575,13 @@ export function createWorld(): World {
   // (the dev:ino check) that the async cleanup() does.
   function emergency(): void {
     for (const p of procs) killProc(p);
+    for (const n of netnsNames) {
+      try {
+        execFileSync('ip', ['netns', 'delete', n], { stdio: 'ignore' });
+      } catch {
+        /* deleted already */
+      }
+    }
     for (const m of [...hostMounts].reverse()) {
       if (topMountAt(m.path)?.dev !== m.dev) continue; // gone, or not ours on top
       try {
@@ -593,6 +629,7 @@ export function createWorld(): World {
     bindMount,
     spawnAgent,
     namespaceWithoutProcess,
+    makeNetns,
     makeCgroup,
     onCleanup: (what, undo) => record(what, undo),
     cleanup,
