@@ -6,7 +6,7 @@ import os from 'node:os';
 import koffi, { type TypeObject } from 'koffi';
 import {
   BpfCmd, BPF_F_RDONLY, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
-  ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
+  ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MapElemAttr, BtfLoadAttr, BPF_ANY, MAP_TYPES, PROG_TYPES,
   LINK_TYPES, LINK_TARGET_WORD, sizeOf,
 } from './abi.js';
 import type { ObjectKind } from '../model.js';
@@ -143,6 +143,8 @@ export interface MapDetails {
   valueSize: number;
   maxEntries: number;
   flags: number;
+  /** a struct_ops map's value type in vmlinux BTF (struct bpf_struct_ops_<name>); 0 for other maps */
+  vmlinuxValueTypeId: number;
 }
 
 export interface ProgDetails {
@@ -175,6 +177,7 @@ export function mapInfo(fd: number): MapDetails {
   return {
     kind: 'map', id: i.id, name: decodeName(i.name), type: MAP_TYPES[i.type] ?? `type_${i.type}`,
     keySize: i.key_size, valueSize: i.value_size, maxEntries: i.max_entries, flags: i.map_flags,
+    vmlinuxValueTypeId: i.btf_vmlinux_value_type_id,
   };
 }
 
@@ -278,14 +281,48 @@ export function progQuery(targetFd: number, attachType: number): number[] {
   }
 }
 
+// ---- map elements ----
+
+/** BPF_MAP_LOOKUP_ELEM; null when the key has no entry. */
+export function mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null {
+  const value = Buffer.alloc(valueSize);
+  const r = bpfRaw(BpfCmd.MAP_LOOKUP_ELEM, MapElemAttr, { map_fd: fd, key: addr(key), value: addr(value), flags: 0 });
+  if (r.ret >= 0) return value;
+  if (r.errno === os.constants.errno.ENOENT) return null;
+  throw new KernelError('BPF_MAP_LOOKUP_ELEM', r.errno);
+}
+
+/** BPF_MAP_GET_NEXT_KEY: the key after `key` (the first key when null); null after the last. */
+export function mapNextKey(fd: number, key: Buffer | null, keySize: number): Buffer | null {
+  const next = Buffer.alloc(keySize);
+  const r = bpfRaw(BpfCmd.MAP_GET_NEXT_KEY, MapElemAttr, { map_fd: fd, key: key ? addr(key) : 0n, value: addr(next), flags: 0 });
+  if (r.ret >= 0) return next;
+  if (r.errno === os.constants.errno.ENOENT) return null;
+  throw new KernelError('BPF_MAP_GET_NEXT_KEY', r.errno);
+}
+
+export function mapUpdate(fd: number, key: Buffer, value: Buffer, flags = BPF_ANY): void {
+  bpf(BpfCmd.MAP_UPDATE_ELEM, MapElemAttr, { map_fd: fd, key: addr(key), value: addr(value), flags }, 'BPF_MAP_UPDATE_ELEM');
+}
+
+export function mapDelete(fd: number, key: Buffer): void {
+  bpf(BpfCmd.MAP_DELETE_ELEM, MapElemAttr, { map_fd: fd, key: addr(key), value: 0n, flags: 0 }, 'BPF_MAP_DELETE_ELEM');
+}
+
 // ---- creating objects (tests, demo) ----
 
-export function mapCreate(opts: { type: number; keySize: number; valueSize: number; maxEntries: number; flags?: number; name: string }): number {
+export function mapCreate(opts: {
+  type: number; keySize: number; valueSize: number; maxEntries: number; flags?: number; name: string;
+  /** struct_ops maps: the BTF id of struct bpf_struct_ops_<name> in vmlinux, and a BTF object's fd (the kernel wants one) */
+  btfVmlinuxValueTypeId?: number;
+  btfFd?: number;
+}): number {
   const name = new Uint8Array(16);
   name.set(Buffer.from(opts.name.slice(0, 15)));
   return bpf(BpfCmd.MAP_CREATE, MapCreateAttr, {
     map_type: opts.type, key_size: opts.keySize, value_size: opts.valueSize,
     max_entries: opts.maxEntries, map_flags: opts.flags ?? 0, inner_map_fd: 0, numa_node: 0, map_name: name,
+    btf_fd: opts.btfFd ?? 0, btf_vmlinux_value_type_id: opts.btfVmlinuxValueTypeId ?? 0,
   }, 'BPF_MAP_CREATE', opts.name).ret;
 }
 
@@ -319,6 +356,11 @@ export function trivialProgram(mapFd?: number): InsnSpec[] {
   insns.push({ code: 0xb7, dst: 0, imm: 1 }); // r0 = 1
   insns.push({ code: 0x95 }); // exit
   return insns;
+}
+
+/** BPF_BTF_LOAD: a BTF object from raw BTF bytes (a struct_ops map must name one in btf_fd). */
+export function btfLoad(raw: Buffer): number {
+  return bpf(BpfCmd.BTF_LOAD, BtfLoadAttr, { btf: addr(raw), btf_size: raw.length }, 'BPF_BTF_LOAD').ret;
 }
 
 export function linkCreate(progFd: number, targetFd: number, attachType: number): number {

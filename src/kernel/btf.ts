@@ -322,21 +322,32 @@ export class Btf {
     throw new BtfError(`empty path`); // unreachable: split gives at least one part
   }
 
-  /** The value of an enumerator, searched in the named enum (enum or enum64). */
-  enumValue(enumName: string, valueName: string): number {
+  /** The enumerators of the named enum (enum or enum64), in order. */
+  enumerators(enumName: string): { name: string; value: number }[] {
     const id = this.tryFind('enum', enumName) ?? this.tryFind('enum64', enumName);
     if (id === null) throw new BtfError(`no enum ${enumName}`);
     const is64 = this.kind(id) === 'enum64';
     const base = this.at(id) + 12;
+    const out: { name: string; value: number }[] = [];
     for (let i = 0; i < this.vlen(id); i++) {
       const p = base + (is64 ? 12 : 8) * i;
-      if (this.str(this.u32(p)) !== valueName) continue;
-      if (!is64) return this.s32(p + 4);
+      const name = this.str(this.u32(p));
+      if (!is64) {
+        out.push({ name, value: this.s32(p + 4) });
+        continue;
+      }
       const v = (BigInt(this.u32(p + 8)) << 32n) | BigInt(this.u32(p + 4));
-      if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BtfError(`${enumName}.${valueName} does not fit a number`);
-      return Number(v);
+      if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BtfError(`${enumName}.${name} does not fit a number`);
+      out.push({ name, value: Number(v) });
     }
-    throw new BtfError(`enum ${enumName} has no ${valueName}`);
+    return out;
+  }
+
+  /** The value of one enumerator of the named enum. */
+  enumValue(enumName: string, valueName: string): number {
+    const e = this.enumerators(enumName).find((x) => x.name === valueName);
+    if (!e) throw new BtfError(`enum ${enumName} has no ${valueName}`);
+    return e.value;
   }
 }
 

@@ -170,6 +170,7 @@ describe('BTF reader', () => {
     expect(btf.enumValue('state', 'S_INUSE')).toBe(1);
     expect(btf.enumValue('state', 'S_NEG')).toBe(-2);
     expect(btf.enumValue('big', 'B_HIGH')).toBe(0x1_0000_0002);
+    expect(btf.enumerators('state')).toEqual([{ name: 'S_INIT', value: 0 }, { name: 'S_INUSE', value: 1 }, { name: 'S_NEG', value: -2 }]);
     expect(() => btf.enumValue('state', 'S_NONE')).toThrow('enum state has no S_NONE');
     expect(() => btf.enumValue('nope', 'X')).toThrow('no enum nope');
   });
