@@ -9,7 +9,7 @@
 import os from 'node:os';
 import { Asm, R0, R1, R2, R3, R6, R7, R8, R9, R10, type Reg, type Size } from './asm.js';
 import { kernelBtf, type Btf } from './btf.js';
-import { loadProgram, createIterLink, runIterator } from './loader.js';
+import { loadProgram, createIterLink, runIterator, VerifierError } from './loader.js';
 import { closeFd, progInfo, linkInfo, KernelError } from './bpf.js';
 import { ProgType, AttachType, ANON_INODE_FS_MAGIC, type BpfHelperName } from './abi.js';
 
@@ -24,7 +24,9 @@ export interface KernelCounts {
   links: Map<number, { refcnt: number; type: number; progId: number }>;
   /**
    * every open file of every task (tgid) whose object is a BPF map, prog or link.
-   * Includes the calling process's own fds; only tasks of the caller's pid namespace.
+   * Includes the calling process's own fds. Only tasks of the caller's pid namespace
+   * are visited, and `pid` is the task's pid in the initial namespace (what /proc
+   * shows when pinleak runs in the host's pid namespace).
    */
   files: { pid: number; fd: number; file: bigint; kind: 'map' | 'prog' | 'link'; id: number }[];
   /** every mapping of a BPF map's file (exact mmap holders, replacing the size heuristic) */
@@ -282,12 +284,13 @@ function loadAll(): Record<Target, LoadedIterator> {
   }
 }
 
-/** Whether this kernel lets pinleak load its iterators; probed once per process. */
+/** Whether this kernel lets pinleak load its iterators (`why` is one line); probed once per process. */
 export function iteratorSupport(): { ok: true } | { ok: false; why: string } {
   try {
     loadAll();
     return { ok: true };
   } catch (e) {
+    if (e instanceof VerifierError) return { ok: false, why: e.summary };
     if (e instanceof KernelError) return { ok: false, why: e.message };
     throw e;
   }
