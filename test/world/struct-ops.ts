@@ -8,36 +8,14 @@ import { Asm, R0 } from '../../src/kernel/asm.js';
 import { kernelBtf } from '../../src/kernel/btf.js';
 import { loadProgram } from '../../src/kernel/loader.js';
 import { mapCreate, mapUpdate, mapDelete, mapInfo, progInfo, closeFd, btfLoad, KernelError } from '../../src/kernel/bpf.js';
-import { MapType, ProgType, BTF_MAGIC, BtfKind } from '../../src/kernel/abi.js';
+import { MapType, ProgType } from '../../src/kernel/abi.js';
+import { buildBtf } from './btf-builder.js';
 import type { World } from './world.js';
 
 const OPS = 'tcp_congestion_ops';
 /** the members a congestion control must have (tcp_validate_congestion_control), with a return value */
 const SLOTS: Record<string, number> = { ssthresh: 2, cong_avoid: 0, undo_cwnd: 10 };
 export const CONGESTION_CONTROLS = '/proc/sys/net/ipv4/tcp_available_congestion_control';
-
-/**
- * The smallest BTF the kernel accepts: one `int`. A struct_ops map's value type is a
- * vmlinux type, but BPF_MAP_CREATE still wants a BTF object in btf_fd (the program's
- * own BTF, for a compiled loader).
- */
-function minimalBtf(): Buffer {
-  const strings = Buffer.from('\0int\0', 'latin1');
-  const type = Buffer.alloc(16);
-  type.writeUInt32LE(1, 0); // name_off: "int"
-  type.writeUInt32LE(BtfKind.int << 24, 4);
-  type.writeUInt32LE(4, 8); // size
-  type.writeUInt32LE(32, 12); // encoding: 32 bits, unsigned
-  const hdr = Buffer.alloc(24);
-  hdr.writeUInt16LE(BTF_MAGIC, 0);
-  hdr[2] = 1;
-  hdr.writeUInt32LE(24, 4);
-  hdr.writeUInt32LE(0, 8);
-  hdr.writeUInt32LE(type.length, 12);
-  hdr.writeUInt32LE(type.length, 16);
-  hdr.writeUInt32LE(strings.length, 20);
-  return Buffer.concat([hdr, type, strings]);
-}
 
 export interface RegisteredStructOps {
   name: string;
@@ -83,7 +61,9 @@ export function registerCongestionControl(world: World, name = `pl${process.pid 
   };
   world.onCleanup(`struct_ops ${OPS} ${name}`, close);
 
-  const btfFd = btfLoad(minimalBtf());
+  // BPF_MAP_CREATE wants a BTF object in btf_fd even for a vmlinux value type (a
+  // compiled loader passes its own): the smallest one the kernel accepts, one int
+  const btfFd = btfLoad(buildBtf((b) => { b.int('int', 4); }));
   fds.push(btfFd);
   mapFd = mapCreate({ type: MapType.STRUCT_OPS, keySize: 4, valueSize, maxEntries: 1, name, btfVmlinuxValueTypeId: valueTypeId, btfFd });
   fds.push(mapFd);
