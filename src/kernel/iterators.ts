@@ -8,7 +8,7 @@
 // BPF_ITER_CREATE and one read per iterator.
 import os from 'node:os';
 import { Asm, R0, R1, R2, R3, R6, R7, R8, R9, R10, type Reg, type Size } from './asm.js';
-import { kernelBtf, type Btf } from './btf.js';
+import { kernelBtf, BtfError, type Btf } from './btf.js';
 import { loadProgram, createIterLink, runIterator, VerifierError } from './loader.js';
 import { closeFd, progInfo, linkInfo, KernelError } from './bpf.js';
 import { ProgType, AttachType, ANON_INODE_FS_MAGIC, type BpfHelperName } from './abi.js';
@@ -87,7 +87,7 @@ class Gen {
   /** dst = base->path, following pointers (`aux.id`); the last load has the field's size */
   load(dst: Reg, base: Reg, structName: string, path: string): this {
     const p = this.btf.loadPath(this.struct(structName), path);
-    if (![1, 2, 4, 8].includes(p.size)) throw new KernelError('BTF', os.constants.errno.EINVAL, `${structName}.${path} has size ${p.size}`);
+    if (![1, 2, 4, 8].includes(p.size)) throw new BtfError(`${structName}.${path} has size ${p.size}, not a load size`);
     let src = base;
     p.offsets.forEach((off, i) => {
       const last = i === p.offsets.length - 1;
