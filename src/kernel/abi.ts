@@ -133,6 +133,13 @@ export const BtfLoadAttr = koffi.struct('bpf_attr_btf_load', {
   btf_log_level: u32,
 });
 
+/** union bpf_iter_link_info, task variant: limit a task iterator to one thread (tid), process (pid) or pidfd */
+export const IterTaskInfo = koffi.struct('bpf_iter_link_info_task', {
+  tid: u32,
+  pid: u32,
+  pid_fd: u32,
+});
+
 /** BPF_ITER_CREATE */
 export const IterCreateAttr = koffi.struct('bpf_attr_iter_create', {
   link_fd: u32,

@@ -3,14 +3,18 @@
 // KERNEL-FACTS for objects built here with known referrers.
 import fs from 'node:fs';
 import path from 'node:path';
+import koffi from 'koffi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Agent, type Mount } from '../world/world.js';
 import { worldForFile } from '../world/for-file.js';
 import { bpftool } from '../helpers.js';
 import {
-  readKernelCounts, iteratorSupport, ownIteratorIds, closeIterators, type KernelCounts,
+  readKernelCounts, iteratorSupport, ownIteratorIds, closeIterators, iteratorProgram, type KernelCounts,
 } from '../../src/kernel/iterators.js';
-import { MAP_TYPES, PROG_TYPES, LINK_TYPES } from '../../src/kernel/abi.js';
+import { MAP_TYPES, PROG_TYPES, LINK_TYPES, IterTaskInfo, ProgType, AttachType } from '../../src/kernel/abi.js';
+import { loadProgram, createIterLink, runIterator } from '../../src/kernel/loader.js';
+import { kernelBtf } from '../../src/kernel/btf.js';
+import { closeFd } from '../../src/kernel/bpf.js';
 
 const tag = `${process.pid % 100000}`;
 let bpffs: Mount;
@@ -199,5 +203,29 @@ describe('readKernelCounts on the real kernel', () => {
     expect(ownIteratorIds()).toEqual(own);
     expect(again.maps.get(ids.mapA)).toEqual(counts.maps.get(ids.mapA));
     expect(ms).toBeLessThan(200);
+  });
+
+  it('a task iterator link with iter_info visits one process only', () => {
+    const btf = kernelBtf();
+    const progFd = loadProgram({
+      name: 'pl_one_task', type: ProgType.TRACING, insns: iteratorProgram(btf, 'task_file'),
+      expectedAttachType: AttachType.TRACE_ITER, attachBtfId: btf.find('func', 'bpf_iter_task_file'),
+    });
+    try {
+      const info = Buffer.alloc(koffi.sizeof(IterTaskInfo));
+      koffi.encode(info, IterTaskInfo, { tid: 0, pid: agent.pid, pid_fd: 0 });
+      const linkFd = createIterLink(progFd, info);
+      try {
+        const out = runIterator(linkFd, 1 << 20, 'one task');
+        // 24-byte records whose first field is the tgid
+        const pids = Array.from({ length: out.length / 24 }, (_, i) => out.readUInt32LE(i * 24));
+        expect(pids).toHaveLength(procFiles(agent.pid).length);
+        expect(new Set(pids)).toEqual(new Set([agent.pid]));
+      } finally {
+        closeFd(linkFd);
+      }
+    } finally {
+      closeFd(progFd);
+    }
   });
 });
