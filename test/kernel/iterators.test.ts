@@ -192,17 +192,16 @@ describe('readKernelCounts on the real kernel', () => {
     expect(filesOf(process.pid).some((f) => f.fd === fakeFd)).toBe(false);
   });
 
-  it('loads its programs once: a second read reuses them and is cheap', () => {
+  it('loads its programs once: a second read reuses them', () => {
     const own = ownIteratorIds();
     expect(own.progs).toHaveLength(5);
     // its own objects are in the counts like any other (the caller discounts them)
     for (const id of own.progs) expect(counts.progs.has(id)).toBe(true);
-    const t0 = performance.now();
     const again = readKernelCounts();
-    const ms = performance.now() - t0;
+    // the same programs and links, not a second set (its cost is measured in the commit, not asserted on a shared host)
     expect(ownIteratorIds()).toEqual(own);
+    for (const id of own.progs) expect(again.progs.get(id)).toEqual(counts.progs.get(id));
     expect(again.maps.get(ids.mapA)).toEqual(counts.maps.get(ids.mapA));
-    expect(ms).toBeLessThan(200);
   });
 
   it('a task iterator link with iter_info visits one process only', () => {
