@@ -26,6 +26,7 @@ export const BpfCmd = {
   MAP_GET_FD_BY_ID: 14,
   OBJ_GET_INFO_BY_FD: 15,
   PROG_QUERY: 16,
+  BTF_LOAD: 18,
   TASK_FD_QUERY: 20,
   LINK_CREATE: 28,
   LINK_GET_FD_BY_ID: 30,
@@ -188,6 +189,22 @@ export const LinkCreateAttr = koffi.struct('bpf_attr_link_create', {
   iter_info: u64,
   iter_info_len: u32,
   _pad: u32,
+});
+
+/** BPF_BTF_LOAD */
+export const BtfLoadAttr = koffi.struct('bpf_attr_btf_load', {
+  btf: u64,
+  btf_log_buf: u64,
+  btf_size: u32,
+  btf_log_size: u32,
+  btf_log_level: u32,
+});
+
+/** union bpf_iter_link_info, task variant: limit a task iterator to one thread (tid), process (pid) or pidfd */
+export const IterTaskInfo = koffi.struct('bpf_iter_link_info_task', {
+  tid: u32,
+  pid: u32,
+  pid_fd: u32,
 });
 
 /** BPF_ITER_CREATE */

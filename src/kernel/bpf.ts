@@ -7,7 +7,7 @@ import koffi, { type TypeObject } from 'koffi';
 import {
   BpfCmd, BPF_F_RDONLY, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
   ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
-  LINK_TYPES, LINK_TARGET_WORD, sizeOf, MapElemAttr, TaskFdQueryAttr, TASK_FD_TYPES, ProgAttachAttr,
+  LINK_TYPES, LINK_TARGET_WORD, sizeOf, MapElemAttr, BtfLoadAttr, BPF_ANY, TaskFdQueryAttr, TASK_FD_TYPES, ProgAttachAttr,
   ProgTestRunAttr, UPROBE_MULTI_PID_WORD, SYSCALL_PIDFD_OPEN, SYSCALL_PIDFD_GETFD, UprobeMultiLinkAttr,
   PerfEventAttr, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, SYSCALL_PERF_EVENT_OPEN, AttachType,
 } from './abi.js';
@@ -146,6 +146,8 @@ export interface MapDetails {
   valueSize: number;
   maxEntries: number;
   flags: number;
+  /** a struct_ops map's value type in vmlinux BTF (struct bpf_struct_ops_<name>); 0 for other maps */
+  vmlinuxValueTypeId: number;
 }
 
 export interface ProgDetails {
@@ -189,6 +191,7 @@ export function mapInfo(fd: number): MapDetails {
   return {
     kind: 'map', id: i.id, name: decodeName(i.name), type: MAP_TYPES[i.type] ?? `type_${i.type}`,
     keySize: i.key_size, valueSize: i.value_size, maxEntries: i.max_entries, flags: i.map_flags,
+    vmlinuxValueTypeId: i.btf_vmlinux_value_type_id,
   };
 }
 
@@ -374,9 +377,13 @@ export function duplicateFd(pid: number, fd: number): number {
   }
 }
 
+export function mapDelete(fd: number, key: Buffer): void {
+  bpf(BpfCmd.MAP_DELETE_ELEM, MapElemAttr, { map_fd: fd, key: addr(key), value: 0n, flags: 0 }, 'BPF_MAP_DELETE_ELEM');
+}
+
 // ---- creating objects (tests, demo) ----
 
-export function mapUpdate(mapFd: number, key: Buffer, value: Buffer, flags = 0): void {
+export function mapUpdate(mapFd: number, key: Buffer, value: Buffer, flags = BPF_ANY): void {
   bpf(BpfCmd.MAP_UPDATE_ELEM, MapElemAttr, { map_fd: mapFd, key: addr(key), value: addr(value), flags }, 'BPF_MAP_UPDATE_ELEM');
 }
 
@@ -388,12 +395,18 @@ export function progTestRun(progFd: number, size = 64): number {
   return koffi.decode(attr, ProgTestRunAttr).retval as number;
 }
 
-export function mapCreate(opts: { type: number; keySize: number; valueSize: number; maxEntries: number; flags?: number; name: string; innerMapFd?: number }): number {
+export function mapCreate(opts: {
+  type: number; keySize: number; valueSize: number; maxEntries: number; flags?: number; name: string; innerMapFd?: number;
+  /** struct_ops maps: the BTF id of struct bpf_struct_ops_<name> in vmlinux, and a BTF object's fd (the kernel wants one) */
+  btfVmlinuxValueTypeId?: number;
+  btfFd?: number;
+}): number {
   const name = new Uint8Array(16);
   name.set(Buffer.from(opts.name.slice(0, 15)));
   return bpf(BpfCmd.MAP_CREATE, MapCreateAttr, {
     map_type: opts.type, key_size: opts.keySize, value_size: opts.valueSize,
     max_entries: opts.maxEntries, map_flags: opts.flags ?? 0, inner_map_fd: opts.innerMapFd ?? 0, numa_node: 0, map_name: name,
+    btf_fd: opts.btfFd ?? 0, btf_vmlinux_value_type_id: opts.btfVmlinuxValueTypeId ?? 0,
   }, 'BPF_MAP_CREATE', opts.name).ret;
 }
 
@@ -440,6 +453,11 @@ export function trivialProgram(mapFd?: number, ret = 1): InsnSpec[] {
 /** BPF_PROG_ATTACH: an attachment without a link (tcx by ifindex in the caller's netns, flow dissector of the caller's netns, a sock map's programs by its fd). */
 export function progAttach(progFd: number, target: number, attachType: number): void {
   bpf(BpfCmd.PROG_ATTACH, ProgAttachAttr, { target_fd: target, attach_bpf_fd: progFd, attach_type: attachType }, 'BPF_PROG_ATTACH');
+}
+
+/** BPF_BTF_LOAD: a BTF object from raw BTF bytes (a struct_ops map must name one in btf_fd). */
+export function btfLoad(raw: Buffer): number {
+  return bpf(BpfCmd.BTF_LOAD, BtfLoadAttr, { btf: addr(raw), btf_size: raw.length }, 'BPF_BTF_LOAD').ret;
 }
 
 export function linkCreate(progFd: number, targetFd: number, attachType: number): number {

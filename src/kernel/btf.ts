@@ -83,7 +83,12 @@ export class Btf {
   private readonly offsets: Uint32Array;
   private readonly strStart: number;
   private readonly strEnd: number;
-  private readonly names = new Map<number, Map<string, number>>();
+  /** lookups made so far, by `kind:name` */
+  private readonly found = new Map<string, number | null>();
+  /** the file as 32-bit words, when it is little-endian and aligned (every u32 read is) */
+  private readonly words: Uint32Array | null;
+  private readonly memberCache = new Map<number, BtfMember[]>();
+  private readonly enumCache = new Map<string, { name: string; value: number }[]>();
   private readonly le: boolean;
 
   /** Parses raw BTF; `buf` is kept (not copied) and must not change. */
@@ -93,12 +98,14 @@ export class Btf {
     if (magicLe === BTF_MAGIC) this.le = true;
     else if (buf.readUInt16BE(0) === BTF_MAGIC) this.le = false;
     else throw new BtfError(`bad magic 0x${magicLe.toString(16)}`);
+    this.words = null;
     const hdrLen = this.u32(4);
     const typeOff = this.u32(8), typeLen = this.u32(12), strOff = this.u32(16), strLen = this.u32(20);
     const typeStart = hdrLen + typeOff, typeEnd = typeStart + typeLen;
     this.strStart = hdrLen + strOff;
     this.strEnd = this.strStart + strLen;
     if (typeEnd > buf.length || this.strEnd > buf.length || hdrLen < HEADER_LEN) throw new BtfError('sections beyond the end of the file');
+    if (this.le && buf.byteOffset % 4 === 0 && typeStart % 4 === 0) this.words = new Uint32Array(buf.buffer, buf.byteOffset, buf.length >> 2);
 
     // one pass: where each type starts
     let offsets = new Uint32Array(1024);
@@ -134,6 +141,7 @@ export class Btf {
   }
 
   private u32(at: number): number {
+    if (this.words && at % 4 === 0) return this.words[at >> 2];
     return this.le ? this.buf.readUInt32LE(at) : this.buf.readUInt32BE(at);
   }
 
@@ -176,23 +184,31 @@ export class Btf {
     return this.u32(this.at(id) + 8);
   }
 
-  /** Type id by kind and name, or null. The first lookup of a kind indexes its names. */
+  /**
+   * Type id by kind and name, or null; the first definition of a name wins, like libbpf.
+   * A scan comparing raw bytes (no string is made for the ~126k names of vmlinux)
+   * takes well under a millisecond; each answer is kept.
+   */
   tryFind(kind: BtfKindName, name: string): number | null {
+    const key = `${kind}:${name}`;
+    const cached = this.found.get(key);
+    if (cached !== undefined) return cached;
     const k = BtfKind[kind];
-    let index = this.names.get(k);
-    if (!index) {
-      index = new Map();
-      for (let id = 1; id < this.offsets.length; id++) {
-        const p = this.offsets[id];
-        if (((this.u32(p + 4) >>> INFO_KIND_SHIFT) & INFO_KIND_MASK) !== k) continue;
-        const nameOff = this.u32(p);
-        if (nameOff === 0) continue;
-        const n = this.str(nameOff);
-        if (!index.has(n)) index.set(n, id); // the first definition wins, like libbpf
+    const want = Buffer.from(name, 'latin1');
+    let result: number | null = null;
+    for (let id = 1; id < this.offsets.length; id++) {
+      const p = this.offsets[id];
+      if (((this.u32(p + 4) >>> INFO_KIND_SHIFT) & INFO_KIND_MASK) !== k) continue;
+      const start = this.strStart + this.u32(p);
+      const end = start + want.length;
+      if (end >= this.strEnd || this.buf[end] !== 0 || this.buf[start] !== want[0]) continue;
+      if (this.buf.compare(want, 0, want.length, start, end) === 0 && want.length > 0) {
+        result = id;
+        break;
       }
-      this.names.set(k, index);
     }
-    return index.get(name) ?? null;
+    this.found.set(key, result);
+    return result;
   }
 
   find(kind: BtfKindName, name: string): number {
@@ -241,6 +257,8 @@ export class Btf {
   /** Members of a struct or union, in order; anonymous members are returned as they are. */
   members(id: number): BtfMember[] {
     const r = this.resolve(id);
+    const cached = this.memberCache.get(r);
+    if (cached) return cached;
     const kind = this.kind(r);
     if (kind !== 'struct' && kind !== 'union') throw new BtfError(`type ${id} (${this.name(r) || kind}) is not a struct or union`);
     const bitfields = (this.info(r) & INFO_KIND_FLAG) !== 0;
@@ -261,6 +279,7 @@ export class Btf {
         isFuncPtr: target !== null && this.kind(target) === 'func_proto',
       });
     }
+    this.memberCache.set(r, out);
     return out;
   }
 
@@ -322,21 +341,35 @@ export class Btf {
     throw new BtfError(`empty path`); // unreachable: split gives at least one part
   }
 
-  /** The value of an enumerator, searched in the named enum (enum or enum64). */
-  enumValue(enumName: string, valueName: string): number {
+  /** The enumerators of the named enum (enum or enum64), in order. */
+  enumerators(enumName: string): { name: string; value: number }[] {
+    const cached = this.enumCache.get(enumName);
+    if (cached) return cached;
     const id = this.tryFind('enum', enumName) ?? this.tryFind('enum64', enumName);
     if (id === null) throw new BtfError(`no enum ${enumName}`);
     const is64 = this.kind(id) === 'enum64';
     const base = this.at(id) + 12;
+    const out: { name: string; value: number }[] = [];
     for (let i = 0; i < this.vlen(id); i++) {
       const p = base + (is64 ? 12 : 8) * i;
-      if (this.str(this.u32(p)) !== valueName) continue;
-      if (!is64) return this.s32(p + 4);
+      const name = this.str(this.u32(p));
+      if (!is64) {
+        out.push({ name, value: this.s32(p + 4) });
+        continue;
+      }
       const v = (BigInt(this.u32(p + 8)) << 32n) | BigInt(this.u32(p + 4));
-      if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BtfError(`${enumName}.${valueName} does not fit a number`);
-      return Number(v);
+      if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BtfError(`${enumName}.${name} does not fit a number`);
+      out.push({ name, value: Number(v) });
     }
-    throw new BtfError(`enum ${enumName} has no ${valueName}`);
+    this.enumCache.set(enumName, out);
+    return out;
+  }
+
+  /** The value of one enumerator of the named enum. */
+  enumValue(enumName: string, valueName: string): number {
+    const e = this.enumerators(enumName).find((x) => x.name === valueName);
+    if (!e) throw new BtfError(`enum ${enumName} has no ${valueName}`);
+    return e.value;
   }
 }
 

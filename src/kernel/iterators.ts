@@ -5,11 +5,13 @@
 //
 // The programs and their iterator links are loaded once per process and kept (never
 // pinned: they go when the process's fds go), so a later call costs only one
-// BPF_ITER_CREATE and one read per iterator.
+// BPF_ITER_CREATE and one read per iterator. Measured with 2,000 pinned maps and 200
+// holder processes (332 in all): ~18 ms a call, most of it the kernel walking tasks
+// and vmas, against ~120-150 ms for the procfs walk of src/scan/processes.ts.
 import os from 'node:os';
 import { Asm, R0, R1, R2, R3, R6, R7, R8, R9, R10, type Reg, type Size } from './asm.js';
-import { kernelBtf, type Btf } from './btf.js';
-import { loadProgram, createIterLink, runIterator } from './loader.js';
+import { kernelBtf, BtfError, type Btf } from './btf.js';
+import { loadProgram, createIterLink, runIterator, VerifierError } from './loader.js';
 import { closeFd, progInfo, linkInfo, KernelError } from './bpf.js';
 import { ProgType, AttachType, ANON_INODE_FS_MAGIC, type BpfHelperName } from './abi.js';
 
@@ -24,7 +26,9 @@ export interface KernelCounts {
   links: Map<number, { refcnt: number; type: number; progId: number }>;
   /**
    * every open file of every task (tgid) whose object is a BPF map, prog or link.
-   * Includes the calling process's own fds; only tasks of the caller's pid namespace.
+   * Includes the calling process's own fds. Only tasks of the caller's pid namespace
+   * are visited, and `pid` is the task's pid in the initial namespace (what /proc
+   * shows when pinleak runs in the host's pid namespace).
    */
   files: { pid: number; fd: number; file: bigint; kind: 'map' | 'prog' | 'link'; id: number }[];
   /** every mapping of a BPF map's file (exact mmap holders, replacing the size heuristic) */
@@ -85,7 +89,7 @@ class Gen {
   /** dst = base->path, following pointers (`aux.id`); the last load has the field's size */
   load(dst: Reg, base: Reg, structName: string, path: string): this {
     const p = this.btf.loadPath(this.struct(structName), path);
-    if (![1, 2, 4, 8].includes(p.size)) throw new KernelError('BTF', os.constants.errno.EINVAL, `${structName}.${path} has size ${p.size}`);
+    if (![1, 2, 4, 8].includes(p.size)) throw new BtfError(`${structName}.${path} has size ${p.size}, not a load size`);
     let src = base;
     p.offsets.forEach((off, i) => {
       const last = i === p.offsets.length - 1;
@@ -282,12 +286,13 @@ function loadAll(): Record<Target, LoadedIterator> {
   }
 }
 
-/** Whether this kernel lets pinleak load its iterators; probed once per process. */
+/** Whether this kernel lets pinleak load its iterators (`why` is one line); probed once per process. */
 export function iteratorSupport(): { ok: true } | { ok: false; why: string } {
   try {
     loadAll();
     return { ok: true };
   } catch (e) {
+    if (e instanceof VerifierError) return { ok: false, why: e.summary };
     if (e instanceof KernelError) return { ok: false, why: e.message };
     throw e;
   }

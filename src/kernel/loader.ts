@@ -27,9 +27,14 @@ export interface ProgramSpec {
 
 /** A refused BPF_PROG_LOAD, with the end of the verifier's log (empty when the kernel gave none). */
 export class VerifierError extends KernelError {
+  /** one line: the refusal and the verifier's last word (its closing statistics line skipped) */
+  readonly summary: string;
   constructor(program: string, errno: number, readonly log: string) {
     super('BPF_PROG_LOAD', errno, program);
-    const tail = log.trimEnd().split('\n').slice(-LOG_TAIL_LINES).join('\n');
+    const lines = log.trimEnd().split('\n');
+    const tail = lines.slice(-LOG_TAIL_LINES).join('\n');
+    const last = lines.filter((l) => l.trim() && !l.startsWith('processed ')).at(-1);
+    this.summary = last ? `${this.message}: ${last.trim()}` : `${this.message}; the verifier log is empty`;
     this.message += tail ? `; verifier log ends:\n${tail}` : '; the verifier log is empty';
   }
 }

@@ -44,6 +44,17 @@ describe('vmlinux BTF', () => {
     expect(btf.kind(btf.find('func', 'bpf_rdonly_cast'))).toBe('func');
   });
 
+  it('says what is missing when there is no BTF to read', () => {
+    let err: unknown;
+    try {
+      Btf.load('/nonexistent/vmlinux');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(KernelError);
+    expect((err as KernelError).message).toBe('BTF: cannot read /nonexistent/vmlinux: ENOENT');
+  });
+
   it('parses in bounded time and is parsed once per process', () => {
     const t0 = performance.now();
     const fresh = Btf.load();
@@ -76,6 +87,8 @@ describe('loader', () => {
     expect(err).toBeInstanceOf(KernelError);
     expect((err as VerifierError).code).toBe('EACCES');
     expect((err as VerifierError).message).toMatch(/^BPF_PROG_LOAD pl_bad: EACCES .*verifier log ends:\n[\s\S]*R2 !read_ok/);
+    // and in one line, for a snapshot's errors
+    expect((err as VerifierError).summary).toMatch(/^BPF_PROG_LOAD pl_bad: EACCES \(permission denied\): R2 !read_ok$/);
   });
 
   it('refuses an iterator program whose attach target is not an iterator, saying why', () => {
