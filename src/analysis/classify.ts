@@ -4,6 +4,7 @@ import type { Container, Creator, Holder, KernelRef, Owner, Pin, ScannedPin, Sta
 import { liveness, rootsOf, usedByIndex, type Liveness, type Unexplained } from './liveness.js';
 import { matchOwner, pathPid as pathPidOf, type OwnerRule } from './owners.js';
 import { matchIgnore, type Config } from './config.js';
+import { inheritOwners, type CatalogOwner } from './objects.js';
 
 export { objectKey as key } from '../model.js';
 import { objectKey as key } from '../model.js';
@@ -48,6 +49,8 @@ export interface ClassifyContext {
   pidMax: number;
   catalog: OwnerRule[];
   config: Config;
+  /** the catalog's owner of every object the scan read (by pin paths and names): live ones pass theirs on */
+  objectOwners?: Map<string, CatalogOwner>;
 }
 
 /** Wall-clock start of a process, from its start time in clock ticks after boot. */
@@ -78,15 +81,28 @@ export function liveObjects(ctx: Pick<ClassifyContext, 'holders' | 'links' | 're
 export function classifyPins(pins: PinFacts[], ctx: ClassifyContext): Pin[] {
   const live = liveObjects(ctx);
   const usedBy = usedByIndex(ctx.refs);
-  return pins.map((p) => classifyPin(p, ctx, live, usedBy));
+  const inherited = usedOwners(ctx, live);
+  return pins.map((p) => classifyPin(p, ctx, live, usedBy, inherited));
 }
 
-function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedByIdx: Map<string, UsedBy[]>): Pin {
+/**
+ * Issue 16 item 3: a pin the catalog cannot place, whose object a known tool's live object
+ * uses (its program, its link), belongs to that tool. Only live referrers count: such a pin
+ * is then alive too, so its owner never turns a leak into a persistent pin.
+ */
+function usedOwners(ctx: ClassifyContext, live: Liveness): Map<string, { owner: CatalogOwner; ref: KernelRef }> {
+  return ctx.objectOwners ? inheritOwners(ctx.objectOwners, ctx.refs, (k) => live.live.has(k)) : new Map();
+}
+
+function classifyPin(
+  p: PinFacts, ctx: ClassifyContext, live: Liveness, usedByIdx: Map<string, UsedBy[]>,
+  inherited: Map<string, { owner: CatalogOwner; ref: KernelRef }>,
+): Pin {
   const o = p.object;
   const k = o ? key(o.kind, o.id) : null;
   const holders = k ? ctx.holders.get(k) ?? [] : [];
   const reasons: string[] = [];
-  const owner = ownerOf(p, ctx);
+  const owner = ownerOf(p, ctx, k ? inherited.get(k) : undefined);
   const creator = o ? creatorOf(p, ctx, holders) : null;
   const ignore = matchIgnore(ctx.config, { instance: p.instance, path: p.path, objectName: o?.name ?? null });
   let status: Status;
@@ -134,7 +150,7 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
       reasons.push(creator ? `creator pid ${creator.pid} (${creator.comm ?? '?'}) is still running` : 'who created it is not known');
     }
   }
-  if (owner.tool && status !== 'persistent') reasons.push(`owner: ${owner.tool}`);
+  if (owner.tool && status !== 'persistent') reasons.push(`owner: ${owner.tool}${owner.via ? ` (${owner.via})` : ''}`);
 
   return {
     instance: p.instance,
@@ -164,13 +180,16 @@ function creatorReason(c: Creator): string {
   return `${who} named in the pin path has exited${c.startTime === null ? ' (the pid is free or reused)' : ''}`;
 }
 
-function ownerOf(p: PinFacts, ctx: ClassifyContext): Owner {
+function ownerOf(p: PinFacts, ctx: ClassifyContext, inherited?: { owner: CatalogOwner; ref: KernelRef }): Owner {
   const m = matchOwner(ctx.catalog, p.path, p.object?.name ?? null);
   const pid = pathPidOf(p.path, ctx.pidMax);
   let alive: boolean | null = null;
   if (pid !== null) {
     const proc = ctx.processes.get(pid);
     alive = !!proc && existedAt(ctx, proc.startTime, p.ctimeMs);
+  }
+  if (!m && inherited) {
+    return { tool: inherited.owner.tool, persistent: inherited.owner.persistent, pathPid: pid, pathPidAlive: alive, via: inherited.ref.what };
   }
   return { tool: m?.tool ?? null, persistent: m?.persistent ?? false, pathPid: pid, pathPidAlive: alive };
 }

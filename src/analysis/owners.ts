@@ -282,12 +282,13 @@ export function matchOwner(
   for (const rule of catalog) {
     if (rulePaths(rule)?.test(path)) return { tool: rule.tool, persistent: rule.persistent, rule };
   }
-  if (objectName) {
-    for (const rule of catalog) {
-      if (rule.names?.some((p) => nameHasPrefix(objectName, p))) {
-        return { tool: rule.tool, persistent: rule.persistent, rule };
-      }
-    }
+  return objectName ? matchOwnerByName(catalog, objectName) : null;
+}
+
+/** The owner of an object from its name alone (an object with no pin): the first rule with a matching prefix. */
+export function matchOwnerByName(catalog: OwnerRule[], objectName: string): OwnerMatch | null {
+  for (const rule of catalog) {
+    if (rule.names?.some((p) => nameHasPrefix(objectName, p))) return { tool: rule.tool, persistent: rule.persistent, rule };
   }
   return null;
 }

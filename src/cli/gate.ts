@@ -44,14 +44,14 @@ export const gateCommand = {
     const store = a.store ? openDb(a, true) : openHistory(a);
     try {
       const baseline = loadBaseline(store, a.baseline); // resolved before scanning: a typo fails fast
-      const { doc, scan } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });
+      const { doc, scan, objects } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });
       endProgress(a);
       const partial = partialReasons(doc, scan);
       if (partial.length && !a.allowPartial) {
         throw new PinleakError(`the scan could not see the whole host: ${partial.join('; ')}; the gate does not judge it (pass --allow-partial to judge anyway)`);
       }
       if (a.store && store) {
-        saveSnapshot(store, doc);
+        saveSnapshot(store, doc, objects);
         retentionAfterStore(store, config);
       }
       const result = gate(baseline, doc, {

@@ -11,6 +11,7 @@ import { collectInstances, type InstanceAccess } from './instances.js';
 import { walkInstance, objectReader, type RawPin, type WalkStats } from './pins.js';
 import { buildHolders, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
+import { collectObjects, type ObjectFacts } from './objects.js';
 import type { CachedObject } from '../store/index.js';
 import type { Unexplained } from '../analysis/liveness.js';
 import { objectKey } from '../model.js';
@@ -29,6 +30,8 @@ export interface HostScan {
   pins: RawPin[];
   holders: HolderIndex;
   graph: ReferenceGraph;
+  /** every map, program and link on the host, by object key */
+  objects: Map<string, ObjectFacts>;
   /** object key -> what the kernel counts that no named reference explains (count guard) */
   unexplained: Map<string, Unexplained>;
   errors: ScanError[];
@@ -85,7 +88,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     progress('references');
     const host = views.find((v) => v.ns.pids.includes(1)) ?? views.find((v) => v.readerPid !== null);
     const roots = host ? cgroupRoots(host.mounts, host.readerPid) : [];
-    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots: roots }, errors);
+    const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots: roots, memlock: true }, errors);
     lap('references');
 
     // Pins whose object nothing holds or uses cannot have changed since the last scan of
@@ -122,11 +125,16 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     const holders = buildHolders(ps, graph.maps, pageSize(), containerOf);
     lap('holders');
 
+    progress('objects');
+    const heldMaps = new Set(ps.bpfFds.filter((f) => f.kind === 'map').map((f) => f.id));
+    const objects = collectObjects({ graph, pins, heldMaps }, errors);
+    lap('objects');
+
     return {
       takenAt, bootId: readBootId(), hostname: os.hostname(), kernel: os.release(),
       bootEpochMs: bootEpochMs(), clockTicks: clockTicks(), pidMax: pidMax(),
       processes: ps.processes, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
-      pins, holders, graph, unexplained: new Map(), errors, walk, timings,
+      pins, holders, graph, objects, unexplained: new Map(), errors, walk, timings,
       cgroupRoots: roots,
       access: new Map(liveViews.map((iv) => [iv.instance.dev, iv.accesses])),
       anchors: opts.keepAnchors ? anchors : [],

@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import { allIds, fdById, closeFd, progInfo, linkInfo, mapInfo, progQuery, KernelError, type LinkDetails, type MapDetails, type ProgDetails } from '../kernel/bpf.js';
 import { CGROUP_ATTACH_TYPES } from '../kernel/abi.js';
 import type { MountinfoEntry } from '../kernel/procfs.js';
-import { PROC } from '../kernel/procfs.js';
-import type { KernelRef, ScanError } from '../model.js';
+import { PROC, readBpfFdinfo } from '../kernel/procfs.js';
+import { objectKey, type KernelRef, type ScanError } from '../model.js';
 import { objectRefs } from '../analysis/liveness.js';
 
 export interface ReferenceGraph {
@@ -15,6 +15,8 @@ export interface ReferenceGraph {
   maps: Map<number, MapDetails>;
   /** every reference named: prog -> map, link -> prog, cgroup -> prog, ... */
   refs: KernelRef[];
+  /** object key -> memlock from fdinfo, for what was read (only when asked: objects need it) */
+  memlock: Map<string, number>;
 }
 
 /** Program types that attach to cgroups (the only legacy attachments pinleak can enumerate). */
@@ -22,13 +24,14 @@ const CGROUP_PROG_TYPES = new Set([
   'cgroup_skb', 'cgroup_sock', 'sock_ops', 'cgroup_device', 'cgroup_sock_addr', 'cgroup_sysctl', 'cgroup_sockopt', 'lsm',
 ]);
 
-function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, errors: ScanError[]): Map<number, T> {
+function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, errors: ScanError[], memlock?: Map<string, number>): Map<number, T> {
   const out = new Map<number, T>();
   for (const id of allIds(kind)) {
     const fd = fdById(kind, id);
     if (fd === null) continue; // freed since the id walk
     try {
       out.set(id, read(fd));
+      if (memlock) memlock.set(objectKey(kind, id), readBpfFdinfo('self', fd)?.memlock ?? 0);
     } catch (e) {
       if (!(e instanceof KernelError && e.code === 'ENOENT')) errors.push({ scope: `${kind} ${id}`, message: (e as Error).message });
     } finally {
@@ -38,10 +41,13 @@ function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, err
   return out;
 }
 
-export function readReferenceGraph(opts: { withMaps: boolean; cgroupRoots: string[] }, errors: ScanError[]): ReferenceGraph {
-  const progs = readEach('prog', progInfo, errors);
-  const links = readEach('link', linkInfo, errors);
-  const maps = opts.withMaps ? readEach('map', mapInfo, errors) : new Map<number, MapDetails>();
+/** memlock: also read each object's memlock (one fdinfo read per object; the objects table needs it). */
+export function readReferenceGraph(opts: { withMaps: boolean; cgroupRoots: string[]; memlock?: boolean }, errors: ScanError[]): ReferenceGraph {
+  const memlock = new Map<string, number>();
+  const ml = opts.memlock ? memlock : undefined;
+  const progs = readEach('prog', progInfo, errors, ml);
+  const links = readEach('link', linkInfo, errors, ml);
+  const maps = opts.withMaps ? readEach('map', mapInfo, errors, ml) : new Map<number, MapDetails>();
   const refs = objectRefs(progs, links);
 
   // Only cgroup programs not explained by a link can be legacy attachments; skip the
@@ -55,7 +61,7 @@ export function readReferenceGraph(opts: { withMaps: boolean; cgroupRoots: strin
     for (const l of links.values()) if (l.type === 'cgroup' && l.target) viaLink.add(`${l.target}\0${l.progId}`);
     for (const root of opts.cgroupRoots) queryCgroupTree(root, refs, errors, viaLink);
   }
-  return { progs, links, maps, refs };
+  return { progs, links, maps, refs, memlock };
 }
 
 /** The cgroup v2 hierarchies to query, from mountinfo, one path per superblock. */
