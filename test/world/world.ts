@@ -33,6 +33,7 @@ export type AgentCommand =
   | { op: 'mmap'; fd: number }
   | { op: 'open'; path: string }
   | { op: 'info'; fd: number }
+  | { op: 'inFlight'; fd: number }
   | { op: 'mkdir'; path: string }
   | { op: 'mountBpffs'; path: string; options?: string }
   | { op: 'exit' };
@@ -46,6 +47,7 @@ export interface AgentAnswer {
   path?: string;
   dev?: string | null;
   address?: string;
+  sockets?: number[];
   error?: string;
 }
 
