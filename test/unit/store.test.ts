@@ -271,7 +271,7 @@ describe('openStore', () => {
     s.close();
     const before = sha256(p);
     const files = fs.readdirSync(dir).sort();
-    expectPinleakError(() => open(p), /newer\.db was written by a newer pinleak \(schema 9, this one knows 1\); upgrade pinleak or pass --db PATH/);
+    expectPinleakError(() => open(p), new RegExp(`newer\\.db was written by a newer pinleak \\(schema 9, this one knows ${DB_SCHEMA_VERSION}\\); upgrade pinleak or pass --db PATH`));
     expect(sha256(p)).toBe(before);
     expect(fs.readdirSync(dir).sort()).toEqual(files);
   });
