@@ -140,6 +140,8 @@ export interface Owner {
   persistent: boolean;
   pathPid: number | null;
   pathPidAlive: boolean | null;
+  /** an owner the catalog gives a live object that references this one (not the pin itself): that reference */
+  via?: string;
 }
 
 export interface Creator {
@@ -201,6 +203,19 @@ export interface ScannedObject extends BpfObject {
   target?: string | null;
 }
 
+/** Every object on the host as a scan reads it, before pins, holders and owners are joined to it. */
+export interface ObjectFacts {
+  kind: 'map' | 'prog' | 'link';
+  id: number;
+  name: string;
+  type: string;
+  memlockBytes: number | null;
+  /** programs: nanoseconds after boot, and the uid that loaded it */
+  loadTimeNs: bigint | null;
+  loaderUid: number | null;
+  note: string | null;
+}
+
 /** A pin as a scan finds it, before classification. */
 export interface ScannedPin {
   instance: string;
@@ -218,6 +233,92 @@ export interface ScannedPin {
   preload: boolean;
 }
 
+/** public (objects --json): a pin of an object */
+export interface ObjectPin {
+  instance: string;
+  path: string;
+  status: Status;
+}
+
+/**
+ * public (objects --json): the tool an object belongs to, and how pinleak knows. `path` and
+ * `name`: the owner catalog matched one of its pin paths or its name; `referrer`: an object
+ * that references it has an owner (a map used by a tool's program); `holder`: the process
+ * holding it (its command, with its container or systemd unit).
+ */
+export interface ObjectOwner {
+  tool: string;
+  from: 'path' | 'name' | 'referrer' | 'holder';
+  /** catalog owners: the tool keeps its pins on purpose */
+  persistent: boolean;
+  /** holder owners (also inherited): where the holding process runs */
+  container: Container | null;
+  /** referrer and holder owners: the reference or the holder the owner comes from */
+  via: string | null;
+}
+
+/** public (objects --json): an object alive with no pin, no holder and no named referrer */
+export interface ObjectUnexplained {
+  /** references the kernel counts that nothing explains (count guard); null when it could not count */
+  refs: number | null;
+  /** of a map's usercnt: user references nobody can see (an fd in flight, an io_uring file); null when unknown */
+  users: number | null;
+  /** first seen so, in this boot (carried from snapshot to snapshot) */
+  since: string;
+  sinceSnapshot: number | null;
+}
+
+/** public (objects --json): one BPF object loaded on the host, pinned or not */
+export interface HostObject {
+  kind: 'map' | 'prog' | 'link';
+  id: number;
+  /** a link's name is its program's */
+  name: string;
+  /** 'unknown' when pinleak did not read it (see note) */
+  type: string;
+  /** null when unknown (see note) */
+  memlockBytes: number | null;
+  /** programs: when it was loaded, and by which uid */
+  loadedAt: string | null;
+  loaderUid: number | null;
+  pins: ObjectPin[];
+  holders: Holder[];
+  /** what references it (the reference graph's KernelRefs to it) */
+  referencedBy: UsedBy[];
+  /** the objects it references */
+  references: UsedBy[];
+  owner: ObjectOwner | null;
+  unexplained: ObjectUnexplained | null;
+  /** why a field is unknown */
+  note: string | null;
+}
+
+/** public: counts and memory of a set of objects (summary.objects, objects --json summary) */
+export interface ObjectTotals {
+  maps: number;
+  progs: number;
+  links: number;
+  /** objects of unknown size are not in it */
+  memlockBytes: number;
+  unexplained: number;
+  unexplainedBytes: number;
+}
+
+/** public: one owner's share (objects --json summary.byOwner) */
+export interface OwnerTotals extends ObjectTotals {
+  /** the tool, with the container or systemd unit of a holder owner; "unknown owner" */
+  owner: string;
+}
+
+/** public: the document of objects --json */
+export interface ObjectsDoc {
+  schemaVersion: number;
+  snapshot: SnapshotMeta;
+  objects: HostObject[];
+  /** of the objects listed (after --kind, --owner, --unexplained) */
+  summary: ObjectTotals & { byOwner: OwnerTotals[] };
+}
+
 export interface Summary {
   namespaces: number;
   instances: number;
@@ -226,6 +327,8 @@ export interface Summary {
   memlockBytes: { total: number; orphaned: number; leaked: number };
   /** persistent pins nothing uses (absent in snapshots stored before it existed) */
   stale?: { pins: number; memlockBytes: number };
+  /** every BPF object on the host (absent in snapshots taken before pinleak recorded them) */
+  objects?: ObjectTotals;
 }
 
 export interface ScanError {

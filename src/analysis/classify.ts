@@ -5,6 +5,7 @@ import { liveness, rootsOf, unexplainedReason, usedByIndex, type Liveness, type 
 import { matchOwner, pathPid as pathPidOf, type OwnerMatch, type OwnerRule } from './owners.js';
 import { staleOf, staleReason, type StaleRecord } from './stale.js';
 import { matchIgnore, type Config } from './config.js';
+import { inheritOwners, type CatalogOwner } from './objects.js';
 
 export { objectKey as key } from '../model.js';
 import { objectKey as key } from '../model.js';
@@ -53,6 +54,8 @@ export interface ClassifyContext {
   staleRuns: Map<string, StaleRecord>;
   /** when the scan was taken (ISO): a new stale run starts then */
   takenAt: string;
+  /** the catalog's owner of every object the scan read (by pin paths and names): live ones pass theirs on */
+  objectOwners?: Map<string, CatalogOwner>;
 }
 
 /** Wall-clock start of a process, from its start time in clock ticks after boot. */
@@ -84,15 +87,28 @@ export function liveObjects(ctx: Pick<ClassifyContext, 'holders' | 'links' | 're
 export function classifyPins(pins: PinFacts[], ctx: ClassifyContext): Pin[] {
   const live = liveObjects(ctx);
   const usedBy = usedByIndex(ctx.refs);
-  return pins.map((p) => classifyPin(p, ctx, live, usedBy));
+  const inherited = usedOwners(ctx, live);
+  return pins.map((p) => classifyPin(p, ctx, live, usedBy, inherited));
 }
 
-function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedByIdx: Map<string, UsedBy[]>): Pin {
+/**
+ * Issue 16 item 3: a pin the catalog cannot place, whose object a known tool's live object
+ * uses (its program, its link), belongs to that tool. Only live referrers count: such a pin
+ * is then alive too, so its owner never turns a leak into a persistent pin.
+ */
+function usedOwners(ctx: ClassifyContext, live: Liveness): Map<string, { owner: CatalogOwner; ref: KernelRef }> {
+  return ctx.objectOwners ? inheritOwners(ctx.objectOwners, ctx.refs, (k) => live.live.has(k)) : new Map();
+}
+
+function classifyPin(
+  p: PinFacts, ctx: ClassifyContext, live: Liveness, usedByIdx: Map<string, UsedBy[]>,
+  inherited: Map<string, { owner: CatalogOwner; ref: KernelRef }>,
+): Pin {
   const o = p.object;
   const k = o ? key(o.kind, o.id) : null;
   const holders = k ? ctx.holders.get(k) ?? [] : [];
   const reasons: string[] = [];
-  const { owner, match } = ownerOf(p, ctx);
+  const { owner, match } = ownerOf(p, ctx, k ? inherited.get(k) : undefined);
   const keptOnPurpose = match?.persistent ? `${match.tool} keeps its pins on purpose (${match.matched})` : null;
   const creator = o ? creatorOf(p, ctx, holders) : null;
   const ignore = matchIgnore(ctx.config, { instance: p.instance, path: p.path, objectName: o?.name ?? null });
@@ -148,7 +164,7 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
   // What uses a pin comes first, then why it persists (an in-use catalog pin stays in-use:
   // persistent is for pins nothing uses, SPEC section 2); never "owner: x" beside it.
   if (keptOnPurpose && (status === 'held' || status === 'in-use')) reasons.push(keptOnPurpose);
-  else if (owner.tool && status !== 'persistent') reasons.push(`owner: ${owner.tool}`);
+  else if (owner.tool && status !== 'persistent') reasons.push(`owner: ${owner.tool}${owner.via ? ` (${owner.via})` : ''}`);
   const used = holders.length > 0 || (k !== null && live.live.has(k));
   const stale = staleOf(status === 'persistent' && !ignore && !p.preload && !!keptOnPurpose, used, k ? ctx.staleRuns.get(k) : undefined, ctx.takenAt);
   if (stale) reasons.push(staleReason(stale, ctx.takenAt));
@@ -182,13 +198,19 @@ function creatorReason(c: Creator): string {
   return `${who} named in the pin path has exited${c.startTime === null ? ' (the pid is free or reused)' : ''}`;
 }
 
-function ownerOf(p: PinFacts, ctx: ClassifyContext): { owner: Owner; match: OwnerMatch | null } {
+function ownerOf(
+  p: PinFacts, ctx: ClassifyContext, inherited?: { owner: CatalogOwner; ref: KernelRef },
+): { owner: Owner; match: OwnerMatch | null } {
   const m = matchOwner(ctx.catalog, p.path, p.object?.name ?? null);
   const pid = pathPidOf(p.path, ctx.pidMax);
   let alive: boolean | null = null;
   if (pid !== null) {
     const proc = ctx.processes.get(pid);
     alive = !!proc && existedAt(ctx, proc.startTime, p.ctimeMs);
+  }
+  if (!m && inherited) {
+    // a live referrer's owner names the tool, but never makes the pin persistent (no match)
+    return { owner: { tool: inherited.owner.tool, persistent: inherited.owner.persistent, pathPid: pid, pathPidAlive: alive, via: inherited.ref.what }, match: null };
   }
   return { owner: { tool: m?.tool ?? null, persistent: m?.persistent ?? false, pathPid: pid, pathPidAlive: alive }, match: m };
 }

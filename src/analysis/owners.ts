@@ -353,16 +353,19 @@ export function matchOwner(
     }
   }
   if (best) return { tool: best.rule.tool, persistent: best.rule.persistent, rule: best.rule, matched: `rule ${best.glob.glob}` };
-  if (objectName) {
-    let byName: { rule: OwnerRule; prefix: string } | null = null;
-    for (const rule of catalog) {
-      for (const prefix of rule.names ?? []) {
-        const cut = prefix.slice(0, KERNEL_NAME_LEN);
-        if (nameHasPrefix(objectName, prefix) && (!byName || cut.length > byName.prefix.length)) byName = { rule, prefix: cut };
-      }
+  return objectName ? matchOwnerByName(catalog, objectName) : null;
+}
+
+/** The owner of an object from its name alone: the longest matching prefix wins, then the earlier rule. */
+export function matchOwnerByName(catalog: OwnerRule[], objectName: string): OwnerMatch | null {
+  let byName: { rule: OwnerRule; prefix: string } | null = null;
+  for (const rule of catalog) {
+    for (const prefix of rule.names ?? []) {
+      const cut = prefix.slice(0, KERNEL_NAME_LEN);
+      if (nameHasPrefix(objectName, prefix) && (!byName || cut.length > byName.prefix.length)) byName = { rule, prefix: cut };
     }
-    if (byName) return { tool: byName.rule.tool, persistent: byName.rule.persistent, rule: byName.rule, matched: `name prefix ${byName.prefix}` };
   }
+  if (byName) return { tool: byName.rule.tool, persistent: byName.rule.persistent, rule: byName.rule, matched: `name prefix ${byName.prefix}` };
   return null;
 }
 

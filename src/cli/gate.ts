@@ -44,11 +44,11 @@ export const gateCommand = {
     const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
       const baseline = loadBaseline(store, a.baseline); // resolved before scanning: a typo fails fast
-      const { doc } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });
+      const { doc, scan, objects } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });
       endProgress(a);
       if (!a.allowPartial) refusePartial(doc.snapshot, 'the gate does not judge it (pass --allow-partial to judge anyway)');
       if (a.store && store) {
-        saveSnapshot(store, doc);
+        saveSnapshot(store, doc, objects);
         retentionAfterStore(store, config);
       }
       const result = gate(baseline, doc, {

@@ -18,6 +18,7 @@ import { cleanCommand } from './clean.js';
 import { pruneCommand } from './prune.js';
 import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
+import { objectsCommand } from './objects.js';
 
 
 function fail(err: unknown, debug: boolean): never {
@@ -46,6 +47,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(scanCommand as never)
     .command(mountsCommand as never)
     .command(pinsCommand as never)
+    .command(objectsCommand as never)
     .command(leaksCommand as never)
     .command(snapshotsCommand as never)
     .command(diffCommand as never)

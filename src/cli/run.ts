@@ -53,6 +53,7 @@ export const runCommand = {
       // stored only once the command has run: a command that cannot start leaves nothing behind
       const before = await takeSnapshot({ store, config, label: 'run:before', onProgress: progressReporter(a) });
       endProgress(a);
+      saveSnapshot(store, before.doc, before.objects);
 
       const startedMs = Date.now();
       const child = spawn(command[0]!, command.slice(1), { stdio: a.json ? ['inherit', 2, 'inherit'] : 'inherit' });
@@ -117,7 +118,7 @@ export const runCommand = {
         },
       });
       endProgress(a);
-      const afterId = saveSnapshot(store, after.doc);
+      const afterId = saveSnapshot(store, after.doc, after.objects);
       retentionAfterStore(store, config);
       const afterKey = pinKeyer(after.doc, true);
       const created = after.doc.pins.filter((p) => (p.creator?.source === 'run' || p.creator?.source === 'run-window') && !existed.has(afterKey(p)));

@@ -41,11 +41,11 @@ export const scanCommand = {
     const config = userConfig(a);
     const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
-      const { doc, scan } = await takeSnapshot({ store, config, label: a.label ?? null, onProgress: progressReporter(a) });
+      const { doc, scan, objects } = await takeSnapshot({ store, config, label: a.label ?? null, onProgress: progressReporter(a) });
       endProgress(a);
       if (a.store && store) {
         const t0 = performance.now();
-        saveSnapshot(store, doc);
+        saveSnapshot(store, doc, objects);
         scan.timings.store = Math.round((performance.now() - t0) * 10) / 10;
         retentionAfterStore(store, config);
       }

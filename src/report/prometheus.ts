@@ -130,6 +130,15 @@ export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): str
       help: 'kernel memory held only by pins counted as leaks (orphaned or leaked), each object counted once',
       samples: one(memlockOnce(leaks)),
     },
+    ...(doc.summary.objects ? [{
+      name: 'pinleak_unexplained_bytes',
+      help: 'kernel memory of BPF objects alive with no pin, no holder and no reference pinleak can name (pinleak objects --unexplained); never cleanable',
+      samples: one(doc.summary.objects.unexplainedBytes),
+    }, {
+      name: 'pinleak_unexplained_objects',
+      help: 'BPF objects alive with no pin, no holder and no reference pinleak can name',
+      samples: one(doc.summary.objects.unexplained),
+    }] : []),
     {
       name: 'pinleak_stale_pins',
       help: 'persistent pins that nothing alive uses any more (kept on purpose by their owner tool, not leaks), by owner tool',

@@ -1,6 +1,6 @@
 // Human renderers for snapshot documents: what leaked, how much memory, who made it,
 // where it is in each namespace, and the command to look closer.
-import type { Pin, SnapshotDoc, SnapshotMeta, Status } from '../model.js';
+import type { ObjectTotals, Pin, SnapshotDoc, SnapshotMeta, Status } from '../model.js';
 import type { SnapshotListEntry } from '../store/index.js';
 import { isLeak, memlockOnce } from '../analysis/summary.js';
 import { ago, bytes, paint, safe, table, type Style } from './format.js';
@@ -68,8 +68,17 @@ export function renderSummary(doc: SnapshotDoc, style: Style): string {
     const hint = m.id !== null ? ` (pinleak leaks ${m.id} --stale)` : '';
     lines.push(`  ${paint(style, 'yellow', plural(s.stale.pins, 'stale persistent pin'))}: ${bytes(s.stale.memlockBytes)} kept on purpose that nothing uses any more${hint}`);
   }
+  if (s.objects) lines.push(objectsSummaryLine(s.objects, m, style));
   for (const e of doc.errors) lines.push(`  ${paint(style, 'yellow', 'warning')}: ${safe(e.scope)}: ${safe(e.message)}`);
   return lines.join('\n');
+}
+
+/** Every object on the host in one line, and what nothing explains (issue 16). */
+function objectsSummaryLine(o: ObjectTotals, m: SnapshotMeta, style: Style): string {
+  const line = `  ${plural(o.progs, 'program')}, ${plural(o.maps, 'map')}, ${plural(o.links, 'link')} loaded, holding ${bytes(o.memlockBytes)}`;
+  if (!o.unexplained) return `${line}; nothing unexplained`;
+  const what = paint(style, 'yellow', `${plural(o.unexplained, 'object')} nothing explains`);
+  return `${line}; ${what} (${bytes(o.unexplainedBytes)}): pinleak objects${m.id === null ? '' : ` ${m.id}`} --unexplained`;
 }
 
 export function renderPins(pins: Pin[], style: Style): string {

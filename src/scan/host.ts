@@ -13,6 +13,7 @@ import { buildHolders, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
 import { contentRefs } from './contents.js';
 import { discoverNetns, netnsMounts, type NetnsMount } from './netns.js';
+import { collectObjects, type ObjectFacts } from './objects.js';
 import type { CachedObject } from '../store/index.js';
 import type { Unexplained } from '../analysis/liveness.js';
 import { liveObjects } from '../analysis/classify.js';
@@ -35,6 +36,8 @@ export interface HostScan {
   pins: RawPin[];
   holders: HolderIndex;
   graph: ReferenceGraph;
+  /** every map, program and link on the host, by object key */
+  objects: Map<string, ObjectFacts>;
   /** object key -> what the kernel counts that no named reference explains (count guard) */
   unexplained: Map<string, Unexplained>;
   errors: ScanError[];
@@ -95,7 +98,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     const roots = host ? cgroupRoots(host.mounts, host.readerPid) : [];
     const nsMounts = netnsMounts(views);
     const graph = readReferenceGraph({
-      withMaps: ps.mapMappings.size > 0, cgroupRoots: roots,
+      withMaps: ps.mapMappings.size > 0, cgroupRoots: roots, memlock: true,
       netns: () => discoverNetns({ pids: ps.processes.keys(), netNsFds: ps.netNsFds, mounts: nsMounts }),
     }, errors);
     lap('references');
@@ -170,11 +173,16 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       t = performance.now();
     }
 
+    progress('objects');
+    const heldMaps = new Set(ps.bpfFds.filter((f) => f.kind === 'map').map((f) => f.id));
+    const objects = collectObjects({ graph, pins, heldMaps }, errors);
+    lap('objects');
+
     return {
       takenAt, bootId: readBootId(), hostname: os.hostname(), kernel: os.release(),
       bootEpochMs: bootEpochMs(), clockTicks: clockTicks(), pidMax: pidMax(),
       processes: ps.processes, unreadableProcesses: ps.unreadable, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
-      pins, holders, graph, unexplained, errors, walk, timings,
+      pins, holders, graph, objects, unexplained, errors, walk, timings,
       cgroupRoots: roots, netnsMounts: nsMounts,
       access,
       anchors: opts.keepAnchors ? anchors : [],

@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import { allIds, fdById, closeFd, progInfo, linkInfo, mapInfo, progQuery, KernelError, type LinkDetails, type MapDetails, type ProgDetails } from '../kernel/bpf.js';
 import { CGROUP_ATTACH_TYPES } from '../kernel/abi.js';
 import type { MountinfoEntry } from '../kernel/procfs.js';
-import { PROC } from '../kernel/procfs.js';
-import type { KernelRef, ScanError } from '../model.js';
+import { PROC, readBpfFdinfo } from '../kernel/procfs.js';
+import { objectKey, type KernelRef, type ScanError } from '../model.js';
 import { objectRefs } from '../analysis/liveness.js';
 import { processTarget } from '../analysis/links.js';
 import { readStat } from '../kernel/procfs.js';
@@ -20,6 +20,8 @@ export interface ReferenceGraph {
   maps: Map<number, MapDetails>;
   /** every reference named: prog -> map, link -> prog, cgroup -> prog, ... */
   refs: KernelRef[];
+  /** object key -> memlock from fdinfo, for what was read (only when asked: objects need it) */
+  memlock: Map<string, number>;
 }
 
 /** Program types that attach to cgroups (the only legacy attachments pinleak can enumerate). */
@@ -27,13 +29,14 @@ const CGROUP_PROG_TYPES = new Set([
   'cgroup_skb', 'cgroup_sock', 'sock_ops', 'cgroup_device', 'cgroup_sock_addr', 'cgroup_sysctl', 'cgroup_sockopt', 'lsm',
 ]);
 
-function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, errors: ScanError[]): Map<number, T> {
+function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, errors: ScanError[], memlock?: Map<string, number>): Map<number, T> {
   const out = new Map<number, T>();
   for (const id of allIds(kind)) {
     const fd = fdById(kind, id);
     if (fd === null) continue; // freed since the id walk
     try {
       out.set(id, read(fd));
+      if (memlock) memlock.set(objectKey(kind, id), readBpfFdinfo('self', fd)?.memlock ?? 0);
     } catch (e) {
       if (!(e instanceof KernelError && e.code === 'ENOENT')) errors.push({ scope: `${kind} ${id}`, message: (e as Error).message });
     } finally {
@@ -48,15 +51,19 @@ export interface GraphOptions {
   cgroupRoots: string[];
   /** every network namespace; called only when a loaded program could be attached to one */
   netns?: () => NetnsTarget[];
+  /** also read each object's memlock (one fdinfo read per object; the objects table needs it) */
+  memlock?: boolean;
 }
 
 export function readReferenceGraph(opts: GraphOptions, errors: ScanError[]): ReferenceGraph {
-  const progs = readEach('prog', progInfo, errors);
-  const links = readEach('link', linkInfo, errors);
+  const memlock = new Map<string, number>();
+  const ml = opts.memlock ? memlock : undefined;
+  const progs = readEach('prog', progInfo, errors, ml);
+  const links = readEach('link', linkInfo, errors, ml);
   for (const l of links.values()) {
     if (l.targetPid !== undefined) Object.assign(l, processTarget(l.targetPid, l.targetPid ? readStat(l.targetPid) : null));
   }
-  const maps = opts.withMaps ? readEach('map', mapInfo, errors) : new Map<number, MapDetails>();
+  const maps = opts.withMaps ? readEach('map', mapInfo, errors, ml) : new Map<number, MapDetails>();
   const refs = objectRefs(progs, links);
 
   // Only cgroup programs not explained by a link can be legacy attachments; skip the
@@ -71,7 +78,7 @@ export function readReferenceGraph(opts: GraphOptions, errors: ScanError[]): Ref
     for (const root of opts.cgroupRoots) queryCgroupTree(root, refs, errors, viaLink);
   }
   if (opts.netns) refs.push(...networkRefs(opts.netns, progs, links, errors));
-  return { progs, links, maps, refs };
+  return { progs, links, maps, refs, memlock };
 }
 
 /** tc, XDP, tcx, netkit and netns attachments of every network namespace. */

@@ -1,10 +1,11 @@
 // From a scan of the host to a classified snapshot document (SPEC section 4).
-import { SCHEMA_VERSION, type Holder, type SnapshotDoc } from '../model.js';
+import { SCHEMA_VERSION, objectKey, type HostObject, type Holder, type SnapshotDoc } from '../model.js';
 import { classifyPins, key, type ClassifyContext, type Sighting } from '../analysis/classify.js';
 import { summarize, fillInstanceTotals } from '../analysis/summary.js';
 import { loadCatalog } from '../analysis/owners.js';
+import { catalogOwners, describeObjects, objectTotals, withHistory, type CatalogOwner } from '../analysis/objects.js';
 import type { Config } from '../analysis/config.js';
-import { earliestHolders, recordedCreators, pinObjectCache, staleRuns, type Store } from '../store/index.js';
+import { earliestHolders, recordedCreators, pinObjectCache, staleRuns, unexplainedSince, type Store } from '../store/index.js';
 import type { StaleRecord } from '../analysis/stale.js';
 import { readBootId } from '../kernel/procfs.js';
 import { scanHost, type HostScan, type Progress } from './host.js';
@@ -22,22 +23,23 @@ export interface SnapshotOptions {
   keepAnchors?: boolean;
 }
 
-export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: SnapshotDoc; scan: HostScan }> {
+/** doc: the snapshot document; objects: every BPF object of the host (stored with it, shown by `objects`). */
+export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: SnapshotDoc; scan: HostScan; objects: HostObject[] }> {
   const started = performance.now();
   const objectCache = opts.store ? pinObjectCache(opts.store, readBootId()) : undefined;
   const scan = await scanHost({ onProgress: opts.onProgress, keepAnchors: opts.keepAnchors, objectCache });
   const t0 = performance.now();
   opts.onProgress?.('classification');
-  const objects = scan.pins.filter((p) => p.object).map((p) => ({ kind: p.object!.kind, id: p.object!.id }));
+  const pinned = scan.pins.filter((p) => p.object).map((p) => ({ kind: p.object!.kind, id: p.object!.id }));
   const history = new Map<string, Sighting[]>();
   const recorded = new Map<string, Sighting>();
   let stale = new Map<string, StaleRecord>();
   if (opts.store) {
-    stale = staleRuns(opts.store, scan.bootId, objects);
-    for (const [k, list] of earliestHolders(opts.store, scan.bootId, objects)) {
+    stale = staleRuns(opts.store, scan.bootId, pinned);
+    for (const [k, list] of earliestHolders(opts.store, scan.bootId, pinned)) {
       history.set(k, list.map((s) => ({ pid: s.pid, startTime: s.startTime, comm: s.comm, snapshotId: s.snapshotId, container: s.container })));
     }
-    for (const [k, r] of recordedCreators(opts.store, scan.bootId, objects)) {
+    for (const [k, r] of recordedCreators(opts.store, scan.bootId, pinned)) {
       recorded.set(k, { pid: r.pid, startTime: r.startTime, comm: r.comm, snapshotId: r.snapshotId, container: r.container, source: 'run' });
     }
   }
@@ -49,6 +51,11 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   }
   const ctx = contextFromScan(scan, opts.config, history, recorded, stale);
   const pins = classifyPins(scan.pins, ctx);
+  const objects = describeObjects({
+    facts: scan.objects.values(), pins, holders: scan.holders.byObject, refs: scan.graph.refs, unexplained: scan.unexplained,
+    catalog: ctx.objectOwners!, bootEpochMs: scan.bootEpochMs, takenAt: scan.takenAt.toISOString(),
+  });
+  if (opts.store) withHistory(objects, unexplainedSince(opts.store, scan.bootId, objects.filter((o) => o.unexplained)));
   pins.sort((a, b) => a.instance.localeCompare(b.instance) || a.path.localeCompare(b.path));
   fillInstanceTotals(scan.instances, pins);
   scan.timings.classification = Math.round((performance.now() - t0) * 10) / 10;
@@ -70,16 +77,17 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
     namespaces: scan.namespaces,
     instances: scan.instances,
     pins,
-    summary: summarize(pins, scan.namespaces.length, scan.instances.length),
+    summary: { ...summarize(pins, scan.namespaces.length, scan.instances.length), objects: objectTotals(objects) },
     errors: scan.errors,
   };
-  return { doc, scan };
+  return { doc, scan, objects };
 }
 
 export function contextFromScan(
   scan: HostScan, config: Config, history: Map<string, Sighting[]>, recorded: Map<string, Sighting>, stale: Map<string, StaleRecord> = new Map(),
 ): ClassifyContext {
   const holders = new Map<string, Holder[]>(scan.holders.byObject);
+  const catalog = loadCatalog(config.owners ?? []);
   return {
     processes: scan.processes,
     holders,
@@ -92,11 +100,25 @@ export function contextFromScan(
     bootEpochMs: scan.bootEpochMs,
     clockTicks: scan.clockTicks,
     pidMax: scan.pidMax,
-    catalog: loadCatalog(config.owners ?? []),
+    catalog,
     config,
     staleRuns: stale,
     takenAt: scan.takenAt.toISOString(),
+    objectOwners: objectOwnersOf(scan, catalog),
   };
 }
 
 export { key };
+
+/** The catalog's owner of every object the scan read, by its pin paths and its name. */
+function objectOwnersOf(scan: HostScan, catalog: ReturnType<typeof loadCatalog>): Map<string, CatalogOwner> {
+  const paths = new Map<string, string[]>();
+  for (const p of scan.pins) {
+    if (!p.object) continue;
+    const k = objectKey(p.object.kind, p.object.id);
+    const list = paths.get(k);
+    if (list) list.push(p.path);
+    else paths.set(k, [p.path]);
+  }
+  return catalogOwners(scan.objects.values(), paths, catalog);
+}

@@ -1,7 +1,8 @@
 // Writing a whole snapshot document: one transaction, prepared statements reused per row.
-import { objectKey, type Pin, type SnapshotDoc } from '../model.js';
+import { objectKey, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
+import { insertObjects } from './objects.js';
 import {
   CREATOR_KEYS, DOC_KEYS, ERROR_KEYS, HOLDER_KEYS, INSTANCE_KEYS, LEAK_STATUSES, META_KEYS, MOUNT_KEYS, NS_KEYS, OBJECT_KEYS,
   OWNER_KEYS, PIN_KEYS,
@@ -39,9 +40,10 @@ function leakTotals(doc: SnapshotDoc): { leaks: number; leakedBytes: number } {
 
 /**
  * Store a whole snapshot document in one transaction (a crash leaves no half snapshot).
- * Returns the new snapshot id and sets doc.snapshot.id to it.
+ * Returns the new snapshot id and sets doc.snapshot.id to it. `objects`: every BPF object
+ * of the host at that scan (`pinleak objects`), stored with it.
  */
-export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: SnapshotDoc): number {
+export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: SnapshotDoc, objects?: HostObject[]): number {
   const db = store.db;
   const insSnapshot = stmt(db, SQL.snapshot);
   const insNamespace = stmt(db, SQL.namespace);
@@ -150,6 +152,7 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
     for (const e of doc.errors ?? []) {
       insError.run(sid, nul(e.scope), nul(e.message), extraJson(extrasOf(e, ERROR_KEYS)));
     }
+    if (objects) insertObjects(db, Number(sid), objects);
     return sid;
   }).immediate();
 

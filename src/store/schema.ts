@@ -216,9 +216,39 @@ CREATE TABLE stale_runs (
 ) WITHOUT ROWID;
 `;
 
+// Every BPF object on the host per snapshot (issue 16), pinned or not. Columns for what
+// `objects` filters on and the history query reads; the nested lists as JSON.
+const V3 = `
+ALTER TABLE snapshots ADD COLUMN object_count INTEGER;   -- NULL: taken before objects were recorded
+CREATE TABLE host_objects (
+  id                 INTEGER PRIMARY KEY,
+  snapshot_id        INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  kind               TEXT NOT NULL,
+  obj_id             INTEGER NOT NULL,
+  name               TEXT,
+  type               TEXT,
+  memlock_bytes      INTEGER,             -- NULL: unknown
+  loaded_at          TEXT,
+  loader_uid         INTEGER,
+  owner_tool         TEXT,                -- NULL: no owner
+  owner_json         TEXT,
+  pins_json          TEXT,
+  holders_json       TEXT,
+  referenced_by_json TEXT,
+  references_json    TEXT,
+  unexplained_json   TEXT,                -- NULL: explained
+  note               TEXT,
+  extra              TEXT                 -- JSON: fields unknown to this version
+);
+CREATE INDEX host_objects_snapshot ON host_objects(snapshot_id, kind, obj_id);
+-- how long an object has been unexplained: its latest earlier unexplained row
+CREATE INDEX host_objects_unexplained ON host_objects(kind, obj_id, snapshot_id) WHERE unexplained_json IS NOT NULL;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V1),
   (db) => db.exec(V2),
+  (db) => db.exec(V3),
 ];
 
 /** The schema version (PRAGMA user_version) this code writes. */

@@ -59,6 +59,49 @@ const PROG_KINDS = {
   sk_lookup: { type: abi.ProgType.SK_LOOKUP, ret: 1, expectedAttachType: abi.NetAttachType.SK_LOOKUP }, // SK_PASS
 };
 
+// Unix sockets carrying an fd in flight (inFlight), kept open so the fd stays in flight.
+const inFlightSockets = [];
+let socketFns = null;
+function libcSockets() {
+  if (!socketFns) {
+    const libc = koffi.load('libc.so.6');
+    socketFns = {
+      socketpair: libc.func('int socketpair(int domain, int type, int protocol, void *sv)'),
+      sendmsg: libc.func('long sendmsg(int sockfd, void *msg, int flags)'),
+    };
+  }
+  return socketFns;
+}
+
+/**
+ * Sends `fd` over a new unix socket pair with SCM_RIGHTS and never receives it: the
+ * object behind it stays referenced by the message in flight only, once the caller closes
+ * its fd. struct msghdr, iovec and cmsghdr as laid out on LP64 Linux (test-only ABI).
+ */
+function sendInFlight(fd) {
+  const { socketpair, sendmsg } = libcSockets();
+  const sv = Buffer.alloc(8);
+  if (socketpair(1 /* AF_UNIX */, 2 /* SOCK_DGRAM */, 0, sv) !== 0) throw new Error(`socketpair: errno ${koffi.errno()}`);
+  const sockets = [sv.readInt32LE(0), sv.readInt32LE(4)];
+  inFlightSockets.push(...sockets);
+  const data = Buffer.from('x');
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(koffi.address(data), 0);
+  iov.writeBigUInt64LE(1n, 8);
+  const cmsg = Buffer.alloc(24); // CMSG_SPACE(sizeof(int))
+  cmsg.writeBigUInt64LE(20n, 0); // cmsg_len = CMSG_LEN(sizeof(int))
+  cmsg.writeInt32LE(1, 8); // SOL_SOCKET
+  cmsg.writeInt32LE(1, 12); // SCM_RIGHTS
+  cmsg.writeInt32LE(fd, 16);
+  const msg = Buffer.alloc(56);
+  msg.writeBigUInt64LE(koffi.address(iov), 16);
+  msg.writeBigUInt64LE(1n, 24);
+  msg.writeBigUInt64LE(koffi.address(cmsg), 32);
+  msg.writeBigUInt64LE(24n, 40);
+  if (Number(sendmsg(sockets[0], msg, 0)) !== 1) throw new Error(`sendmsg: errno ${koffi.errno()}`);
+  return sockets;
+}
+
 function idOf(fd) {
   const kind = bpf.fdKind(fd);
   const info = bpf.objectInfo(fd, kind);
@@ -278,6 +321,13 @@ const handlers = {
     args.push('bpf', p);
     execFileSync('mount', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     return { path: p, dev: devOf(p) };
+  },
+
+  // the fd's object stays referenced only by a message nobody receives (close the fd after)
+  inFlight(cmd) {
+    const fd = need(cmd, 'fd', 'number');
+    if (!fds.has(fd)) throw new Error(`fd ${fd} is not one of this agent's`);
+    return { ok: true, sockets: sendInFlight(fd) };
   },
 
   info(cmd) {

@@ -51,6 +51,7 @@ export type AgentCommand =
   | { op: 'share'; fd: number }
   | { op: 'openFile'; path: string }
   | { op: 'info'; fd: number }
+  | { op: 'inFlight'; fd: number }
   | { op: 'mkdir'; path: string }
   | { op: 'mountBpffs'; path: string; options?: string }
   | { op: 'exit' };
@@ -67,6 +68,7 @@ export interface AgentAnswer {
   path?: string;
   dev?: string | null;
   address?: string;
+  sockets?: number[];
   error?: string;
 }
 

@@ -1,0 +1,78 @@
+// Every BPF object of a snapshot (the host_objects table): written in the snapshot's own
+// transaction, read back exactly as written.
+import type Database from 'better-sqlite3';
+import { objectKey, type SnapshotMeta, type HostObject, type Holder, type ObjectOwner, type ObjectPin, type ObjectUnexplained, type UsedBy } from '../model.js';
+import { guarded, type Store } from './db.js';
+import { metaOf, unknownSnapshot, type SnapshotRow } from './fields.js';
+import { applyExtra, extraJson, extrasOf, fromJson, keys, nul, stmt, toJson } from './codec.js';
+
+const HOST_OBJECT_KEYS = keys('kind', 'id', 'name', 'type', 'memlockBytes', 'loadedAt', 'loaderUid', 'pins', 'holders',
+  'referencedBy', 'references', 'owner', 'unexplained', 'note');
+
+const INSERT = `INSERT INTO host_objects (snapshot_id, kind, obj_id, name, type, memlock_bytes, loaded_at, loader_uid, owner_tool,
+    owner_json, pins_json, holders_json, referenced_by_json, references_json, unexplained_json, note, extra)
+    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`;
+
+/**
+ * Inside saveSnapshot's transaction. An unexplained object first seen so in this snapshot
+ * gets this snapshot's id as `sinceSnapshot` (set on the object too, as doc.snapshot.id is).
+ */
+export function insertObjects(db: Database.Database, snapshotId: number, objects: HostObject[]): void {
+  const ins = stmt(db, INSERT);
+  for (const o of objects) {
+    if (o.unexplained && o.unexplained.sinceSnapshot === null) o.unexplained.sinceSnapshot = snapshotId;
+    ins.run(snapshotId, o.kind, o.id, o.name, o.type, nul(o.memlockBytes), nul(o.loadedAt), nul(o.loaderUid), o.owner?.tool ?? null,
+      toJson(o.owner), toJson(o.pins), toJson(o.holders), toJson(o.referencedBy), toJson(o.references), o.unexplained ? toJson(o.unexplained) : null,
+      nul(o.note), extraJson(extrasOf(o, HOST_OBJECT_KEYS)));
+  }
+  stmt(db, 'UPDATE snapshots SET object_count = ? WHERE id = ?').run(objects.length, snapshotId);
+}
+
+interface Row {
+  kind: HostObject['kind']; obj_id: number; name: string; type: string; memlock_bytes: number | null; loaded_at: string | null;
+  loader_uid: number | null; owner_json: string | null; pins_json: string | null; holders_json: string | null;
+  referenced_by_json: string | null; references_json: string | null; unexplained_json: string | null; note: string | null;
+  extra: string | null;
+}
+
+/**
+ * The meta and objects of snapshot `id` as saved; objects null when that snapshot was taken
+ * before objects were recorded (or by a scan that did not record them).
+ */
+export const loadObjects = guarded(function loadObjects(store: Store, id: number): { snapshot: SnapshotMeta; objects: HostObject[] | null } {
+  const snap = stmt(store.db, 'SELECT * FROM snapshots WHERE id = ?').get(id) as (SnapshotRow & { object_count: number | null }) | undefined;
+  if (!snap) throw unknownSnapshot(String(id));
+  if (snap.object_count === null) return { snapshot: metaOf(snap), objects: null };
+  const objects = (stmt(store.db, 'SELECT * FROM host_objects WHERE snapshot_id = ? ORDER BY id').all(id) as Row[]).map((r) => {
+    const o: HostObject = {
+      kind: r.kind, id: r.obj_id, name: r.name, type: r.type, memlockBytes: r.memlock_bytes, loadedAt: r.loaded_at,
+      loaderUid: r.loader_uid, pins: fromJson<ObjectPin[]>(r.pins_json) ?? [], holders: fromJson<Holder[]>(r.holders_json) ?? [],
+      referencedBy: fromJson<UsedBy[]>(r.referenced_by_json) ?? [], references: fromJson<UsedBy[]>(r.references_json) ?? [],
+      owner: fromJson<ObjectOwner | null>(r.owner_json) ?? null,
+      unexplained: r.unexplained_json === null ? null : fromJson<ObjectUnexplained>(r.unexplained_json)!,
+      note: r.note,
+    };
+    applyExtra(o, r.extra);
+    return o;
+  });
+  return { snapshot: metaOf(snap), objects };
+});
+
+/**
+ * For objects unexplained now: when they were first seen unexplained in this boot, carried
+ * over from their latest earlier unexplained row (so it survives pruning the first one).
+ */
+export const unexplainedSince = guarded(function unexplainedSince(
+  store: Store, bootId: string, objects: { kind: string; id: number }[],
+): Map<string, { since: string; sinceSnapshot: number | null }> {
+  const out = new Map<string, { since: string; sinceSnapshot: number | null }>();
+  const q = stmt(store.db, `SELECT o.unexplained_json FROM host_objects o JOIN snapshots s ON s.id = o.snapshot_id
+      WHERE o.kind = ? AND o.obj_id = ? AND o.unexplained_json IS NOT NULL AND s.boot_id = ? ORDER BY o.snapshot_id DESC LIMIT 1`);
+  for (const o of objects) {
+    const r = q.get(o.kind, o.id, bootId) as { unexplained_json: string } | undefined;
+    if (!r) continue;
+    const u = JSON.parse(r.unexplained_json) as ObjectUnexplained;
+    out.set(objectKey(o.kind, o.id), { since: u.since, sinceSnapshot: u.sinceSnapshot });
+  }
+  return out;
+});
