@@ -18,6 +18,7 @@ import { cleanCommand } from './clean.js';
 import { pruneCommand } from './prune.js';
 import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
+import { reportCommand } from './report.js';
 
 
 function fail(err: unknown, debug: boolean): never {
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(cleanCommand as never)
     .command(pruneCommand as never)
     .command(exportCommand as never)
+    .command(reportCommand as never)
     .command(demoCommand as never)
     .demandCommand(1, 'name a command: pinleak --help lists them')
     .strict()

@@ -10,3 +10,4 @@ export {
 } from './history.js';
 export { recordAction, listActions, type ActionRecord, type ActionEntry } from './actions.js';
 export { pruneSnapshots, type PruneOptions } from './prune.js';
+export { historySeries, type HistorySeries, type SeriesPoint, type LeakBytes } from './series.js';
