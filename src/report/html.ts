@@ -161,6 +161,9 @@ export function diffSection(d: DiffResult): string {
   ].filter(Boolean).join('\n');
 }
 
+const partialBanner = (m: SnapshotMeta, reasons: string[]) =>
+  `<div class="banner"><b class="bad">Partial view</b>: ${snapshotName(m)} could not see the whole host: ${reasons.map(escapeHtml).join('; ')}. Its statuses may be wrong.</div>`;
+
 function partialSection(scans: PartialScan[]): string {
   if (!scans.length) return '<p class="empty">None: every scan in this range saw the whole host.</p>';
   const rows = scans.slice(0, MAX_ROWS).map((s) => `<tr><td>${snapshotName(s.meta)}</td><td>${when(s.meta)}</td>`
@@ -199,7 +202,7 @@ export function renderReportHtml(model: HistoryModel, lib: ChartLibrary, opts: {
         card('kernel', escapeHtml(m.kernel ?? '-')),
       ].join('')}</div>`,
     ] : []),
-    ...(partialNow ? [`<div class="banner"><b class="bad">Partial view</b>: ${snapshotName(m!)} could not see the whole host: ${partialNow.reasons.map(escapeHtml).join('; ')}</div>`] : []),
+    ...(partialNow ? [partialBanner(m!, partialNow.reasons)] : []),
     '<h2>Leaked memory, by owner</h2>',
     '<p class="note">Pins whose creator has exited and that nothing else uses; each object counted once, stacked: the top line is the total.</p>',
     '<div class="chart" id="chart-leaked"></div>',
@@ -226,7 +229,8 @@ function summaryRow(label: string, a: SnapshotDoc['summary'], b: SnapshotDoc['su
 }
 
 /** `gate --html`: the gate's verdict, its new leaks, and what changed since the baseline. */
-export function renderGateHtml(g: GateResult, baseline: SnapshotDoc, current: SnapshotDoc, change: DiffResult, opts: { version: string; generatedAt: string }): string {
+export function renderGateHtml(g: GateResult, baseline: SnapshotDoc, current: SnapshotDoc, change: DiffResult,
+  opts: { version: string; generatedAt: string; partialReasons: string[] }): string {
   const limits = [
     g.thresholds.maxNewLeaks !== null ? `at most ${g.thresholds.maxNewLeaks} new leaks` : null,
     g.thresholds.maxLeakedBytes !== null ? `at most ${bytes(g.thresholds.maxLeakedBytes)} leaked` : null,
@@ -236,6 +240,7 @@ export function renderGateHtml(g: GateResult, baseline: SnapshotDoc, current: Sn
   const b = current.summary;
   const body = [
     `<h1>pinleak gate: <span class="${g.passed ? 'good' : 'bad'}">${g.passed ? 'passed' : 'failed'}</span></h1>`,
+    ...(opts.partialReasons.length ? [partialBanner(current.snapshot, opts.partialReasons)] : []),
     `<p class="sub">${escapeHtml(current.snapshot.hostname)}; ${n} new leak${n === 1 ? '' : 's'} holding ${bytes(g.newLeakedBytes)} since ${snapshotName(g.baseline)} (${escapeHtml(limits)}); generated ${escapeHtml(opts.generatedAt)} by pinleak ${escapeHtml(opts.version)}</p>`,
     '<h2>New leaks</h2>',
     leaksTable(g.newLeaks, 'pinleak leaks'),
