@@ -21,6 +21,10 @@ export interface SnapshotMeta {
   kernel: string;
   label: string | null;
   durationMs: number;
+  /** true: the scan could not see the whole host (absent in snapshots stored before pinleak 0.2) */
+  partial?: boolean;
+  /** why it is partial: each a sentence naming what was not seen and how to fix it */
+  partialReasons?: string[];
 }
 
 export type ReachedVia = 'process' | 'nsfs' | 'fd';
@@ -149,6 +153,16 @@ export interface Creator {
   container?: Container | null;
 }
 
+/**
+ * public: a persistent pin whose object nothing alive uses (issue 14): since when (the
+ * first scan of an unbroken run of scans that found it unused) and that scan's snapshot
+ * id (null: this scan, not stored yet).
+ */
+export interface Stale {
+  since: string;
+  sinceSnapshot: number | null;
+}
+
 export interface MountPath {
   mntNs: number;
   path: string;
@@ -172,6 +186,8 @@ export interface Pin {
   owner: Owner;
   creator: Creator | null;
   error?: string | null;
+  /** persistent pins only: null when something uses the object (or the pin is not persistent by its owner) */
+  stale?: Stale | null;
 }
 
 /** A BPF object as a scan reads it: the public fields and the references classification needs. */
@@ -208,6 +224,8 @@ export interface Summary {
   pins: number;
   byStatus: Record<Status, number>;
   memlockBytes: { total: number; orphaned: number; leaked: number };
+  /** persistent pins nothing uses (absent in snapshots stored before it existed) */
+  stale?: { pins: number; memlockBytes: number };
 }
 
 export interface ScanError {

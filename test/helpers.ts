@@ -37,6 +37,9 @@ export function tempDb(): { db: string; dir: string; remove: () => void } {
 /** bpftool as an independent witness (tests only; pinleak never runs it). */
 export function bpftool(args: string[]): unknown {
   const r = spawnSync('bpftool', ['-j', ...args], { encoding: 'utf8' });
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+    throw new Error('bpftool is missing: run the tests with `bash .ci/run` (it installs bpftool)');
+  }
   if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }

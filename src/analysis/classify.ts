@@ -1,8 +1,9 @@
 // Statuses, creators and owners (SPEC section 2): pure functions over one scan, the
 // history of earlier snapshots of the same boot, the owner catalog and the user config.
 import type { Container, Creator, Holder, KernelRef, Owner, Pin, ScannedPin, Status, UsedBy } from '../model.js';
-import { liveness, rootsOf, usedByIndex, type Liveness, type Unexplained } from './liveness.js';
-import { matchOwner, pathPid as pathPidOf, type OwnerRule } from './owners.js';
+import { liveness, rootsOf, unexplainedReason, usedByIndex, type Liveness, type Unexplained } from './liveness.js';
+import { matchOwner, pathPid as pathPidOf, type OwnerMatch, type OwnerRule } from './owners.js';
+import { staleOf, staleReason, type StaleRecord } from './stale.js';
 import { matchIgnore, type Config } from './config.js';
 
 export { objectKey as key } from '../model.js';
@@ -48,6 +49,10 @@ export interface ClassifyContext {
   pidMax: number;
   catalog: OwnerRule[];
   config: Config;
+  /** object key -> the start of its unbroken run of stale stored snapshots of this boot */
+  staleRuns: Map<string, StaleRecord>;
+  /** when the scan was taken (ISO): a new stale run starts then */
+  takenAt: string;
 }
 
 /** Wall-clock start of a process, from its start time in clock ticks after boot. */
@@ -86,7 +91,8 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
   const k = o ? key(o.kind, o.id) : null;
   const holders = k ? ctx.holders.get(k) ?? [] : [];
   const reasons: string[] = [];
-  const owner = ownerOf(p, ctx);
+  const { owner, match } = ownerOf(p, ctx);
+  const keptOnPurpose = match?.persistent ? `${match.tool} keeps its pins on purpose (${match.matched})` : null;
   const creator = o ? creatorOf(p, ctx, holders) : null;
   const ignore = matchIgnore(ctx.config, { instance: p.instance, path: p.path, objectName: o?.name ?? null });
   let status: Status;
@@ -108,9 +114,13 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
     const note = o.kind === 'map' ? ctx.mmapNotes.get(o.id) : undefined;
     if (note) reasons.push(note);
   } else if (o.kind !== 'link' && live.live.has(k!)) {
-    // A link is never in-use (SPEC section 2): nothing references a link.
     status = 'in-use';
     reasons.push(live.live.get(k!)!);
+  } else if (o.kind === 'link' && ctx.unexplained.has(k!)) {
+    // Nothing names a link's referrers but files and pins: what the kernel counts beyond
+    // those is a holder pinleak cannot see (an fd in flight), so the link is not orphaned.
+    status = 'in-use';
+    reasons.push(unexplainedReason(ctx.unexplained.get(k!)!));
   } else {
     // Nothing alive reaches it: only bpffs pins keep it.
     reasons.push(o.kind === 'link'
@@ -123,9 +133,9 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
     } else if (defunct) {
       status = 'leaked';
       reasons.push(`its ${o.type} link target is gone: the link is defunct`);
-    } else if (owner.tool && owner.persistent) {
+    } else if (keptOnPurpose) {
       status = 'persistent';
-      reasons.push(`${owner.tool} keeps its pins on purpose`);
+      reasons.push(keptOnPurpose);
     } else if (creator && !creator.alive) {
       status = 'leaked';
       reasons.push(creatorReason(creator));
@@ -134,7 +144,13 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
       reasons.push(creator ? `creator pid ${creator.pid} (${creator.comm ?? '?'}) is still running` : 'who created it is not known');
     }
   }
-  if (owner.tool && status !== 'persistent') reasons.push(`owner: ${owner.tool}`);
+  // What uses a pin comes first, then why it persists (an in-use catalog pin stays in-use:
+  // persistent is for pins nothing uses, SPEC section 2); never "owner: x" beside it.
+  if (keptOnPurpose && (status === 'held' || status === 'in-use')) reasons.push(keptOnPurpose);
+  else if (owner.tool && status !== 'persistent') reasons.push(`owner: ${owner.tool}`);
+  const used = holders.length > 0 || (k !== null && live.live.has(k));
+  const stale = staleOf(status === 'persistent' && !ignore && !p.preload && !!keptOnPurpose, used, k ? ctx.staleRuns.get(k) : undefined, ctx.takenAt);
+  if (stale) reasons.push(staleReason(stale, ctx.takenAt));
 
   return {
     instance: p.instance,
@@ -153,6 +169,7 @@ function classifyPin(p: PinFacts, ctx: ClassifyContext, live: Liveness, usedById
     owner,
     creator,
     error: p.error,
+    stale,
   };
 }
 
@@ -164,7 +181,7 @@ function creatorReason(c: Creator): string {
   return `${who} named in the pin path has exited${c.startTime === null ? ' (the pid is free or reused)' : ''}`;
 }
 
-function ownerOf(p: PinFacts, ctx: ClassifyContext): Owner {
+function ownerOf(p: PinFacts, ctx: ClassifyContext): { owner: Owner; match: OwnerMatch | null } {
   const m = matchOwner(ctx.catalog, p.path, p.object?.name ?? null);
   const pid = pathPidOf(p.path, ctx.pidMax);
   let alive: boolean | null = null;
@@ -172,7 +189,7 @@ function ownerOf(p: PinFacts, ctx: ClassifyContext): Owner {
     const proc = ctx.processes.get(pid);
     alive = !!proc && existedAt(ctx, proc.startTime, p.ctimeMs);
   }
-  return { tool: m?.tool ?? null, persistent: m?.persistent ?? false, pathPid: pid, pathPidAlive: alive };
+  return { owner: { tool: m?.tool ?? null, persistent: m?.persistent ?? false, pathPid: pid, pathPidAlive: alive }, match: m };
 }
 
 /** SPEC section 2: run records, then history, then a pid in the path. */

@@ -37,6 +37,12 @@ export interface Config {
   retention?: Retention;
 }
 
+/**
+ * The retention applied after every stored scan when the config sets none: a timer every
+ * 5 minutes stores 288 snapshots a day, and without a bound the history grows forever.
+ */
+export const DEFAULT_RETENTION: Readonly<Retention> = { olderThan: '30d' };
+
 export function emptyConfig(): Config {
   return {};
 }

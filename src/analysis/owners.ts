@@ -17,6 +17,8 @@ export interface OwnerMatch {
   tool: string;
   persistent: boolean;
   rule: OwnerRule;
+  /** what matched, for reasons: `rule tc/globals/*` (a path glob) or `name prefix cilium_` */
+  matched: string;
 }
 
 /** The kernel keeps BPF object names to 15 characters (BPF_OBJ_NAME_LEN 16 with the NUL). */
@@ -33,6 +35,7 @@ export const KERNEL_NAME_LEN = 15;
 //   {pid}    a decimal pid as tools print it: 1 to 7 digits, no leading zero
 //            (PID_MAX_LIMIT is 4194304); may be part of a component ('beyla-{pid}')
 //   {n}      one or more digits (object ids, ifindexes)
+//   {sha1}   40 lowercase hex digits (iproute2's per-object directory tc/<sha1 of the ELF>)
 //   \c       the character c itself
 // A leading '/' on the glob or the path is ignored: pin paths are relative to the instance
 // root and may be written either way. Anything else that looks like syntax ('{a,b}', '**'
@@ -40,6 +43,8 @@ export const KERNEL_NAME_LEN = 15;
 
 const PID_RE = '[1-9][0-9]{0,6}';
 const N_RE = '[0-9]+';
+const SHA1_RE = '[0-9a-f]{40}';
+const TOKENS: Record<string, string> = { '{pid}': PID_RE, '{n}': N_RE, '{sha1}': SHA1_RE };
 const cache = new Map<string, RegExp | string>();
 
 function escapeRe(c: string): string {
@@ -61,9 +66,9 @@ function compileComponent(comp: string): string {
     } else if (c === '{') {
       const close = comp.indexOf('}', i);
       const token = close < 0 ? '' : comp.slice(i, close + 1);
-      if (token === '{pid}') out += PID_RE;
-      else if (token === '{n}') out += N_RE;
-      else throw new Error(`'{' starts neither {pid} nor {n} (brace alternatives are not supported; write \\{ for a literal)`);
+      const re = TOKENS[token];
+      if (re === undefined) throw new Error(`'{' starts none of ${Object.keys(TOKENS).join(', ')} (brace alternatives are not supported; write \\{ for a literal)`);
+      out += re;
       i = close;
     } else if (c === '}') {
       throw new Error(`unmatched '}' (write \\} for a literal)`);
@@ -254,24 +259,84 @@ export function loadCatalog(extra: OwnerRule[] = []): OwnerRule[] {
   return [...extra.map(copyRule), ...builtinCatalog()];
 }
 
-const rulePathCache = new WeakMap<OwnerRule, RegExp | null>();
+/**
+ * How specific a glob is, for choosing between rules that both match a pin: compared
+ * field by field, larger wins. Literal characters first (`tc/globals/cilium_*` beats
+ * `tc/globals/*`), then tokens and classes ({pid}, {n}, {sha1}, [a-z]: constrained, unlike
+ * `*`), then fewer `**` (any depth), then fewer `*` and `?`.
+ */
+export function globSpecificity(glob: string): [number, number, number, number] {
+  let literals = 0;
+  let tokens = 0;
+  let wild = 0;
+  let globstars = 0;
+  const comps = glob.replace(/^\/+/, '').split('/');
+  comps.forEach((comp, ci) => {
+    if (ci > 0) literals++; // the separator
+    if (comp === '**') {
+      globstars++;
+      return;
+    }
+    for (let i = 0; i < comp.length; i++) {
+      const c = comp[i]!;
+      if (c === '\\') {
+        literals++;
+        i++;
+      } else if (c === '*' || c === '?') {
+        wild++;
+      } else if (c === '{') {
+        tokens++;
+        i = Math.max(i, comp.indexOf('}', i));
+      } else if (c === '[') {
+        tokens++;
+        const close = comp.indexOf(']', i + 2);
+        i = close < 0 ? comp.length : close;
+      } else {
+        literals++;
+      }
+    }
+  });
+  return [literals, tokens, -globstars, -wild];
+}
 
-/** All valid path globs of a rule as one regular expression (matched once per pin, not once per glob). */
-function rulePaths(rule: OwnerRule): RegExp | null {
-  let re = rulePathCache.get(rule);
-  if (re === undefined) {
-    const parts = (rule.paths ?? []).map(compiled).filter((c): c is RegExp => typeof c !== 'string');
-    re = parts.length ? new RegExp(`^(?:${parts.map((r) => r.source.slice(1, -1)).join('|')})$`, 's') : null;
-    rulePathCache.set(rule, re);
+function moreSpecific(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! > b[i]!;
+  return false;
+}
+
+interface CompiledGlob {
+  glob: string;
+  re: RegExp;
+  specificity: [number, number, number, number];
+}
+
+const rulePathCache = new WeakMap<OwnerRule, { any: RegExp; globs: CompiledGlob[] } | null>();
+
+/**
+ * A rule's valid path globs: one regular expression to test a pin against every glob at
+ * once (most pins match no rule), and each glob on its own with its specificity.
+ */
+function rulePaths(rule: OwnerRule): { any: RegExp; globs: CompiledGlob[] } | null {
+  let c = rulePathCache.get(rule);
+  if (c === undefined) {
+    const globs = (rule.paths ?? []).flatMap((glob) => {
+      const re = compiled(glob);
+      return typeof re === 'string' ? [] : [{ glob, re, specificity: globSpecificity(glob) }];
+    });
+    c = globs.length
+      ? { any: new RegExp(`^(?:${globs.map((g) => g.re.source.slice(1, -1)).join('|')})$`, 's'), globs }
+      : null;
+    rulePathCache.set(rule, c);
   }
-  return re;
+  return c;
 }
 
 /**
- * The owner of a pin. Two passes over the catalog in order: first every rule's `paths`
- * (the first rule with a matching glob wins), then, only when no path matched, every
- * rule's `names` against the object's name. So a path match beats a name-prefix-only match,
- * and earlier rules beat later ones within each pass.
+ * The owner of a pin. Path globs first: of every rule's globs that match the pin's path,
+ * the most specific wins (globSpecificity); between equally specific globs, the earlier
+ * rule (the user's rules from the config file come before the built-in catalog). Only
+ * when no path matches, object name prefixes: the longest matching prefix wins, then the
+ * earlier rule. So a path match beats a name-prefix-only match.
  */
 export function matchOwner(
   catalog: OwnerRule[],
@@ -279,15 +344,24 @@ export function matchOwner(
   objectName: string | null,
 ): OwnerMatch | null {
   const path = normalizePinPath(pinPath);
+  let best: { rule: OwnerRule; glob: CompiledGlob } | null = null;
   for (const rule of catalog) {
-    if (rulePaths(rule)?.test(path)) return { tool: rule.tool, persistent: rule.persistent, rule };
+    const paths = rulePaths(rule);
+    if (!paths?.any.test(path)) continue;
+    for (const g of paths.globs) {
+      if (g.re.test(path) && (!best || moreSpecific(g.specificity, best.glob.specificity))) best = { rule, glob: g };
+    }
   }
+  if (best) return { tool: best.rule.tool, persistent: best.rule.persistent, rule: best.rule, matched: `rule ${best.glob.glob}` };
   if (objectName) {
+    let byName: { rule: OwnerRule; prefix: string } | null = null;
     for (const rule of catalog) {
-      if (rule.names?.some((p) => nameHasPrefix(objectName, p))) {
-        return { tool: rule.tool, persistent: rule.persistent, rule };
+      for (const prefix of rule.names ?? []) {
+        const cut = prefix.slice(0, KERNEL_NAME_LEN);
+        if (nameHasPrefix(objectName, prefix) && (!byName || cut.length > byName.prefix.length)) byName = { rule, prefix: cut };
       }
     }
+    if (byName) return { tool: byName.rule.tool, persistent: byName.rule.persistent, rule: byName.rule, matched: `name prefix ${byName.prefix}` };
   }
   return null;
 }

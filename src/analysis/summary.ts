@@ -25,13 +25,19 @@ export function memlockOnce(pins: Pin[]): number {
 export function summarize(pins: Pin[], namespaces: number, instances: number): Summary {
   const byStatus = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<Status, number>;
   // one pass: each object's memory counted once overall and once per status
-  const seen = { total: new Set<string>(), orphaned: new Set<string>(), leaked: new Set<string>() };
+  const seen = { total: new Set<string>(), orphaned: new Set<string>(), leaked: new Set<string>(), stale: new Set<string>() };
   const memlockBytes = { total: 0, orphaned: 0, leaked: 0 };
+  const stale = { pins: 0, memlockBytes: 0 };
   for (const p of pins) {
     byStatus[p.status]++;
+    if (p.stale) stale.pins++;
     const id = objectId(p);
     if (!id) continue;
     const bytes = p.object!.memlockBytes;
+    if (p.stale && !seen.stale.has(id)) {
+      seen.stale.add(id);
+      stale.memlockBytes += bytes;
+    }
     if (!seen.total.has(id)) {
       seen.total.add(id);
       memlockBytes.total += bytes;
@@ -41,7 +47,7 @@ export function summarize(pins: Pin[], namespaces: number, instances: number): S
       memlockBytes[p.status] += bytes;
     }
   }
-  return { namespaces, instances, pins: pins.length, byStatus, memlockBytes };
+  return { namespaces, instances, pins: pins.length, byStatus, memlockBytes, stale };
 }
 
 /** Fills each instance's pin count and memory (objects counted once per instance). */

@@ -8,7 +8,7 @@ import { SCHEMA_VERSION, STATUSES, type Pin, type Status } from '../model.js';
 import { CLEANABLE, pinKey, recheck, selectCandidates } from '../analysis/clean.js';
 import { parseDuration } from '../analysis/config.js';
 import { memlockOnce } from '../analysis/summary.js';
-import { fdById, closeFd } from '../kernel/bpf.js';
+import { allIds } from '../kernel/bpf.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { releaseAll } from '../scan/host.js';
 import { objectReader } from '../scan/pins.js';
@@ -20,6 +20,7 @@ import {
   type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle, parseList,
 } from './common.js';
 import { pinFilter, placeOptions } from './pins.js';
+import { refusePartial } from './partial.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
@@ -27,6 +28,7 @@ interface Args extends GlobalArgs {
   instance?: string;
   path?: string;
   olderThan?: string;
+  stale: boolean;
   yes: boolean;
 }
 
@@ -48,31 +50,34 @@ export const cleanCommand = {
   describe: 'unpin leaked pins (a dry run unless --yes); never held, in-use or persistent ones',
   builder: (y: Argv) => placeOptions(y
     .positional('snapshot', { type: 'string', describe: 'the snapshot whose leaks to remove (default latest); each is re-checked now' })
-    .option('status', { type: 'string', default: 'leaked', describe: 'which leaks: leaked, orphaned or both (comma-separated)' }))
-    .option('older-than', { type: 'string', describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w)' })
+    .option('status', { type: 'string', default: 'leaked', describe: 'which leaks: leaked, orphaned or both (comma-separated); persistent only with --stale' }))
+    .option('stale', { type: 'boolean', default: false, describe: 'with --status persistent: the persistent pins nothing uses any more (see leaks --stale)' })
+    .option('older-than', { type: 'string', describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w); stale pins: unused for longer' })
     .option('yes', { type: 'boolean', default: false, describe: 'really unpin (without it, only show what would go)' }),
   handler: async (a: Args) => {
     const statuses: Status[] = parseList(a.status, STATUSES, 'status') ?? ['leaked'];
-    const refused = statuses.filter((s) => !CLEANABLE.includes(s));
-    if (refused.length) throw new PinleakError(`clean never removes ${refused.join(', ')} pins: --status takes leaked and orphaned only`);
+    checkCleanStatuses(statuses, a.stale);
     const olderMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;
     const keep = pinFilter({ instance: a.instance, path: a.path });
     requirePrivileges('pinleak clean');
     const config = userConfig(a);
-    const store = openDb(a, false);
+    const store = openDb(a, 'write');
     try {
       const id = resolveSnapshot(store, a.snapshot ?? 'latest');
       const stored = loadSnapshot(store, id);
+      // no override: on a partial view a pin that looks orphaned may be held by a process the scan could not see
+      refusePartial(stored.snapshot, 'clean never acts on a partial view (run `pinleak scan` where it sees the whole host, and clean that)');
       const candidates = selectCandidates(stored, {
-        statuses, keep, createdBefore: olderMs !== undefined ? Date.now() - olderMs : undefined,
+        statuses, keep, createdBefore: olderMs !== undefined ? Date.now() - olderMs : undefined, stale: a.stale,
       });
       const { doc: fresh, scan } = await takeSnapshot({ store, config, onProgress: progressReporter(a), keepAnchors: true });
       endProgress(a);
       try {
+        refusePartial(fresh.snapshot, 'clean never acts on a partial view: nothing was removed');
         if (fresh.snapshot.bootId !== stored.snapshot.bootId) {
           throw new PinleakError(`snapshot ${id} is from another boot: its object ids mean nothing now; run \`pinleak scan\` and clean that`);
         }
-        const result = clean(candidates, fresh.pins, statuses, scan, !a.yes, (pin) => recordAction(store, {
+        const result = clean(candidates, fresh.pins, statuses, a.stale, scan, !a.yes, (pin) => recordAction(store, {
           at: new Date().toISOString(), action: 'unpin', instance: pin.instance, path: pin.path,
           objectKind: pin.object!.kind, objectId: pin.object!.id, bytes: pin.object!.memlockBytes, actor: actor(), snapshotId: id,
         }), (fn) => store.db.transaction(fn).immediate());
@@ -88,17 +93,28 @@ export const cleanCommand = {
   },
 };
 
+/** leaked and orphaned; persistent only named together with --stale, and --stale only with it. */
+function checkCleanStatuses(statuses: Status[], stale: boolean): void {
+  const refused = statuses.filter((s) => !CLEANABLE.includes(s) && !(s === 'persistent' && stale));
+  if (refused.includes('persistent')) {
+    throw new PinleakError('clean removes persistent pins only with --stale (--status persistent --stale: those nothing uses any more)');
+  }
+  if (refused.length) throw new PinleakError(`clean never removes ${refused.join(', ')} pins: --status takes leaked and orphaned (and persistent with --stale)`);
+  if (stale && !statuses.includes('persistent')) throw new PinleakError('--stale selects stale persistent pins: name them with --status persistent');
+}
+
 function clean(
-  candidates: Pin[], freshPins: Pin[], statuses: Status[], scan: Awaited<ReturnType<typeof takeSnapshot>>['scan'],
+  candidates: Pin[], freshPins: Pin[], statuses: Status[], stale: boolean, scan: Awaited<ReturnType<typeof takeSnapshot>>['scan'],
   dryRun: boolean, audit: (p: Pin) => void, transaction: (fn: () => void) => void,
 ): CleanResult {
   const freshByKey = new Map(freshPins.map((p) => [pinKey(p), p]));
   const reader = objectReader();
-  const usage = usageProbe(scan.cgroupRoots);
+  const unlinked = new Set<string>();
+  const usage = usageProbe(scan.cgroupRoots, () => scan.pins.filter((p) => !unlinked.has(`${p.instance}\0${p.path}`)));
   const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [], warnings: [] };
   for (const c of candidates) {
     const fresh = freshByKey.get(pinKey(c));
-    const why = recheck(c, fresh, statuses);
+    const why = recheck(c, fresh, statuses, stale);
     if (why) {
       result.skipped.push({ pin: fresh ?? c, why });
       continue;
@@ -126,6 +142,7 @@ function clean(
             audit(pin);
             handle!.unlink();
           });
+          unlinked.add(`${pin.instance}\0${pin.path}`);
         } catch (e) {
           result.skipped.push({ pin, why: `unlink failed: ${(e as Error).message}` });
           continue;
@@ -160,10 +177,11 @@ async function verifyFreed(result: CleanResult, all: Pin[]): Promise<void> {
   const pending = new Map(last.map((p) => [`${p.object!.kind}:${p.object!.id}`, p]));
   const deadline = Date.now() + 3000;
   while (pending.size && Date.now() < deadline) {
+    // Walk the id tables, never open by id: opening a prog array with no user reference
+    // left makes the kernel clear it, and was seen to leave it allocated (KERNEL-FACTS).
+    const alive = { map: new Set(allIds('map')), prog: new Set(allIds('prog')), link: new Set(allIds('link')) };
     for (const [k, p] of pending) {
-      const fd = fdById(p.object!.kind as 'map' | 'prog' | 'link', p.object!.id);
-      if (fd === null) pending.delete(k);
-      else closeFd(fd);
+      if (!alive[p.object!.kind as 'map' | 'prog' | 'link']?.has(p.object!.id)) pending.delete(k);
     }
     if (pending.size) await new Promise((r) => setTimeout(r, 50));
   }

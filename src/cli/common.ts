@@ -30,8 +30,12 @@ export function dbPath(a: GlobalArgs): string {
   return a.db ?? process.env.PINLEAK_DB ?? DEFAULT_DB;
 }
 
-export function openDb(a: GlobalArgs, create: boolean): Store {
-  return openStore(dbPath(a), { create });
+/**
+ * read: never writes (pins, leaks, mounts, snapshots, diff, export, history for --no-store);
+ * write: an existing database (clean, prune); create: made when missing (scan, gate, run).
+ */
+export function openDb(a: GlobalArgs, access: 'read' | 'write' | 'create'): Store {
+  return openStore(dbPath(a), { access: access === 'read' ? 'read' : 'write', create: access === 'create' });
 }
 
 export function userConfig(a: GlobalArgs): Config {

@@ -7,6 +7,7 @@ import { renderDiff } from '../report/changes.js';
 import { type GlobalArgs, openDb, emitJson, say, outStyle } from './common.js';
 import { loadBaseline } from './baseline.js';
 import { openHistory } from './history.js';
+import { announcePartial } from './partial.js';
 
 interface Args extends GlobalArgs {
   from?: string;
@@ -28,6 +29,8 @@ export const diffCommand = {
       const from = loadBaseline(store, a.from ?? 'latest~1');
       const to = loadBaseline(store, a.to ?? 'latest');
       const d = diffSnapshots(from, to);
+      announcePartial(a, from.snapshot);
+      announcePartial(a, to.snapshot);
       if (a.json) emitJson(d);
       else say(a, renderDiff(d, outStyle(a)));
     } finally {

@@ -36,7 +36,7 @@ export const exportCommand = {
     if (a.json && a.output === undefined) {
       throw new PinleakError('--json: export prints metrics on stdout; give --output FILE to get a JSON summary of what was written');
     }
-    const store = openDb(a, false);
+    const store = openDb(a, 'read');
     try {
       let id: number;
       try {

@@ -9,7 +9,7 @@ import { renderGate, renderJunit } from '../report/changes.js';
 import { type GlobalArgs, requirePrivileges, userConfig, openDb, dbPath, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
 import { loadBaseline } from './baseline.js';
 import { openHistory } from './history.js';
-import { partialReasons } from './partial.js';
+import { refusePartial } from './partial.js';
 import { writeFileAtomic } from './files.js';
 import { renderGateHtml } from '../report/html.js';
 import { pinleakVersion } from '../package.js';
@@ -45,15 +45,12 @@ export const gateCommand = {
     const maxLeakedBytes = nonNegative(a.maxLeakedBytes, 'max-leaked-bytes');
     requirePrivileges('pinleak gate');
     const config = userConfig(a);
-    const store = a.store ? openDb(a, true) : openHistory(a);
+    const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
       const baseline = loadBaseline(store, a.baseline); // resolved before scanning: a typo fails fast
-      const { doc, scan } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });
+      const { doc } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });
       endProgress(a);
-      const partial = partialReasons(doc, scan);
-      if (partial.length && !a.allowPartial) {
-        throw new PinleakError(`the scan could not see the whole host: ${partial.join('; ')}; the gate does not judge it (pass --allow-partial to judge anyway)`);
-      }
+      if (!a.allowPartial) refusePartial(doc.snapshot, 'the gate does not judge it (pass --allow-partial to judge anyway)');
       if (a.store && store) {
         saveSnapshot(store, doc);
         retentionAfterStore(store, config);
@@ -64,7 +61,7 @@ export const gateCommand = {
       });
       if (a.junit) writeFileAtomic(a.junit, renderJunit(result), { refuse: [dbPath(a)] });
       if (a.html) {
-        const page = renderGateHtml(result, baseline, doc, diffSnapshots(baseline, doc), { version: pinleakVersion(), generatedAt: new Date().toISOString(), partialReasons: partial });
+        const page = renderGateHtml(result, baseline, doc, diffSnapshots(baseline, doc), { version: pinleakVersion(), generatedAt: new Date().toISOString() });
         writeFileAtomic(a.html, page, { refuse: [dbPath(a)] });
       }
       if (a.json) emitJson(result);

@@ -4,5 +4,5 @@ import type { Store } from '../store/index.js';
 import { dbPath, openDb, type GlobalArgs } from './common.js';
 
 export function openHistory(a: GlobalArgs): Store | null {
-  return fs.existsSync(dbPath(a)) ? openDb(a, false) : null;
+  return fs.existsSync(dbPath(a)) ? openDb(a, 'read') : null;
 }

@@ -1,17 +1,20 @@
-// A gate must never pass on a scan that could not see the host.
-import { inInitPidNamespace } from '../kernel/procfs.js';
-import type { SnapshotDoc } from '../model.js';
-import type { HostScan } from '../scan/host.js';
+// What commands do with a partial snapshot (one that could not see the whole host): say
+// so first, and never judge or act on it.
+import { PinleakError } from '../errors.js';
+import type { SnapshotMeta } from '../model.js';
+import { partialBanner, partialReasonsOf, snapshotRef } from '../report/text.js';
+import { type GlobalArgs, outStyle, say } from './common.js';
 
-export function partialReasons(doc: SnapshotDoc, scan: HostScan): string[] {
-  const why: string[] = [];
-  if (!inInitPidNamespace()) why.push("pinleak runs in a child pid namespace and cannot see the host's processes (run it with the host's /proc, e.g. hostPID: true)");
-  if (scan.processes.size === 0) why.push('no processes are visible');
-  const bad = doc.namespaces.filter((n) => n.error);
-  if (bad.length) why.push(`${bad.length} mount namespace(s) could not be read (${bad.map((n) => n.mntNs).join(', ')})`);
-  // an instance with an error, or one whose walk left a subtree unread
-  const badInst = new Set(doc.instances.filter((i) => i.error).map((i) => i.dev));
-  for (const e of doc.errors) if (e.scope.startsWith('instance ')) badInst.add(e.scope.slice('instance '.length));
-  if (badInst.size) why.push(`${badInst.size} bpffs instance(s) could not be walked whole (${[...badInst].join(', ')})`);
-  return why;
+/** The banner at the top of a command's text (on stderr with --json); with --quiet, one warning line. */
+export function announcePartial(a: GlobalArgs, m: SnapshotMeta): void {
+  const banner = partialBanner(m, outStyle(a));
+  if (!banner) return;
+  if (a.quiet) process.stderr.write(`pinleak: warning: ${snapshotRef(m)} is partial: ${partialReasonsOf(m).join('; ')}\n`);
+  else say(a, banner);
+}
+
+/** A PinleakError (exit 2) when `m` is partial: `what` says what is not done, e.g. "--fail-on-leak does not judge it". */
+export function refusePartial(m: SnapshotMeta, what: string): void {
+  const why = partialReasonsOf(m);
+  if (why.length) throw new PinleakError(`${snapshotRef(m)} could not see the whole host: ${why.join('; ')}; ${what}`);
 }

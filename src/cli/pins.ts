@@ -4,18 +4,22 @@ import { STATUSES, type Pin } from '../model.js';
 import { globMatch } from '../analysis/owners.js';
 import { renderPins } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle, parseList, checkInstance } from './common.js';
+import { announcePartial } from './partial.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
   status?: string;
   instance?: string;
   path?: string;
+  stale?: boolean;
 }
 
 export interface PinFilter {
   status?: string;
   instance?: string;
   path?: string;
+  /** only stale persistent pins */
+  stale?: boolean;
 }
 
 /** --status S[,S], --instance MAJ:MIN, --path GLOB (relative to the instance's root). */
@@ -25,7 +29,8 @@ export function pinFilter(f: PinFilter): (p: Pin) => boolean {
   const glob = f.path?.replace(/^\/+/, '');
   return (p) => (!statuses || statuses.includes(p.status))
     && (!f.instance || p.instance === f.instance)
-    && (glob === undefined || globMatch(glob, p.path.replace(/^\/+/, '')));
+    && (glob === undefined || globMatch(glob, p.path.replace(/^\/+/, '')))
+    && (!f.stale || !!p.stale);
 }
 
 /** --instance and --path, shared by pins, leaks and clean. */
@@ -39,12 +44,14 @@ export const filterOptions = (y: Argv) => placeOptions(y
 export const pinsCommand = {
   command: 'pins [snapshot]',
   describe: 'every pin of a snapshot with its object, holders, status and reasons',
-  builder: (y: Argv) => filterOptions(y.positional('snapshot', { type: 'string', describe: 'id, label, latest or latest~N (default latest)' })),
+  builder: (y: Argv) => filterOptions(y.positional('snapshot', { type: 'string', describe: 'id, label, latest or latest~N (default latest)' }))
+    .option('stale', { type: 'boolean', default: false, describe: 'only persistent pins that nothing uses any more' }),
   handler: (a: Args) => {
     const keep = pinFilter(a);
-    const store = openDb(a, false);
+    const store = openDb(a, 'read');
     try {
       const doc = loadStored(store, a.snapshot);
+      announcePartial(a, doc.snapshot);
       if (a.json) {
         emitJson({ ...doc, pins: doc.pins.filter(keep) });
       } else {

@@ -29,7 +29,7 @@ export const pruneCommand = {
       throw new PinleakError('--keep takes a whole number of snapshots (0 or more; the latest always stays)');
     }
     const olderThanMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;
-    const store = openDb(a, false);
+    const store = openDb(a, 'write');
     const file = dbPath(a);
     try {
       const before = fileSize(file);

@@ -40,7 +40,7 @@ export const reportCommand = {
     }
     const now = new Date();
     const since = sinceMs !== undefined ? new Date(now.getTime() - sinceMs).toISOString() : null;
-    const store = openDb(a, false);
+    const store = openDb(a, 'read');
     let html: string;
     let snapshots: number;
     try {

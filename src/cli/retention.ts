@@ -1,10 +1,11 @@
-// Retention from the config file, applied after every stored scan so cron never grows the database without bound.
+// Retention from the config file (DEFAULT_RETENTION when it sets none), applied after every
+// stored scan so cron never grows the database without bound.
 import { pruneSnapshots, type Store } from '../store/index.js';
-import { parseDuration, type Config } from '../analysis/config.js';
+import { DEFAULT_RETENTION, parseDuration, type Config } from '../analysis/config.js';
 
 export function applyRetention(store: Store, config: Config): number {
-  const r = config.retention;
-  if (!r || (r.keep === undefined && r.olderThan === undefined)) return 0;
+  const set = config.retention && (config.retention.keep !== undefined || config.retention.olderThan !== undefined);
+  const r = set ? config.retention! : DEFAULT_RETENTION;
   return pruneSnapshots(store, {
     keep: r.keep,
     olderThanMs: r.olderThan !== undefined ? parseDuration(r.olderThan) : undefined,

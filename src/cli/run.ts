@@ -13,6 +13,7 @@ import { isLeak } from '../analysis/summary.js';
 import { key, type Sighting } from '../analysis/classify.js';
 import { pinKeyer } from '../analysis/diff.js';
 import { retentionAfterStore } from './retention.js';
+import { announcePartial, refusePartial } from './partial.js';
 import { saveSnapshot, recordCreators } from '../store/index.js';
 import { renderRun } from '../report/changes.js';
 import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
@@ -47,11 +48,11 @@ export const runCommand = {
     if (!Number.isInteger(a.interval) || a.interval < 1) throw new PinleakError(`--interval must be a whole number of milliseconds >= 1, got ${a.interval}`);
     requirePrivileges('pinleak run');
     const config = userConfig(a);
-    const store = openDb(a, true);
+    const store = openDb(a, 'create');
     try {
+      // stored only once the command has run: a command that cannot start leaves nothing behind
       const before = await takeSnapshot({ store, config, label: 'run:before', onProgress: progressReporter(a) });
       endProgress(a);
-      saveSnapshot(store, before.doc);
 
       const startedMs = Date.now();
       const child = spawn(command[0]!, command.slice(1), { stdio: a.json ? ['inherit', 2, 'inherit'] : 'inherit' });
@@ -83,7 +84,7 @@ export const runCommand = {
       const timer = setInterval(sample, a.interval);
       sample();
       const exitCode = await new Promise<number>((resolve, reject) => {
-        child.on('error', (e: NodeJS.ErrnoException) => reject(new PinleakError(`cannot run ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`)));
+        child.on('error', (e: NodeJS.ErrnoException) => reject(new PinleakError(`cannot run ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.code === 'EACCES' ? 'permission denied (not executable?)' : e.message}`)));
         child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? signalNumber(signal) : 0)));
       }).finally(() => {
         clearInterval(timer);
@@ -91,6 +92,8 @@ export const runCommand = {
         process.off('SIGTERM', onTerm);
       });
       const endedMs = Date.now();
+      // before the after-snapshot, whose creators it is evidence for
+      saveSnapshot(store, before.doc);
 
       // Pins new since `before`: CMD's when its tree was seen holding the object, or when
       // they were pinned while it ran (a short-lived process can slip between samples).
@@ -126,10 +129,14 @@ export const runCommand = {
         schemaVersion: SCHEMA_VERSION, command, exitCode, before: before.doc.snapshot, after: after.doc.snapshot,
         samples, created, leftBehind: created.filter(isLeak),
       };
+      announcePartial(a, after.doc.snapshot);
       if (a.json) emitJson(result);
       else summary(a, renderRun(result, outStyle(a)));
       if (exitCode !== 0) process.exitCode = exitCode;
-      else if (a.failOnLeak && result.leftBehind.length) process.exitCode = 1;
+      else if (a.failOnLeak) {
+        refusePartial(after.doc.snapshot, '--fail-on-leak does not judge it');
+        if (result.leftBehind.length) process.exitCode = 1;
+      }
     } finally {
       store.close();
     }

@@ -10,6 +10,7 @@ import {
 } from './common.js';
 import { openHistory } from './history.js';
 import { retentionAfterStore } from './retention.js';
+import { announcePartial, refusePartial } from './partial.js';
 
 interface Args extends GlobalArgs {
   label?: string;
@@ -32,13 +33,13 @@ export const scanCommand = {
   builder: (y: Argv) => y
     .option('label', { type: 'string', describe: 'name this snapshot (e.g. before-deploy)' })
     .option('store', { type: 'boolean', default: true, describe: 'store the snapshot (--no-store: only print it)' })
-    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when any pin is orphaned or leaked' })
+    .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when any pin is orphaned or leaked; exit 2 when the scan could not see the whole host' })
     .option('timings', { type: 'boolean', default: false, describe: 'print the time of each scan phase on stderr' }),
   handler: async (a: Args) => {
     checkLabel(a.label);
     requirePrivileges('pinleak scan');
     const config = userConfig(a);
-    const store = a.store ? openDb(a, true) : openHistory(a);
+    const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
       const { doc, scan } = await takeSnapshot({ store, config, label: a.label ?? null, onProgress: progressReporter(a) });
       endProgress(a);
@@ -51,13 +52,17 @@ export const scanCommand = {
       if (a.timings || a.debug) {
         process.stderr.write(`timings (ms): ${Object.entries(scan.timings).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
       }
+      announcePartial(a, doc.snapshot);
       if (a.json) emitJson(doc);
       else if (!a.quiet) {
         const style = outStyle(a);
         summary(a, renderSummary(doc, style));
         if (doc.pins.some(isLeak)) summary(a, '\n' + renderLeaks(doc, style, { perGroup: 10 }));
       }
-      if (a.failOnLeak && doc.pins.some(isLeak)) process.exitCode = 1;
+      if (a.failOnLeak) {
+        refusePartial(doc.snapshot, '--fail-on-leak does not judge it');
+        if (doc.pins.some(isLeak)) process.exitCode = 1;
+      }
     } finally {
       store?.close();
     }

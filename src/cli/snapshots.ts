@@ -10,7 +10,7 @@ export const snapshotsCommand = {
   describe: 'the stored snapshots (id, time, label, counts)',
   builder: (y: Argv) => y,
   handler: (a: GlobalArgs) => {
-    const store = openDb(a, false);
+    const store = openDb(a, 'read');
     try {
       const list = listSnapshots(store);
       if (a.json) emitJson({ schemaVersion: SCHEMA_VERSION, snapshots: list });

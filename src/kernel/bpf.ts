@@ -55,7 +55,7 @@ function syscallFn() {
 const sizes = new Map<TypeObject, number>();
 
 /** Calls bpf(cmd) with `type` encoded from `value`; a negative `ret` comes with its errno. */
-function bpfRaw(cmd: number, type: TypeObject, value: object): { ret: number; errno: number; attr: Buffer } {
+export function bpfRaw(cmd: number, type: TypeObject, value: object): { ret: number; errno: number; attr: Buffer } {
   const fn = syscallFn();
   let size = sizes.get(type);
   if (size === undefined) sizes.set(type, (size = sizeOf(type)));
@@ -66,21 +66,21 @@ function bpfRaw(cmd: number, type: TypeObject, value: object): { ret: number; er
 }
 
 /** bpfRaw that throws a KernelError naming the operation. */
-function bpf(cmd: number, type: TypeObject, value: object, op: string, target?: string): { ret: number; attr: Buffer } {
+export function bpf(cmd: number, type: TypeObject, value: object, op: string, target?: string): { ret: number; attr: Buffer } {
   const r = bpfRaw(cmd, type, value);
   if (r.ret < 0) throw new KernelError(op, r.errno, target);
   return r;
 }
 
-function cString(s: string): Buffer {
+export function cString(s: string): Buffer {
   return Buffer.from(s + '\0', 'utf8');
 }
 
-function addr(buf: Buffer | Uint8Array): bigint {
+export function addr(buf: Buffer | Uint8Array): bigint {
   return koffi.address(buf);
 }
 
-function decodeName(raw: Uint8Array): string {
+export function decodeName(raw: Uint8Array): string {
   const end = raw.indexOf(0);
   return Buffer.from(raw.subarray(0, end < 0 ? raw.length : end)).toString('utf8');
 }

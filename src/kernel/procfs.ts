@@ -65,6 +65,8 @@ export interface ProcStat {
   comm: string;
   state: string;
   ppid: number;
+  /** field 20: threads in the thread group (a zombie leader of live threads has more than 1) */
+  threads: number;
   /** field 22: clock ticks after boot */
   startTime: number;
 }
@@ -75,7 +77,7 @@ export function parseStat(text: string): ProcStat | null {
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) return null;
   const rest = text.slice(close + 2).split(' ');
-  // rest[0] is field 3 (state); field 22 is rest[19]
+  // rest[0] is field 3 (state); field 20 is rest[17]; field 22 is rest[19]
   const startTime = Number(rest[19]);
   if (!Number.isFinite(startTime)) return null;
   return {
@@ -83,6 +85,7 @@ export function parseStat(text: string): ProcStat | null {
     comm: text.slice(open + 1, close),
     state: rest[0] ?? '?',
     ppid: Number(rest[1]),
+    threads: Number(rest[17]),
     startTime,
   };
 }
@@ -197,13 +200,17 @@ export function readMountinfo(pid: number): MountinfoEntry[] | null {
   return t === null ? null : parseMountinfo(t);
 }
 
-/** fd number -> link target, for every fd of a process; null when it has gone or cannot be read. */
-export function readFdTargets(pid: number): Map<number, string> | null {
+/**
+ * fd number -> link target, for every fd of a process; null when it has gone; 'denied'
+ * when it is there but its fds cannot be listed (no CAP_SYS_PTRACE over it, an LSM).
+ */
+export function readFdTargets(pid: number): Map<number, string> | null | 'denied' {
   let names: string[];
   try {
     names = fs.readdirSync(`${PROC}/${pid}/fd`);
-  } catch {
-    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM' ? 'denied' : null;
   }
   const out = new Map<number, string>();
   for (const n of names) {

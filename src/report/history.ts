@@ -4,6 +4,7 @@ import { STATUSES, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } 
 import type { HistorySeries, SeriesPoint } from '../store/index.js';
 import { ownerName, isLeak } from '../analysis/summary.js';
 import { diffSnapshots, type DiffResult } from '../analysis/diff.js';
+import { partialReasonsOf } from './text.js';
 
 /** A chart keeps the owners with the most memory; the rest share one series. */
 export const MAX_OWNERS = 8;
@@ -49,9 +50,8 @@ export interface HistoryModel {
  * recorded the verdict of its scan carries it; an older one is judged by what it stored:
  * the namespaces and bpffs instances it could not read.
  */
-export function partialReasonsOf(p: SeriesPoint): string[] {
-  const m = p.meta as SnapshotMeta & { partial?: boolean; partialReasons?: string[] };
-  if (typeof m.partial === 'boolean') return m.partial ? (m.partialReasons?.length ? m.partialReasons : ['reason not recorded']) : [];
+export function storedPartialReasons(p: SeriesPoint): string[] {
+  if (typeof p.meta.partial === 'boolean') return partialReasonsOf(p.meta);
   return p.viewErrors.map((e) => `${e.scope}: ${e.message}`);
 }
 
@@ -91,13 +91,13 @@ export function chartData(series: HistorySeries): ChartData {
     orphaned: ownerColumns(series, 'orphaned', index),
     pins: STATUSES.map((status) => ({ status, values: pts.map((p) => p.summary.byStatus?.[status] ?? 0) })),
     leakedTotal: pts.map((p) => p.summary.memlockBytes?.leaked ?? 0),
-    partial: pts.flatMap((p, i) => (partialReasonsOf(p).length ? [i] : [])),
+    partial: pts.flatMap((p, i) => (storedPartialReasons(p).length ? [i] : [])),
   };
 }
 
 export function historyModel(series: HistorySeries, latest: SnapshotDoc | null, previous: SnapshotDoc | null, since: string | null): HistoryModel {
   const partialScans = series.points
-    .map((p) => ({ meta: p.meta, reasons: partialReasonsOf(p) }))
+    .map((p) => ({ meta: p.meta, reasons: storedPartialReasons(p) }))
     .filter((p) => p.reasons.length)
     .reverse();
   return {

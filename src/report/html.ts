@@ -11,7 +11,7 @@ import { STATUSES, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } 
 import type { DiffResult, GateResult } from '../analysis/diff.js';
 import { memlockOnce } from '../analysis/summary.js';
 import { bytes } from './format.js';
-import { creatorText, objectText } from './text.js';
+import { creatorText, objectText, partialReasonsOf } from './text.js';
 import { leaksByMemory, type HistoryModel, type PartialScan } from './history.js';
 import { drawCharts, type ClientOptions } from './client.js';
 
@@ -230,7 +230,8 @@ function summaryRow(label: string, a: SnapshotDoc['summary'], b: SnapshotDoc['su
 
 /** `gate --html`: the gate's verdict, its new leaks, and what changed since the baseline. */
 export function renderGateHtml(g: GateResult, baseline: SnapshotDoc, current: SnapshotDoc, change: DiffResult,
-  opts: { version: string; generatedAt: string; partialReasons: string[] }): string {
+  opts: { version: string; generatedAt: string }): string {
+  const partial = partialReasonsOf(current.snapshot);
   const limits = [
     g.thresholds.maxNewLeaks !== null ? `at most ${g.thresholds.maxNewLeaks} new leaks` : null,
     g.thresholds.maxLeakedBytes !== null ? `at most ${bytes(g.thresholds.maxLeakedBytes)} leaked` : null,
@@ -240,7 +241,7 @@ export function renderGateHtml(g: GateResult, baseline: SnapshotDoc, current: Sn
   const b = current.summary;
   const body = [
     `<h1>pinleak gate: <span class="${g.passed ? 'good' : 'bad'}">${g.passed ? 'passed' : 'failed'}</span></h1>`,
-    ...(opts.partialReasons.length ? [partialBanner(current.snapshot, opts.partialReasons)] : []),
+    ...(partial.length ? [partialBanner(current.snapshot, partial)] : []),
     `<p class="sub">${escapeHtml(current.snapshot.hostname)}; ${n} new leak${n === 1 ? '' : 's'} holding ${bytes(g.newLeakedBytes)} since ${snapshotName(g.baseline)} (${escapeHtml(limits)}); generated ${escapeHtml(opts.generatedAt)} by pinleak ${escapeHtml(opts.version)}</p>`,
     '<h2>New leaks</h2>',
     leaksTable(g.newLeaks, 'pinleak leaks'),

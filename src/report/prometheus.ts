@@ -81,6 +81,18 @@ export function groupPins(pins: readonly Pin[]): Group[] {
   return [...groups.values()].sort((a, b) => rank(a.status) - rank(b.status) || cmp(a.owner, b.owner) || cmp(a.instance, b.instance));
 }
 
+/** Stale persistent pins by owner tool (sorted): kept on purpose, used by nothing alive. */
+function staleByOwner(pins: readonly Pin[]): [string, Pin[]][] {
+  const byOwner = new Map<string, Pin[]>();
+  for (const p of pins) {
+    if (!p.stale) continue;
+    const list = byOwner.get(ownerLabel(p));
+    if (list) list.push(p);
+    else byOwner.set(ownerLabel(p), [p]);
+  }
+  return [...byOwner].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 /** The metrics of one snapshot document, as the text exposition format (ends with a newline). */
 export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): string {
   const m = doc.snapshot;
@@ -90,6 +102,7 @@ export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): str
   const durationS = (m.durationMs ?? 0) / 1000;
   const one = (value: number): Sample[] => [{ labels: {}, value }];
   const groupLabels = (g: Group): Labels => ({ status: g.status, owner: g.owner, bpffs_instance: g.instance });
+  const stale = staleByOwner(doc.pins);
 
   const metrics: Metric[] = [
     {
@@ -118,6 +131,16 @@ export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): str
       samples: one(memlockOnce(leaks)),
     },
     {
+      name: 'pinleak_stale_pins',
+      help: 'persistent pins that nothing alive uses any more (kept on purpose by their owner tool, not leaks), by owner tool',
+      samples: stale.map(([owner, pins]) => ({ labels: { owner }, value: pins.length })),
+    },
+    {
+      name: 'pinleak_stale_bytes',
+      help: 'kernel memory of stale persistent pins (kept on purpose, used by nothing alive), by owner tool; each object counted once',
+      samples: stale.map(([owner, pins]) => ({ labels: { owner }, value: memlockOnce(pins) })),
+    },
+    {
       name: 'pinleak_namespaces',
       help: 'mount namespaces seen by the latest snapshot',
       samples: one(doc.summary.namespaces),
@@ -131,6 +154,11 @@ export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): str
       name: 'pinleak_scan_errors',
       help: 'errors the latest snapshot recorded (namespaces or instances it could not read); non-zero means a partial view',
       samples: one(doc.errors.length),
+    },
+    {
+      name: 'pinleak_scan_partial',
+      help: '1 when the latest snapshot could not see the whole host (a child pid namespace, unreadable processes, namespaces or instances): its leak counts cannot be trusted; pinleak scan says why',
+      samples: one(m.partial ? 1 : 0),
     },
     {
       name: 'pinleak_snapshot_id',

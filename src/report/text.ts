@@ -35,6 +35,20 @@ export function holdersText(p: Pin): string {
   return first.join(', ') + (p.holders.length > 2 ? ` +${p.holders.length - 2}` : '');
 }
 
+/** The reasons a snapshot is partial; empty when it saw the whole host (or predates the field). */
+export const partialReasonsOf = (m: SnapshotMeta): string[] => (m.partial ? m.partialReasons ?? ['reason not recorded'] : []);
+
+/** The first thing every view of a partial snapshot says, or null when it is whole. */
+export function partialBanner(m: SnapshotMeta, style: Style): string | null {
+  const why = partialReasonsOf(m);
+  if (!why.length) return null;
+  return [
+    `${paint(style, 'red', 'PARTIAL VIEW')}: ${snapshotRef(m)} could not see the whole host:`,
+    ...why.map((r) => `  - ${safe(r)}`),
+    '  its statuses may be wrong (a pin shown orphaned or leaked may be held by a process it could not see); clean never acts on it',
+  ].join('\n');
+}
+
 export function renderSummary(doc: SnapshotDoc, style: Style): string {
   const s = doc.summary;
   const m = doc.snapshot;
@@ -49,6 +63,10 @@ export function renderSummary(doc: SnapshotDoc, style: Style): string {
     lines.push(`  ${paint(style, 'red', `${leaked} leak${leaked === 1 ? '' : 's'}`)}: ${bytes(s.memlockBytes.leaked)} leaked, ${bytes(s.memlockBytes.orphaned)} orphaned`);
   } else {
     lines.push(`  ${paint(style, 'green', 'no leaks')}`);
+  }
+  if (s.stale?.pins) {
+    const hint = m.id !== null ? ` (pinleak leaks ${m.id} --stale)` : '';
+    lines.push(`  ${paint(style, 'yellow', plural(s.stale.pins, 'stale persistent pin'))}: ${bytes(s.stale.memlockBytes)} kept on purpose that nothing uses any more${hint}`);
   }
   for (const e of doc.errors) lines.push(`  ${paint(style, 'yellow', 'warning')}: ${safe(e.scope)}: ${safe(e.message)}`);
   return lines.join('\n');
@@ -122,16 +140,55 @@ export interface LeaksView {
 export function renderLeaks(doc: SnapshotDoc, style: Style, view: LeaksView = {}): string {
   const leaks = doc.pins.filter(isLeak);
   if (!leaks.length) return `${paint(style, 'green', 'no leaks')} in ${snapshotRef(doc.snapshot)}`;
+  const out: string[] = [
+    `${paint(style, 'red', `${leaks.length} leak${leaks.length === 1 ? '' : 's'}`)} holding ${bytes(memlockOnce(leaks))} in ${snapshotRef(doc.snapshot)}`,
+    ...groupLines(leaks, style, view),
+  ];
+  if (doc.snapshot.id !== null) {
+    const statuses = [...new Set(leaks.map((p) => p.status))].sort().join(',');
+    const tail = filterText(view);
+    out.push('', `all of them: pinleak leaks ${doc.snapshot.id}${tail}`);
+    out.push(`look closer: pinleak pins ${doc.snapshot.id} --status ${statuses}${tail}`);
+    out.push(`remove them (dry run first): pinleak clean ${doc.snapshot.id} --status ${statuses}${tail}`);
+  }
+  return out.join('\n');
+}
+
+/** The filters the reader used, quoted for a shell, to repeat in hints. */
+function filterText(view: LeaksView): string {
+  const filters = (view.filters ?? []).map((f) => (/^[\w.,:\/-]+$/.test(f) ? f : `'${f.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return filters ? ` ${filters}` : '';
+}
+
+/**
+ * Stale persistent pins (issue 14), grouped like leaks: kept on purpose by their owner,
+ * but nothing alive uses them any more. Never called leaks.
+ */
+export function renderStale(doc: SnapshotDoc, style: Style, view: LeaksView = {}): string {
+  const stale = doc.pins.filter((p) => p.stale);
+  if (!stale.length) return `no stale persistent pins in ${snapshotRef(doc.snapshot)}`;
+  const out = [
+    `${paint(style, 'yellow', plural(stale.length, 'stale persistent pin'))} holding ${bytes(memlockOnce(stale))} in ${snapshotRef(doc.snapshot)}: kept on purpose by their owner, unused (not leaks)`,
+    ...groupLines(stale, style, view),
+  ];
+  if (doc.snapshot.id !== null) {
+    const tail = filterText(view);
+    out.push('', `look closer: pinleak pins ${doc.snapshot.id} --stale${tail}`);
+    out.push(`remove them (dry run first): pinleak clean ${doc.snapshot.id} --status persistent --stale${tail}`);
+  }
+  return out.join('\n');
+}
+
+/** Pins grouped by owner and instance, largest memory first, each pin with its reasons and paths. */
+function groupLines(pins: Pin[], style: Style, view: LeaksView): string[] {
   const groups = new Map<string, Pin[]>();
-  for (const p of leaks) {
+  for (const p of pins) {
     const g = `${p.owner.tool ?? 'unknown owner'}\u0000${p.instance}`;
     const l = groups.get(g) ?? [];
     l.push(p);
     groups.set(g, l);
   }
-  const out: string[] = [
-    `${paint(style, 'red', `${leaks.length} leak${leaks.length === 1 ? '' : 's'}`)} holding ${bytes(memlockOnce(leaks))} in ${snapshotRef(doc.snapshot)}`,
-  ];
+  const out: string[] = [];
   for (const [g, pins] of [...groups].sort((a, b) => memlockOnce(b[1]) - memlockOnce(a[1]))) {
     const [owner, dev] = g.split('\u0000');
     out.push('', `${paint(style, 'bold', owner!)} in bpffs ${dev}: ${pins.length} pin${pins.length === 1 ? '' : 's'}, ${bytes(memlockOnce(pins))}`);
@@ -144,14 +201,5 @@ export function renderLeaks(doc: SnapshotDoc, style: Style, view: LeaksView = {}
     }
     if (shown.length < pins.length) out.push(`  … and ${pins.length - shown.length} more`);
   }
-  if (doc.snapshot.id !== null) {
-    const id = String(doc.snapshot.id);
-    const statuses = [...new Set(leaks.map((p) => p.status))].sort().join(',');
-    const filters = (view.filters ?? []).map((f) => (/^[\w.,:\/-]+$/.test(f) ? f : `'${f.replace(/'/g, `'\\''`)}'`)).join(' ');
-    const tail = filters ? ` ${filters}` : '';
-    out.push('', `all of them: pinleak leaks ${id}${tail}`);
-    out.push(`look closer: pinleak pins ${id} --status ${statuses}${tail}`);
-    out.push(`remove them (dry run first): pinleak clean ${id} --status ${statuses}${tail}`);
-  }
-  return out.join('\n');
+  return out;
 }

@@ -17,6 +17,8 @@ export function buildHolders(
   maps: Map<number, MapDetails>,
   pageSize: number,
   containerOf: (p: Process) => Container | null,
+  /** every mapping of a map's file with its map id (the task_vma iterator): replaces the shape heuristic */
+  exactMmaps?: { pid: number; mapId: number }[],
 ): HolderIndex {
   const byObject = new Map<string, Holder[]>();
   const mmapNotes = new Map<number, string>();
@@ -40,7 +42,12 @@ export function buildHolders(
   // buffer's producer pages, an arena); only when none has it, to every map it fits
   // into. Several candidates all count as held: a map a process may be using is never
   // called a leak.
-  if (ps.mapMappings.size) {
+  if (exactMmaps) {
+    for (const v of exactMmaps) {
+      const p = ps.processes.get(v.pid);
+      if (p) holderFor(objectKey('map', v.mapId), p).mmapped = true;
+    }
+  } else if (ps.mapMappings.size) {
     const mmapable = [...maps.values()].filter((m) => mmapLimit(m, pageSize) > 0);
     for (const [pid, mappings] of ps.mapMappings) {
       const p = ps.processes.get(pid);

@@ -2,7 +2,7 @@
 // (pid, start time), mount namespace, and the BPF objects and namespaces its fds point at.
 import { kindOfFdTarget } from '../kernel/bpf.js';
 import {
-  listPids, readStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
+  listPids, readStat, type ProcStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
   readBpfMapMappings, readCgroup, type MapMapping,
 } from '../kernel/procfs.js';
 import type { ObjectKind } from '../model.js';
@@ -31,11 +31,24 @@ export interface NsFdRef {
 }
 
 export interface ProcessScan {
+  /** the live processes (see isLive): a zombie has exited */
   processes: Map<number, Process>;
+  /** live processes whose fds could not be listed (permission): their holdings are unknown */
+  unreadable: number[];
   bpfFds: FdRef[];
   nsFds: NsFdRef[];
   /** pid -> address ranges of its mappings of BPF maps (held with no fd) */
   mapMappings: Map<number, MapMapping[]>;
+}
+
+/**
+ * SPEC: a process is alive only when its (pid, startTime) is and it is not a zombie. A
+ * zombie (state Z, or X while being reaped) has exited, however long its parent takes to
+ * reap it; the exception is a thread-group leader that called pthread_exit: it shows Z
+ * while its other threads still run (num_threads > 1), and that process is alive.
+ */
+export function isLive(stat: Pick<ProcStat, 'state' | 'threads'>): boolean {
+  return !((stat.state === 'Z' || stat.state === 'X') && !(stat.threads > 1));
 }
 
 export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number, total: number) => void }): ProcessScan {
@@ -43,6 +56,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
   const bpfFds: FdRef[] = [];
   const nsFds: NsFdRef[] = [];
   const mapMappings = new Map<number, MapMapping[]>();
+  const unreadable: number[] = [];
   const pids = listPids();
   const self = process.pid;
   let done = 0;
@@ -50,14 +64,15 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
     if (++done % 200 === 0) opts.onProgress?.(done, pids.length);
     if (pid === self) continue; // pinleak's own fds are its scan, not holders
     const stat = readStat(pid);
-    if (!stat) continue; // exited since the directory listing
+    if (!stat || !isLive(stat)) continue; // exited (since the directory listing, or a zombie)
     const proc: Process = {
       pid, startTime: stat.startTime, comm: stat.comm, ppid: stat.ppid,
       mntNs: readMntNs(pid), cgroup: null,
     };
     const fds = readFdTargets(pid);
+    if (fds === 'denied') unreadable.push(pid);
     let interesting = false;
-    if (fds) {
+    if (fds && fds !== 'denied') {
       const held = bpfFdsOf(pid, fds);
       if (held.length) {
         bpfFds.push(...held);
@@ -82,7 +97,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
     processes.set(pid, proc);
   }
   opts.onProgress?.(pids.length, pids.length);
-  return { processes, bpfFds, nsFds, mapMappings };
+  return { processes, unreadable, bpfFds, nsFds, mapMappings };
 }
 
 /** The BPF objects among a process's fds, with their ids from fdinfo (fdinfo read for bpf fds only). */

@@ -30,7 +30,7 @@ export function sampleTree(rootPid: number): TreeSample {
   const held: TreeSample['held'] = [];
   for (const pid of tree) {
     const fds = readFdTargets(pid);
-    if (!fds) continue;
+    if (!fds || fds === 'denied') continue;
     const refs = bpfFdsOf(pid, fds);
     if (!refs.length) continue;
     const cgroup = readCgroup(pid);

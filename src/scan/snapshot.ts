@@ -4,10 +4,12 @@ import { classifyPins, key, type ClassifyContext, type Sighting } from '../analy
 import { summarize, fillInstanceTotals } from '../analysis/summary.js';
 import { loadCatalog } from '../analysis/owners.js';
 import type { Config } from '../analysis/config.js';
-import { earliestHolders, recordedCreators, pinObjectCache, type Store } from '../store/index.js';
+import { earliestHolders, recordedCreators, pinObjectCache, staleRuns, type Store } from '../store/index.js';
+import type { StaleRecord } from '../analysis/stale.js';
 import { readBootId } from '../kernel/procfs.js';
 import { scanHost, type HostScan, type Progress } from './host.js';
 import type { RawPin } from './pins.js';
+import { partialReasons } from './partial.js';
 
 export interface SnapshotOptions {
   store: Store | null;
@@ -29,7 +31,9 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   const objects = scan.pins.filter((p) => p.object).map((p) => ({ kind: p.object!.kind, id: p.object!.id }));
   const history = new Map<string, Sighting[]>();
   const recorded = new Map<string, Sighting>();
+  let stale = new Map<string, StaleRecord>();
   if (opts.store) {
+    stale = staleRuns(opts.store, scan.bootId, objects);
     for (const [k, list] of earliestHolders(opts.store, scan.bootId, objects)) {
       history.set(k, list.map((s) => ({ pid: s.pid, startTime: s.startTime, comm: s.comm, snapshotId: s.snapshotId, container: s.container })));
     }
@@ -43,12 +47,13 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
       if (s) recorded.set(key(p.object!.kind, p.object!.id), { ...s, source: s.source ?? 'run' });
     }
   }
-  const ctx = contextFromScan(scan, opts.config, history, recorded);
+  const ctx = contextFromScan(scan, opts.config, history, recorded, stale);
   const pins = classifyPins(scan.pins, ctx);
   pins.sort((a, b) => a.instance.localeCompare(b.instance) || a.path.localeCompare(b.path));
   fillInstanceTotals(scan.instances, pins);
   scan.timings.classification = Math.round((performance.now() - t0) * 10) / 10;
 
+  const blind = partialReasons(scan);
   const doc: SnapshotDoc = {
     schemaVersion: SCHEMA_VERSION,
     snapshot: {
@@ -59,6 +64,8 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
       kernel: scan.kernel,
       label: opts.label ?? null,
       durationMs: Math.round(performance.now() - started),
+      partial: blind.length > 0,
+      partialReasons: blind,
     },
     namespaces: scan.namespaces,
     instances: scan.instances,
@@ -69,7 +76,9 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   return { doc, scan };
 }
 
-export function contextFromScan(scan: HostScan, config: Config, history: Map<string, Sighting[]>, recorded: Map<string, Sighting>): ClassifyContext {
+export function contextFromScan(
+  scan: HostScan, config: Config, history: Map<string, Sighting[]>, recorded: Map<string, Sighting>, stale: Map<string, StaleRecord> = new Map(),
+): ClassifyContext {
   const holders = new Map<string, Holder[]>(scan.holders.byObject);
   return {
     processes: scan.processes,
@@ -85,6 +94,8 @@ export function contextFromScan(scan: HostScan, config: Config, history: Map<str
     pidMax: scan.pidMax,
     catalog: loadCatalog(config.owners ?? []),
     config,
+    staleRuns: stale,
+    takenAt: scan.takenAt.toISOString(),
   };
 }
 

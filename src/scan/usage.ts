@@ -1,32 +1,46 @@
 // "Is anything using this object right now?" for clean's last check before an unlink:
-// holders (fds, mmaps) and live kernel references, from a sweep at most maxAgeMs old.
+// holders (fds, mmaps) and live kernel references, from a sweep at most maxAgeMs old, and
+// the count guard read afresh for every check (each unlink changes the counts).
 import { pageSize } from '../kernel/procfs.js';
 import { liveObjects, key } from '../analysis/classify.js';
 import { scanProcesses } from './processes.js';
 import { readReferenceGraph } from './references.js';
 import { buildHolders } from './holders.js';
+import { readCounts, residue } from './counts.js';
+import { unexplainedReason } from '../analysis/liveness.js';
+import type { ScannedPin } from '../model.js';
 
 export interface UsageProbe {
   /** why the object is held or in use now, or null when nothing alive reaches it */
   check(kind: string, id: number): string | null;
 }
 
-export function usageProbe(cgroupRoots: string[], maxAgeMs = 250): UsageProbe {
+/** pinsNow: every pin on the host as the caller knows it now (the scan's, less what it unlinked since). */
+export function usageProbe(cgroupRoots: string[], pinsNow: () => ScannedPin[], maxAgeMs = 250): UsageProbe {
   let takenAt = 0;
   let sweep: ((kind: string, id: number) => string | null) | null = null;
   const take = () => {
     const ps = scanProcesses({ mmaps: true });
     const errors: { scope: string; message: string }[] = [];
     const graph = readReferenceGraph({ withMaps: ps.mapMappings.size > 0, cgroupRoots }, errors);
-    const holders = buildHolders(ps, graph.maps, pageSize(), () => null);
+    const guard = readCounts();
+    const exactMmaps = guard.ok ? guard.counts.vmas.filter((v) => v.pid !== process.pid) : undefined;
+    const holders = buildHolders(ps, graph.maps, pageSize(), () => null, exactMmaps);
     const live = liveObjects({ holders: holders.byObject, links: graph.links, refs: graph.refs, unexplained: new Map() });
     sweep = (kind, id) => {
       // a kernel graph read only in part cannot prove that nothing uses the object
       if (errors.length) return `cannot confirm it is unused: ${errors[0]!.scope}: ${errors[0]!.message}`;
+      if (ps.unreadable.length) return `cannot confirm it is unused: the fds of pid ${ps.unreadable[0]} could not be read`;
       const h = holders.byObject.get(key(kind, id));
       if (h?.length) return `held by pid ${h[0]!.pid} (${h[0]!.comm}) now`;
       const why = kind !== 'link' ? live.live.get(key(kind, id)) : undefined;
       if (why !== undefined) return `in use now: ${why}`;
+      // The counts right now: any referrer the kernel counts that nothing names keeps it.
+      const now = readCounts();
+      if (now.ok) {
+        const left = residue(now.counts, pinsNow(), graph.refs).get(key(kind, id));
+        if (left) return `in use now: ${unexplainedReason(left)}`;
+      }
       return null;
     };
     takenAt = Date.now();

@@ -9,11 +9,19 @@ import { APPLICATION_ID, DB_SCHEMA_VERSION, MIGRATIONS } from './schema.js';
 export interface Store {
   db: Database.Database;
   path: string;
+  /** read without locks (a read-only directory with no -shm to share): a concurrent writer can tear a read */
+  unlocked?: boolean;
   close(): void;
 }
 
 export interface OpenOptions {
-  /** Create the database (and its directory) when missing. Default true. */
+  /**
+   * 'write' (default): WAL, migrations, writes. 'read': a read-only connection that never
+   * writes, switches the journal mode or migrates, so that any user who can read the file
+   * can use it, on read-only media too.
+   */
+  access?: 'read' | 'write';
+  /** Create the database (and its directory) when missing ('write' only). Default true. */
   create?: boolean;
 }
 
@@ -49,9 +57,13 @@ function fsError(path: string, err: NodeJS.ErrnoException, what: string): Pinlea
 }
 
 /** A SQLite error a user can act on, as a PinleakError naming the file; anything else unchanged. */
-export function sqliteError(path: string, err: unknown): unknown {
+export function sqliteError(path: string, err: unknown, unlocked = false): unknown {
   if (err instanceof PinleakError) return err;
   const code = (err as { code?: string }).code ?? '';
+  // without locks, a scan writing at the same moment looks like corruption: it is not
+  if (unlocked && (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT'))) {
+    return new PinleakError(`${path} changed while it was read (read without locks: its directory is read-only); try again`);
+  }
   if (code === 'SQLITE_NOTADB') return notOurs(path, 'file is not a database');
   if (code.startsWith('SQLITE_CORRUPT')) return new PinleakError(`${path} is corrupt (${(err as Error).message}); ${MOVE_ASIDE}`);
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
@@ -69,7 +81,7 @@ export function guard<T>(store: Store, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    throw sqliteError(store.path, err);
+    throw sqliteError(store.path, err, store.unlocked);
   }
 }
 
@@ -146,19 +158,52 @@ function incompatibility(path: string, db: Database.Database): PinleakError | nu
   return null;
 }
 
+let urisEnabled = false;
+
+/**
+ * better-sqlite3 reads SQLITE_USE_URI once, when its addon loads (at the first
+ * connection): set it for that moment only, so `file:...?immutable=1` can be opened.
+ * pinleak's own paths are made absolute, so no --db is ever read as a URI.
+ */
+function enableUris(): void {
+  if (urisEnabled) return;
+  const before = process.env.SQLITE_USE_URI;
+  process.env.SQLITE_USE_URI = '1';
+  try {
+    new Database(':memory:').close();
+  } finally {
+    if (before === undefined) delete process.env.SQLITE_USE_URI;
+    else process.env.SQLITE_USE_URI = before;
+  }
+  urisEnabled = true;
+}
+
+/**
+ * A read-only connection. `unlocked`: opened immutable, for a WAL database whose
+ * directory does not let this user create the -shm file readers share (another user's
+ * directory, a read-only mount). No -shm there means no connection has the file open.
+ */
+function connectReadOnly(path: string, unlocked: boolean): Database.Database {
+  enableUris();
+  const abs = nodePath.resolve(path);
+  const name = unlocked ? `file:${abs.split('/').map(encodeURIComponent).join('/')}?immutable=1` : abs;
+  try {
+    return new Database(name, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  } catch (err) {
+    throw sqliteError(path, err);
+  }
+}
+
+/** A read-only connection could not set up its shared memory (-shm) next to the file. */
+const cannotShare = (err: unknown): boolean => /^SQLITE_(READONLY|CANTOPEN)/.test((err as { code?: string }).code ?? '');
+
 /**
  * The authoritative check, on a read-only connection: the schema version (WAL-aware)
  * and PRAGMA quick_check. A read-only connection never writes the main file (it may
  * create the usual -wal/-shm files of a WAL database, which SQLite shares between
  * connections, so they are left alone).
  */
-function checkReadOnly(path: string, size: number): void {
-  let db: Database.Database;
-  try {
-    db = new Database(path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
-  } catch (err) {
-    throw sqliteError(path, err);
-  }
+function inspect(path: string, db: Database.Database, size: number, unlocked: boolean): void {
   try {
     const bad = incompatibility(path, db);
     if (bad) throw bad;
@@ -168,10 +213,57 @@ function checkReadOnly(path: string, size: number): void {
     const result = rows[0]?.quick_check ?? 'no result';
     if (result !== 'ok') throw new PinleakError(`${path} is corrupt (quick_check: ${result}); ${MOVE_ASIDE}`);
   } catch (err) {
-    throw sqliteError(path, err);
+    throw sqliteError(path, err, unlocked);
+  }
+}
+
+function checkReadOnly(path: string, size: number): void {
+  const db = connectReadOnly(path, false);
+  try {
+    inspect(path, db, size, false);
   } finally {
     db.close();
   }
+}
+
+/** A store for reading only: checked like any other, but never written, migrated or switched to WAL. */
+function openForReading(path: string, size: number): Store {
+  if (size === 0) throw new PinleakError(`${path} holds no snapshot yet: run \`pinleak scan\` first, or pass --db PATH`);
+  let unlocked = false;
+  let db = connectReadOnly(path, unlocked);
+  try {
+    try {
+      db.pragma('user_version', { simple: true });
+    } catch (err) {
+      if (!cannotShare(err)) throw sqliteError(path, err);
+      db.close();
+      unlocked = true;
+      db = connectReadOnly(path, unlocked);
+    }
+    inspect(path, db, size, unlocked);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version < DB_SCHEMA_VERSION) {
+      throw new PinleakError(`${path} has database schema ${version} and this pinleak reads ${DB_SCHEMA_VERSION}: upgrade it once with \`pinleak --db ${path} scan\` as root (reading never writes it)`);
+    }
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return storeOf(db, path, unlocked);
+}
+
+function storeOf(db: Database.Database, path: string, unlocked: boolean): Store {
+  let closed = false;
+  return {
+    db,
+    path,
+    unlocked,
+    close() {
+      if (closed) return;
+      closed = true;
+      db.close();
+    },
+  };
 }
 
 function migrate(path: string, db: Database.Database): void {
@@ -231,7 +323,9 @@ function mkdirp(dir: string): void {
 }
 
 export function openStore(path: string, opts: OpenOptions = {}): Store {
-  const create = opts.create ?? true;
+  enableUris();
+  const reading = opts.access === 'read';
+  const create = !reading && (opts.create ?? true);
   let exists = true;
   try {
     fs.statSync(path);
@@ -258,11 +352,20 @@ export function openStore(path: string, opts: OpenOptions = {}): Store {
   }
 
   const size = checkHeader(path);
+  if (reading) return openForReading(path, size);
+  // the file and its directory (SQLite puts -wal and -shm beside it): say which cannot be written, and why
+  for (const f of [path, nodePath.dirname(nodePath.resolve(path))]) {
+    try {
+      fs.accessSync(f, fs.constants.W_OK);
+    } catch (err) {
+      throw fsError(f, err as NodeJS.ErrnoException, 'write');
+    }
+  }
   if (size > 0) checkReadOnly(path, size);
 
   let db: Database.Database;
   try {
-    db = new Database(path, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    db = new Database(nodePath.resolve(path), { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
   } catch (err) {
     throw sqliteError(path, err);
   }
@@ -272,14 +375,5 @@ export function openStore(path: string, opts: OpenOptions = {}): Store {
     db.close();
     throw sqliteError(path, err);
   }
-  let closed = false;
-  return {
-    db,
-    path,
-    close() {
-      if (closed) return;
-      closed = true;
-      db.close();
-    },
-  };
+  return storeOf(db, path, false);
 }

@@ -13,7 +13,7 @@ export const MOUNT_KEYS = keys('mntNs', 'mountId', 'mountPoint', 'root', 'superO
 export const OBJECT_KEYS = keys('kind', 'id', 'name', 'type', 'memlockBytes');
 export const HOLDER_KEYS = keys('pid', 'startTime', 'comm', 'fds', 'mntNs', 'container', 'mmapped');
 export const PIN_KEYS = keys('instance', 'path', 'mountPaths', 'inode', 'createdAt', 'uid', 'gid', 'mode', 'object', 'holders',
-  'usedBy', 'status', 'reasons', 'owner', 'creator', 'error');
+  'usedBy', 'status', 'reasons', 'owner', 'creator', 'error', 'stale');
 export const OWNER_KEYS = keys('tool', 'persistent', 'pathPid', 'pathPidAlive');
 export const CREATOR_KEYS = keys('pid', 'startTime', 'comm', 'alive', 'firstSeenSnapshot', 'source', 'container');
 export const ERROR_KEYS = keys('scope', 'message');

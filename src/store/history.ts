@@ -112,6 +112,26 @@ export const recordedCreators = guarded(function recordedCreators(store: Store, 
   return out;
 });
 
+/**
+ * For each object that has one, the start of its unbroken run of stored snapshots of boot
+ * `bootId` that found it stale (issue 14). One indexed query (json_each joined on the
+ * primary key of `stale_runs`), however many objects.
+ */
+export const staleRuns = guarded(function staleRuns(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, { since: string; snapshotId: number }> {
+  const { json, keys } = objectsParam(objects);
+  const out = new Map<string, { since: string; snapshotId: number }>();
+  if (keys.length === 0) return out;
+  const rows = stmt(store.db, `
+    SELECT r.kind, r.obj_id, r.since, r.first_snapshot_id
+    FROM json_each(?) AS j
+    CROSS JOIN stale_runs AS r
+      ON r.boot_id = ? AND r.kind = json_extract(j.value, '$[0]') AND r.obj_id = json_extract(j.value, '$[1]')`).all(json, bootId) as {
+    kind: string; obj_id: number; since: string; first_snapshot_id: number;
+  }[];
+  for (const r of rows) out.set(objectKey(r.kind, r.obj_id), { since: r.since, snapshotId: r.first_snapshot_id });
+  return out;
+});
+
 export interface CachedObject {
   kind: 'map' | 'prog' | 'link' | 'unknown';
   id: number;

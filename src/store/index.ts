@@ -5,7 +5,7 @@ export { saveSnapshot } from './save.js';
 export { loadSnapshot } from './load.js';
 export { listSnapshots, resolveSnapshot, type SnapshotListEntry } from './snapshots.js';
 export {
-  earliestHolders, recordCreators, recordedCreators, pinObjectCache, type CachedObject,
+  earliestHolders, recordCreators, staleRuns, recordedCreators, pinObjectCache, type CachedObject,
   type HolderSighting, type CreatorRecord, type ObjectKey,
 } from './history.js';
 export { recordAction, listActions, type ActionRecord, type ActionEntry } from './actions.js';

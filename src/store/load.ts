@@ -1,7 +1,7 @@
 // Reading a whole snapshot document back, exactly as it was saved.
 import type {
   BpffsInstance, BpfObject, Container, Creator, Delegation, Holder, InstanceMount, MountNamespace, MountPath, ObjectKind,
-  UsedBy, Owner, Pin, ReachedVia, ScanError, SnapshotDoc, Status, Summary,
+  UsedBy, Owner, Pin, ReachedVia, ScanError, SnapshotDoc, Stale, Status, Summary,
 } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { applyExtra, fromBool, fromJson, stmt } from './codec.js';
@@ -13,7 +13,7 @@ const PIN_COLUMNS = [
   'p.id', 'p.instance', 'p.path', 'p.mount_paths_json', 'p.inode', 'p.created_at', 'p.uid', 'p.gid', 'p.mode', 'p.object_id',
   'p.status', 'p.reasons_json', 'p.used_by_json', 'p.owner_tool', 'p.owner_persistent', 'p.owner_path_pid',
   'p.owner_path_pid_alive', 'p.creator_pid', 'p.creator_start_time', 'p.creator_comm', 'p.creator_alive',
-  'p.creator_first_seen', 'p.creator_source', 'p.creator_container_json', 'p.error_json', 'p.extra',
+  'p.creator_first_seen', 'p.creator_source', 'p.creator_container_json', 'p.error_json', 'p.stale_json', 'p.extra',
   'o.kind', 'o.obj_id', 'o.name', 'o.type', 'o.memlock_bytes', 'o.extra',
 ] as const;
 type PinColumn = (typeof PIN_COLUMNS)[number];
@@ -148,6 +148,7 @@ function pinOf(holdersByPin: Map<number, Holder[]>): (r: Raw) => Pin {
       reasons: fromJson<string[]>(str(r, 'p.reasons_json')) ?? [], owner, creator,
     };
     setIfDefined(pin, 'error', fromJson<string | null>(str(r, 'p.error_json')));
+    setIfDefined(pin, 'stale', fromJson<Stale | null>(str(r, 'p.stale_json')));
     applyExtra(pin, str(r, 'p.extra'), ['owner', 'creator']);
     return pin;
   };

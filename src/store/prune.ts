@@ -55,7 +55,10 @@ export const pruneSnapshots = guarded(function pruneSnapshots(store: Store, opts
       DELETE FROM creators WHERE NOT EXISTS (
         SELECT 1 FROM objects o JOIN snapshots s ON s.id = o.snapshot_id
         WHERE o.kind = creators.kind AND o.obj_id = creators.obj_id AND s.boot_id = creators.boot_id);
-      DELETE FROM prune_ids;`);
+      DELETE FROM stale_runs WHERE NOT EXISTS (
+        SELECT 1 FROM objects o JOIN snapshots s ON s.id = o.snapshot_id
+        WHERE o.kind = stale_runs.kind AND o.obj_id = stale_runs.obj_id AND s.boot_id = stale_runs.boot_id);
+      DELETE FROM prune_ids;`)
     return doomed.length;
   }).immediate();
 

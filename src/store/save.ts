@@ -1,5 +1,5 @@
 // Writing a whole snapshot document: one transaction, prepared statements reused per row.
-import type { Pin, SnapshotDoc } from '../model.js';
+import { objectKey, type Pin, type SnapshotDoc } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
 import {
@@ -19,11 +19,14 @@ const SQL = {
   pin: `INSERT INTO pins (snapshot_id, instance, path, mount_paths_json, inode, created_at, uid, gid, mode, object_id,
       status, reasons_json, used_by_json, owner_tool, owner_persistent, owner_path_pid, owner_path_pid_alive,
       creator_pid, creator_start_time, creator_comm, creator_alive, creator_first_seen, creator_source,
-      creator_container_json, error_json, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      creator_container_json, error_json, stale_json, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
   process: `INSERT INTO processes (snapshot_id, pid, start_time, comm, mnt_ns, container_json) VALUES (?,?,?,?,?,?)`,
   holder: `INSERT INTO holders (pin_id, process_id, fds_json, mmapped, extra) VALUES (?,?,?,?,?)`,
   sighting: `INSERT OR IGNORE INTO sightings (boot_id, kind, obj_id, pid, start_time, first_snapshot_id, comm, container_json)
       VALUES (?,?,?,?,?,?,?,?)`,
+  staleRun: `INSERT OR IGNORE INTO stale_runs (boot_id, kind, obj_id, since, first_snapshot_id) VALUES (?,?,?,?,?)`,
+  staleRunEnd: `DELETE FROM stale_runs WHERE boot_id = ? AND kind = ? AND obj_id = ?`,
+  anyStaleRun: `SELECT 1 FROM stale_runs WHERE boot_id = ? LIMIT 1`,
   error: `INSERT INTO scan_errors (snapshot_id, scope, message, extra) VALUES (?,?,?,?)`,
 };
 
@@ -50,6 +53,9 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
   const insHolder = stmt(db, SQL.holder);
   const insSighting = stmt(db, SQL.sighting);
   const insError = stmt(db, SQL.error);
+  const insStaleRun = stmt(db, SQL.staleRun);
+  const endStaleRun = stmt(db, SQL.staleRunEnd);
+  const anyStaleRun = stmt(db, SQL.anyStaleRun);
 
   const m = doc.snapshot;
   const { leaks, leakedBytes } = leakTotals(doc);
@@ -80,6 +86,8 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
     // document always reads back exactly as written.)
     const objectRows = new Map<string, number | bigint>();
     const processRows = new Map<string, number | bigint>();
+    // object key -> its stale run's start, or null when no pin of it is stale
+    const staleRuns = new Map<string, { kind: string; id: number; stale: { since: string; sinceSnapshot: number | null } | null }>();
 
     for (const p of doc.pins) {
       let objectRow: number | bigint | null = null;
@@ -95,13 +103,21 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
       }
       const ow = p.owner;
       const cr = p.creator;
+      // a run that starts with this scan starts at this snapshot
+      if (p.stale && p.stale.sinceSnapshot === null) p.stale.sinceSnapshot = sid;
+      if (o) {
+        const ok = objectKey(o.kind, o.id);
+        const run = staleRuns.get(ok);
+        if (!run) staleRuns.set(ok, { kind: o.kind, id: o.id, stale: p.stale ?? null });
+        else run.stale ??= p.stale ?? null;
+      }
       const pinRow = insPin.run(
         sid, p.instance, p.path, toJson(p.mountPaths), nul(p.inode), nul(p.createdAt), nul(p.uid), nul(p.gid), nul(p.mode),
         objectRow, p.status, toJson(p.reasons), toJson(p.usedBy),
         ow ? nul(ow.tool) : null, ow ? toBool(ow.persistent) : null, ow ? nul(ow.pathPid) : null, ow ? toBool(ow.pathPidAlive) : null,
         cr ? cr.pid : null, cr ? nul(cr.startTime) : null, cr ? nul(cr.comm) : null, cr ? toBool(cr.alive) : null,
         cr ? nul(cr.firstSeenSnapshot) : null, cr ? nul(cr.source) : null, cr ? toJson(cr.container) : null,
-        toJson(p.error),
+        toJson(p.error), toJson(p.stale),
         extraJson(extrasOf(p, PIN_KEYS), {
           owner: ow ? extrasOf(ow, OWNER_KEYS) : undefined,
           creator: cr ? extrasOf(cr, CREATOR_KEYS) : undefined,
@@ -120,6 +136,15 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
           extraJson(extrasOf(h, HOLDER_KEYS)));
         if (o) insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), container);
       }
+    }
+
+    // Runs of stale objects continue (the first snapshot of a run stays); a stored scan
+    // that found an object used ends its run.
+    // (no run of this boot yet: nothing to end, skip a delete per object)
+    const anyRun = anyStaleRun.get(m.bootId) !== undefined;
+    for (const r of staleRuns.values()) {
+      if (r.stale) insStaleRun.run(m.bootId, r.kind, r.id, r.stale.since, r.stale.sinceSnapshot ?? sid);
+      else if (anyRun) endStaleRun.run(m.bootId, r.kind, r.id);
     }
 
     for (const e of doc.errors ?? []) {

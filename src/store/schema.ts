@@ -197,8 +197,28 @@ CREATE TABLE actions (
 PRAGMA application_id = ${APPLICATION_ID};
 `;
 
+// Stale persistent pins (issue 14).
+const V2 = `
+-- pin.stale: NULL field absent (stored before it existed); otherwise JSON (may be 'null').
+ALTER TABLE pins ADD COLUMN stale_json TEXT;
+
+-- The history behind "unused since snapshot 12, 3 days": per boot and object, the first
+-- stored snapshot of its current unbroken run of scans that found it stale. Written by
+-- saveSnapshot (a stored scan that finds the object used ends the run: its row goes), read
+-- by one indexed query per scan. No foreign key: the run outlives a pruned snapshot.
+CREATE TABLE stale_runs (
+  boot_id           TEXT NOT NULL,
+  kind              TEXT NOT NULL,
+  obj_id            INTEGER NOT NULL,
+  since             TEXT NOT NULL,
+  first_snapshot_id INTEGER NOT NULL,
+  PRIMARY KEY (boot_id, kind, obj_id)
+) WITHOUT ROWID;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V1),
+  (db) => db.exec(V2),
 ];
 
 /** The schema version (PRAGMA user_version) this code writes. */

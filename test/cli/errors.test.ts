@@ -94,6 +94,17 @@ describe('errors', () => {
     expect(fs.existsSync(tmp.db)).toBe(false);
   });
 
+  it('a command run cannot start stores nothing: no run:before snapshot becomes latest', () => {
+    expect(pinleak(['scan', '--quiet', '--label', 'first'], { db: tmp.db }).code).toBe(0);
+    const notExecutable = path.join(tmp.dir, 'not-executable.sh');
+    fs.writeFileSync(notExecutable, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+    for (const [cmd, why] of [['/nonexistent/cmd', 'command not found'], ['no-such-command-' + process.pid, 'command not found'], [notExecutable, 'permission denied']]) {
+      expectOneLineError(pinleak(['run', '--', cmd!, '--flag'], { db: tmp.db }), new RegExp(`^pinleak: cannot run ${cmd!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ${why}`));
+    }
+    const list = JSON.parse(pinleak(['snapshots', '--json'], { db: tmp.db }).stdout) as { snapshots: { label: string | null }[] };
+    expect(list.snapshots.map((s) => s.label)).toEqual(['first']);
+  });
+
   it('an internal error is one line too, with the stack only under --debug', () => {
     // a directory where the database file should be: not a PinleakError path in every layer
     fs.mkdirSync(tmp.db);

@@ -16,7 +16,8 @@ import { createWorld, type World, type Mount } from '../world/world.js';
 import { pinleak, pinleakJson, tempDb } from '../helpers.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
 
-const INSTALL = 'apt-get install -y --no-install-recommends prometheus python3-prometheus-client';
+/** The one-line failure when a parser is missing: the README's test command installs both. */
+const missing = (what: string) => `${what} is missing: run the tests with \`bash .ci/run\` (it installs prometheus and python3-prometheus-client)`;
 // Debian's python, where python3-prometheus-client installs (a pyenv python3 on PATH would not see it)
 const PYTHON = '/usr/bin/python3';
 
@@ -57,14 +58,14 @@ function pythonClientPresent(): boolean {
 
 /** promtool check metrics: parse errors exit 1, lint problems (no HELP, bad names...) exit 3. */
 function promtoolCheck(text: string): { code: number | null; output: string } {
-  if (!promtoolPresent()) throw new Error(`promtool is missing: ${INSTALL}`);
+  if (!promtoolPresent()) throw new Error(missing('promtool'));
   const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   return { code: r.status, output: `${r.stdout}${r.stderr}`.trim() };
 }
 
 /** The official Python client's text-format parser. */
 function parse(text: string): ParsedFamily[] {
-  if (!pythonClientPresent()) throw new Error(`python3-prometheus-client is missing: ${INSTALL}`);
+  if (!pythonClientPresent()) throw new Error(missing(`python3-prometheus-client (${PYTHON} cannot import prometheus_client)`));
   const r = spawnSync(PYTHON, ['-c', PARSE_PY], { input: text, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`prometheus_client could not parse the export: ${r.stderr}`);
   return JSON.parse(r.stdout) as ParsedFamily[];
@@ -168,8 +169,8 @@ afterAll(async () => {
 
 describe('export prometheus', () => {
   it('has both real parsers available (CI installs them; a missing one is a failure, not a skip)', () => {
-    expect(promtoolPresent(), `promtool not found: ${INSTALL}`).toBe(true);
-    expect(pythonClientPresent(), `${PYTHON} cannot import prometheus_client: ${INSTALL}`).toBe(true);
+    expect(promtoolPresent(), missing('promtool')).toBe(true);
+    expect(pythonClientPresent(), missing(`python3-prometheus-client (${PYTHON} cannot import prometheus_client)`)).toBe(true);
   });
 
   it('the world is what the other tests rely on', () => {
@@ -213,7 +214,7 @@ describe('export prometheus', () => {
     for (const l of lines.filter((x) => !x.startsWith('#'))) expect(l).toMatch(/^[a-z_]+(\{.*\})? [0-9.e+-]+$/);
     for (const n of [
       'pinleak_info', 'pinleak_pins', 'pinleak_memlock_bytes', 'pinleak_leaks', 'pinleak_leaked_bytes', 'pinleak_namespaces',
-      'pinleak_instances', 'pinleak_scan_errors', 'pinleak_snapshot_id', 'pinleak_snapshot_duration_seconds',
+      'pinleak_instances', 'pinleak_scan_errors', 'pinleak_scan_partial', 'pinleak_snapshot_id', 'pinleak_snapshot_duration_seconds',
       'pinleak_snapshot_timestamp_seconds', 'pinleak_last_success_timestamp_seconds',
     ]) expect(names).toContain(n);
   });
@@ -384,7 +385,7 @@ describe('export prometheus', () => {
 
   it('the alerting rules in deploy/prometheus are valid, pass their promtool tests, and use only exported metrics', () => {
     const dir = fileURLToPath(new URL('../../deploy/prometheus/', import.meta.url));
-    if (!promtoolPresent()) throw new Error(`promtool is missing: ${INSTALL}`);
+    if (!promtoolPresent()) throw new Error(missing('promtool'));
     const check = spawnSync('promtool', ['check', 'rules', 'pinleak-rules.yml'], { cwd: dir, encoding: 'utf8' });
     expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
     const test = spawnSync('promtool', ['test', 'rules', 'pinleak-rules.test.yml'], { cwd: dir, encoding: 'utf8' });

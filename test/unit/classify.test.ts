@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyPins, key } from '../../src/analysis/classify.js';
-import { ctx, facts, graphCtx, map, ticksAt } from './fixtures.js';
+import { summarize } from '../../src/analysis/summary.js';
+import { ctx, facts, graphCtx, map, SCAN_TIME, ticksAt } from './fixtures.js';
 
 const PIN_TIME = '2026-11-24T10:00:00.000Z';
 const before = (s: number) => ticksAt(Date.parse(PIN_TIME) - s * 1000);
@@ -140,5 +141,73 @@ describe('creators', () => {
     const [p] = classifyPins([facts('/x', map(5))], ctx({ recorded, history }));
     expect(p!.creator).toMatchObject({ pid: 77, source: 'run', firstSeenSnapshot: 4 });
     expect(p!.reasons.join(' ')).toMatch(/recorded by pinleak run has exited/);
+  });
+});
+
+describe('persistent pins: stale, and reasons that agree (issue 14)', () => {
+  const tcMap = (id: number) => facts('/tc/globals/jmp_map', map(id, 'jmp_map'));
+
+  it('a catalog pin nothing uses is persistent and stale, since this scan when no stored run says otherwise', () => {
+    const [p] = classifyPins([tcMap(5)], ctx());
+    expect(p!.status).toBe('persistent');
+    expect(p!.stale).toEqual({ since: SCAN_TIME, sinceSnapshot: null });
+    expect(p!.reasons).toEqual([
+      'no process holds it and nothing alive in the kernel uses it; only bpffs pins keep it',
+      'iproute2 keeps its pins on purpose (rule tc/globals/*)',
+      'stale: nothing alive uses it (first found unused by this scan)',
+    ]);
+  });
+
+  it('a stored run carries on: unused since its first snapshot, and for how long', () => {
+    const staleRuns = new Map([[key('map', 5), { since: '2026-11-21T12:00:00.000Z', snapshotId: 12 }]]);
+    const [p] = classifyPins([tcMap(5)], ctx({ staleRuns }));
+    expect(p!.stale).toEqual({ since: '2026-11-21T12:00:00.000Z', sinceSnapshot: 12 });
+    expect(p!.reasons.at(-1)).toBe('stale: nothing alive has used it since snapshot 12 (3 days)');
+  });
+
+  it('in use: says what uses it first, then why it persists; in-use, not persistent, never stale', () => {
+    const c = graphCtx({
+      progs: [{ id: 20, name: 'cls', mapIds: [5] }],
+      refs: [{ to: { kind: 'prog', id: 20 }, from: { kind: 'tc', id: 3 }, what: 'tc ingress of dummy0', count: 1 }],
+    }, { staleRuns: new Map([[key('map', 5), { since: '2026-11-21T12:00:00.000Z', snapshotId: 12 }]]) });
+    const [p] = classifyPins([tcMap(5)], c);
+    expect(p!.status).toBe('in-use');
+    expect(p!.stale).toBeNull();
+    expect(p!.reasons).toEqual(['used by program 20 (cls), tc ingress of dummy0', 'iproute2 keeps its pins on purpose (rule tc/globals/*)']);
+    expect(p!.owner).toMatchObject({ tool: 'iproute2', persistent: true });
+
+    const holders = new Map([[key('map', 5), [{ pid: 10, startTime: before(60), comm: 'agent', fds: [7], mntNs: 1, container: null }]]]);
+    const [h] = classifyPins([tcMap(5)], ctx({ holders }));
+    expect(h!.status).toBe('held');
+    expect(h!.stale).toBeNull();
+    expect(h!.reasons).toEqual(['held by pid 10 (agent) fd 7', 'iproute2 keeps its pins on purpose (rule tc/globals/*)']);
+  });
+
+  it('a name-prefix owner says so; a non-persistent owner is named, never "on purpose"', () => {
+    const [n] = classifyPins([facts('/elsewhere/x', map(5, 'cilium_ipcache'))], ctx());
+    expect(n!.reasons).toContain('cilium keeps its pins on purpose (name prefix cilium_)');
+    const [t] = classifyPins([facts('/tetragon/__base__/m', map(6))], ctx());
+    expect(t!.status).toBe('orphaned');
+    expect(t!.stale).toBeNull();
+    expect(t!.reasons.at(-1)).toBe('owner: tetragon');
+  });
+
+  it('a live persistent link is not stale (its attachment is its use); ignore rules and preload iterators never are', () => {
+    const link = { kind: 'link' as const, id: 30, name: 'cil_from_netdev', type: 'tcx', memlockBytes: 0, progId: 20, defunct: false };
+    const c = graphCtx({ links: [{ id: 30, progId: 20, defunct: false, type: 'tcx', target: 'ifindex 2' }] });
+    const [l] = classifyPins([facts('/cilium/devices/eth0/links/cil_from_netdev', link)], c);
+    expect(l!.status).toBe('persistent');
+    expect(l!.stale).toBeNull();
+    const config = { ...ctx().config, ignore: [{ path: '/tc/**', reason: 'ours' }] };
+    const [ign] = classifyPins([tcMap(5)], ctx({ config }));
+    expect(ign!.status).toBe('persistent');
+    expect(ign!.stale).toBeNull();
+    const [pre] = classifyPins([facts('/maps.debug', null, { preload: true, error: 'cannot open: EPERM' })], ctx());
+    expect(pre!.stale).toBeNull();
+  });
+
+  it('the summary counts stale pins and their memory once per object', () => {
+    const pins = classifyPins([tcMap(5), facts('/tc/globals/again', map(5, 'jmp_map')), facts('/x', map(6))], ctx());
+    expect(summarize(pins, 1, 1).stale).toEqual({ pins: 2, memlockBytes: 1000 });
   });
 });

@@ -9,6 +9,8 @@ import { summarize } from '../../src/analysis/summary.js';
 
 export const BOOT_MS = Date.parse('2026-11-24T00:00:00.000Z');
 export const HZ = 100;
+/** when the fixtures' scan is taken: two hours after their pins were made */
+export const SCAN_TIME = '2026-11-24T12:00:00.000Z';
 /** ms since epoch of a start time in ticks */
 export const ticksAt = (isoOrMs: string | number) => Math.round(((typeof isoOrMs === 'number' ? isoOrMs : Date.parse(isoOrMs)) - BOOT_MS) / 1000 * HZ);
 
@@ -16,7 +18,7 @@ export function ctx(over: Partial<ClassifyContext> = {}): ClassifyContext {
   return {
     processes: new Map(), holders: new Map(), mmapNotes: new Map(), links: new Map(), refs: [], unexplained: new Map(),
     recorded: new Map(), history: new Map(), bootEpochMs: BOOT_MS, clockTicks: HZ,
-    pidMax: 4194304, catalog: loadCatalog(), config: emptyConfig(), ...over,
+    pidMax: 4194304, catalog: loadCatalog(), config: emptyConfig(), staleRuns: new Map(), takenAt: SCAN_TIME, ...over,
   };
 }
 

@@ -16,7 +16,7 @@ const maps = new Map([
 
 function scan(mappings: Record<number, { size: number; offset: number }[]>): ProcessScan {
   const processes = new Map(Object.keys(mappings).map((pid) => [Number(pid), { pid: Number(pid), startTime: 1, comm: `p${pid}`, ppid: 1, mntNs: 1, cgroup: null }]));
-  return { processes, bpfFds: [], nsFds: [], mapMappings: new Map(Object.entries(mappings).map(([pid, m]) => [Number(pid), m])) };
+  return { processes, unreadable: [], bpfFds: [], nsFds: [], mapMappings: new Map(Object.entries(mappings).map(([pid, m]) => [Number(pid), m])) };
 }
 const heldBy = (h: ReturnType<typeof buildHolders>, pid: number) =>
   [...h.byObject].filter(([, hs]) => hs.some((x) => x.pid === pid && x.mmapped)).map(([k]) => k).sort();

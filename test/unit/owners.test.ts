@@ -4,6 +4,7 @@ import {
   builtinCatalog,
   globMatch,
   globProblem,
+  globSpecificity,
   loadCatalog,
   matchOwner,
   nameHasPrefix,
@@ -107,6 +108,7 @@ describe('matchOwner: every OWNERS.md row', () => {
     ['tc/globals/cilium_calls_00123', 'cilium', 'cilium_calls_00', true],
     ['cilium/endpoints/1234/links/cil_from_container', 'cilium', 'cil_from_contai', true],
     ['cilium/devices/eth0/links/cil_from_netdev', 'cilium', null, true],
+    ['tc/globals/cilium_calls_hostns_00042', 'cilium', null, true],
     ['tetragon/__base__/event_execve/prog', 'tetragon', 'event_execve', false],
     ['tetragon/default:my-policy/generic_kprobe/prog', 'tetragon', null, false],
     ['tetragon_old/__base__/execve_map', 'tetragon', 'execve_map', false],
@@ -114,6 +116,7 @@ describe('matchOwner: every OWNERS.md row', () => {
     ['maps/1234/counter', 'bpfman', 'counter', true],
     ['xdp/dispatcher_4026531840_2_1/link_55', 'bpfman', 'xdp_dispatcher', true],
     ['xdp/dispatcher_4026531840_2_link', 'bpfman', null, true],
+    ['xdp/dispatcher_4026531840_2_1/dispatcher', 'bpfman', null, true],
     ['tc-ingress/dispatcher_4026531840_2_1/link_56', 'bpfman', null, true],
     ['tc/globals/cali_v4_ct3', 'calico', 'cali_v4_ct3', true],
     ['calico/xdp/eth0_ipv4_v4_xdp_cali_jump', 'calico', null, true],
@@ -124,12 +127,13 @@ describe('matchOwner: every OWNERS.md row', () => {
     ['systemd/userns-restrict/programs/userns_restrict_sb_alloc', 'systemd', 'userns_restrict', true],
     ['systemd/userns-restrict-v2/maps/userns_ringbuffer', 'systemd', null, true],
     ['systemd/socket-ratelimit/map', 'systemd', null, true],
+    ['systemd/unix-socket-protocol/maps', 'systemd', null, true],
+    ['links/77', 'bpfman', null, true],
+    ['tc-egress/dispatcher_4026531840_2_3/link_57', 'bpfman', null, true],
     ['xdp/dispatch-2-117/prog0-prog', 'libxdp', 'xdp_dispatcher', true],
     ['xdp/dispatch-2-117/prog0-link', 'libxdp', null, true],
     ['tc/globals/my_map', 'iproute2', 'my_map', true],
     ['tc/3e8e1d5c1a2f0e2b8a7c4f9d6e5b4a3c2d1e0f9a/jmp_map', 'iproute2', null, true],
-    ['ip/globals/foo', 'iproute2', null, true],
-    ['xdp/globals/foo', 'iproute2', null, true],
     ['jmp_eth0', 'katran', 'root_array', true],
     ['gadget/containers', 'inspektor-gadget', 'containers', false],
     ['gadget/mntnsset_4242', 'inspektor-gadget', 'mntnsset_4242', false],
@@ -149,6 +153,59 @@ describe('matchOwner: every OWNERS.md row', () => {
     });
   }
 
+  // One look-alike per rule: a path next to the documented layout that the rule must not
+  // claim (issue 14: a rule claiming more than its owner pins hides real leftovers).
+  const lookAlikes: [string, string][] = [
+    // [pin path, the tool whose rule it resembles]
+    ['maps.debug.old/x', 'kernel'],
+    ['x/progs.debug', 'kernel'],
+    ['04242/alloc_map', 'otel-go-instrumentation'],
+    ['otel/abc/events', 'otel-go-instrumentation'],
+    ['otel/traces_ctx_v2', 'opentelemetry-ebpf-instrumentation'],
+    ['tc/globals/sub/cilium_x', 'cilium'],
+    ['cilium/state/x', 'cilium'],
+    ['cilium/endpoints/abc/links/x', 'cilium'],
+    ['cilium/devices/eth0/links/a/b', 'cilium'],
+    ['tc/globals/calix', 'calico'],
+    ['calico/other/x', 'calico'],
+    ['ctlb/other', 'calico'],
+    ['tetragonx/a', 'tetragon'],
+    ['systemd/other/x', 'systemd'],
+    ['systemd/socket-ratelimitx', 'systemd'],
+    ['prog_x', 'bpfman'],
+    ['links/a', 'bpfman'],
+    ['maps/1/a/b', 'bpfman'],
+    ['xdp/dispatcher_x', 'bpfman'],
+    ['xdp/dispatcher_1_2_3/a/b', 'bpfman'],
+    ['tc-ingress/other', 'bpfman'],
+    ['xdp/dispatch-2-117/other', 'libxdp'],
+    ['xdp/dispatch-x-117/prog0-prog', 'libxdp'],
+    ['xdp/prog0-prog', 'libxdp'],
+    ['jmp/x', 'katran'],
+    ['gadgetx/a', 'inspektor-gadget'],
+    ['beyla-x/a', 'beyla'],
+    ['tc/globals/sub/map', 'iproute2'],
+    ['tc/3e8e1d5c/jmp_map', 'iproute2'],
+    ['tc/3E8E1D5C1A2F0E2B8A7C4F9D6E5B4A3C2D1E0F9A/jmp_map', 'iproute2'],
+    ['tc/3e8e1d5c1a2f0e2b8a7c4f9d6e5b4a3c2d1e0f9a/a/b', 'iproute2'],
+    ['tc/other/x', 'iproute2'],
+    // iproute2 makes ip/ and xdp/ as symlinks to tc/ and the walk never follows one: a
+    // real directory there is someone else's (bpftool loadall, an application)
+    ['ip/globals/foo', 'iproute2'],
+    ['xdp/globals/foo', 'iproute2'],
+    ['xdp/my_prog', 'iproute2'],
+  ];
+  for (const [path, tool] of lookAlikes) {
+    it(`${path} is not ${tool}'s`, () => {
+      expect(matchOwner(cat, path, null)?.tool ?? null).not.toBe(tool);
+    });
+  }
+
+  it('every built-in rule has a look-alike above', () => {
+    const tools = new Set(lookAlikes.map(([, t]) => t));
+    for (const r of cat) expect(tools, r.tool).toContain(r.tool);
+  });
+
   it('libbpf pin-by-name / Aya pins at the root are nobody in particular', () => {
     expect(matchOwner(cat, 'events', 'events')).toBeNull();
     expect(matchOwner(cat, 'my_prog_map', null)).toBeNull();
@@ -162,26 +219,45 @@ describe('matchOwner: every OWNERS.md row', () => {
 describe('matchOwner: precedence', () => {
   const cat = loadCatalog();
 
-  it('libxdp and bpfman dispatchers win over iproute2 xdp/** (first match in file order)', () => {
+  it('a real xdp/ directory belongs to libxdp or bpfman where their layout says so, else to nobody known', () => {
     expect(matchOwner(cat, 'xdp/dispatch-3-99/prog1-prog', null)?.tool).toBe('libxdp');
     expect(matchOwner(cat, 'xdp/dispatcher_1_3_2/link_9', null)?.tool).toBe('bpfman');
-    expect(matchOwner(cat, 'xdp/some_other_pin', null)?.tool).toBe('iproute2');
-    const libxdp = cat.findIndex((r) => r.tool === 'libxdp');
-    const iproute2 = cat.findIndex((r) => r.tool === 'iproute2');
-    expect(libxdp).toBeLessThan(iproute2);
+    expect(matchOwner(cat, 'xdp/some_other_pin', null)).toBeNull();
   });
 
-  it('cilium and calico win over iproute2 in tc/globals', () => {
-    expect(matchOwner(cat, 'tc/globals/cilium_lxc', null)?.tool).toBe('cilium');
+  it('cilium and calico win over iproute2 in tc/globals: the more specific glob, whatever the file order', () => {
+    expect(matchOwner(cat, 'tc/globals/cilium_lxc', null)).toMatchObject({ tool: 'cilium', matched: 'rule tc/globals/cilium_*' });
     expect(matchOwner(cat, 'tc/globals/cali_v4_routes', null)?.tool).toBe('calico');
-    expect(matchOwner(cat, 'tc/globals/jmp_map', null)?.tool).toBe('iproute2');
+    expect(matchOwner(cat, 'tc/globals/jmp_map', null)).toMatchObject({ tool: 'iproute2', matched: 'rule tc/globals/*' });
+    const reversed = [...cat].reverse();
+    expect(matchOwner(reversed, 'tc/globals/cilium_lxc', null)?.tool).toBe('cilium');
+    expect(matchOwner(reversed, 'tc/globals/jmp_map', null)?.tool).toBe('iproute2');
+  });
+
+  it('specificity: literals, then tokens and classes, then fewer **, then fewer * and ?', () => {
+    const more = (a: string, b: string) => {
+      const x = globSpecificity(a);
+      const y = globSpecificity(b);
+      const i = x.findIndex((v, n) => v !== y[n]);
+      return i >= 0 && x[i]! > y[i]!;
+    };
+    expect(more('tc/globals/cilium_*', 'tc/globals/*')).toBe(true);
+    expect(more('tc/{sha1}/*', 'tc/*/*')).toBe(true);
+    expect(more('a/[xy]', 'a/?')).toBe(true);
+    expect(more('a/*', 'a/**')).toBe(true);
+    expect(more('{pid}/**', '*/**')).toBe(true);
+    expect(more('tc/globals/*', 'tc/globals/cilium_*')).toBe(false);
+    expect(globSpecificity('a\\*b')).toEqual([3, 0, -0, -0]); // an escaped * is a literal
+    expect(globSpecificity('{pid}-{pid}/**')).toEqual([2, 2, -1, -0]);
   });
 
   it('a path match beats a name-prefix-only match', () => {
     // a cilium-named map pinned by iproute2 into tc/globals is cilium by path...
     expect(matchOwner(cat, 'tc/globals/cilium_x', 'tracked_spans')?.tool).toBe('cilium');
-    // ...and a map named like OTel's under systemd/ is systemd's
-    expect(matchOwner(cat, 'systemd/maps/alloc_map', 'alloc_map')?.tool).toBe('systemd');
+    // ...and a map named like OTel's in systemd's directory is systemd's
+    expect(matchOwner(cat, 'systemd/userns-restrict/maps/alloc_map', 'alloc_map')).toMatchObject({ tool: 'systemd', matched: 'rule systemd/userns-restrict/**' });
+    // a name match says so
+    expect(matchOwner(cat, 'x/y', 'cilium_ipcache')?.matched).toBe('name prefix cilium_');
   });
 
   it('falls back to name prefixes when no path matches (e.g. OTel before v0.3.0 pinned at the root)', () => {
@@ -194,18 +270,22 @@ describe('matchOwner: precedence', () => {
     expect(matchOwner(cat, 'x/y', null)).toBeNull();
   });
 
-  it('user rules come first and win, in both passes', () => {
+  it('user rules win ties, in both passes', () => {
     const mine: OwnerRule[] = [
       { tool: 'my-cni', persistent: false, paths: ['tc/globals/cilium_mine_*'] },
-      { tool: 'my-agent', persistent: true, names: ['alloc_'] },
+      { tool: 'my-agent', persistent: true, names: ['alloc_map'] },
+      { tool: 'my-shorter', persistent: true, names: ['alloc_'] },
     ];
     const withUser = loadCatalog(mine);
     expect(withUser[0]!.tool).toBe('my-cni');
-    expect(withUser.length).toBe(cat.length + 2);
+    expect(withUser.length).toBe(cat.length + 3);
     expect(matchOwner(withUser, 'tc/globals/cilium_mine_1', 'cilium_mine_1')?.tool).toBe('my-cni');
     expect(matchOwner(withUser, 'tc/globals/cilium_other', null)?.tool).toBe('cilium');
     expect(matchOwner(withUser, 'alloc_map', 'alloc_map')?.tool).toBe('my-agent');
     expect(matchOwner(withUser, 'alloc_map', 'alloc_map')?.persistent).toBe(true);
+    // a user prefix shorter than a built-in one that also matches is less specific
+    expect(matchOwner(loadCatalog([mine[2]!]), 'alloc_map', 'alloc_map')?.tool).toBe('otel-go-instrumentation');
+    expect(matchOwner(loadCatalog([mine[2]!]), 'x', 'alloc_other')?.tool).toBe('my-shorter');
     // a user name rule does not beat a built-in path match
     expect(matchOwner(withUser, '4242/alloc_map', 'alloc_map')?.tool).toBe('otel-go-instrumentation');
   });

@@ -3,6 +3,8 @@ import {
   parseMountinfo, parseStat, parseBpfFdinfo, parseNsLink, unescapeMountField, devString,
 } from '../../src/kernel/procfs.js';
 import { kindOfFdTarget } from '../../src/kernel/bpf.js';
+import { isLive } from '../../src/scan/processes.js';
+import { partialReasons } from '../../src/scan/partial.js';
 import { parseDelegation, mountsToWalk, pathBelowMount } from '../../src/scan/instances.js';
 
 const MOUNTINFO = [
@@ -46,7 +48,7 @@ describe('mountinfo', () => {
 describe('stat', () => {
   it('handles a comm with spaces and parentheses', () => {
     const line = '4242 (otel (go) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 81200 1000 50 18446744073709551615';
-    expect(parseStat(line)).toEqual({ pid: 4242, comm: 'otel (go) x', state: 'S', ppid: 1, startTime: 81200 });
+    expect(parseStat(line)).toEqual({ pid: 4242, comm: 'otel (go) x', state: 'S', ppid: 1, threads: 3, startTime: 81200 });
   });
   it('handles a comm ending in ") "', () => {
     const line = '7 (a) b) R 2 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0';
@@ -55,6 +57,36 @@ describe('stat', () => {
   it('rejects truncated lines', () => {
     expect(parseStat('12 (x')).toBeNull();
     expect(parseStat('12 (x) S 1')).toBeNull();
+  });
+});
+
+describe('a live process', () => {
+  // real lines from this kernel: an unreaped child, and a leader that called pthread_exit
+  const zombie = parseStat('7173 (python3) Z 7132 7129 3133 0 -1 4227148 226 0 0 0 0 0 0 0 20 0 1 0 44763 0 0 18446744073709551615 0 0')!;
+  const leaderOfLiveThreads = parseStat('7254 (zl) Z 1 7245 3133 0 -1 4227084 138 0 0 0 0 0 0 0 20 0 2 0 45462 0 0 18446744073709551615 0 0')!;
+  it('is not a zombie: a zombie has exited, whoever has not reaped it', () => {
+    expect(isLive(zombie)).toBe(false);
+    expect(isLive({ state: 'X', threads: 1 })).toBe(false);
+  });
+  it('is any other state, and a zombie leader whose other threads still run', () => {
+    for (const state of ['R', 'S', 'D', 'T', 't', 'I']) expect(isLive({ state, threads: 1 }), state).toBe(true);
+    expect(isLive(leaderOfLiveThreads)).toBe(true);
+  });
+});
+
+describe('partial', () => {
+  const whole = { processes: new Map([[1, {} as never]]), unreadableProcesses: [], namespaces: [], instances: [], errors: [] };
+  it('a scan in the host pid namespace that read everything is whole', () => {
+    expect(partialReasons(whole, true)).toEqual([]);
+  });
+  it('names each blind spot: pid namespace, no processes, unreadable fds, namespaces, instances', () => {
+    expect(partialReasons(whole, false)).toEqual([expect.stringMatching(/child pid namespace.*hostPID/)]);
+    expect(partialReasons({ ...whole, processes: new Map() }, true)).toEqual(['no processes are visible']);
+    expect(partialReasons({ ...whole, unreadableProcesses: [5, 6] }, true)).toEqual([expect.stringMatching(/the fds of 2 processes could not be read \(5, 6\)/)]);
+    const ns = { mntNs: 9, reachedVia: 'process' as const, pids: [], processCount: 0, nsfsPaths: [], error: 'EACCES' };
+    expect(partialReasons({ ...whole, namespaces: [ns] }, true)).toEqual(['1 mount namespace could not be read (9)']);
+    expect(partialReasons({ ...whole, errors: [{ scope: 'instance 0:40', message: 'subtree unread' }] }, true))
+      .toEqual(['1 bpffs instance could not be walked whole (0:40)']);
   });
 });
 

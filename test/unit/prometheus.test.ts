@@ -62,7 +62,27 @@ describe('prometheus renderer', () => {
     expect(sample(text, 'pinleak_last_success_timestamp_seconds')).toEqual([`pinleak_last_success_timestamp_seconds ${Date.parse('2026-11-24T10:00:00.000Z') / 1000 + 1.5}`]);
     expect(sample(text, 'pinleak_snapshot_duration_seconds')).toEqual(['pinleak_snapshot_duration_seconds 1.5']);
     const names = [...text.matchAll(/^# TYPE (\S+) gauge$/gm)].map((m) => m[1]);
-    expect(names).toHaveLength(12);
+    expect(names).toHaveLength(15);
+    expect(sample(text, 'pinleak_scan_partial')).toEqual(['pinleak_scan_partial 0']);
+    const blind = renderPrometheus(doc([], { partial: true, partialReasons: ['no processes are visible'] }), { version: '1.0.0' });
+    expect(sample(blind, 'pinleak_scan_partial')).toEqual(['pinleak_scan_partial 1']);
     for (const n of names) expect(text).toMatch(new RegExp(`^# HELP ${n} \\S`, 'm'));
+  });
+
+  it('stale persistent pins: pins and bytes by owner, each object once, never counted as leaks', () => {
+    const iproute2 = { tool: 'iproute2', persistent: true, pathPid: null, pathPidAlive: null };
+    const stale = { since: '2026-11-24T09:00:00.000Z', sinceSnapshot: 3 };
+    const m = map(7, 'jmp_map', 4096);
+    const pins = [
+      pin('/tc/globals/a', 'persistent', m, { owner: iproute2, stale }),
+      pin('/tc/globals/b', 'persistent', m, { owner: iproute2, stale }),
+      pin('/tc/globals/c', 'persistent', map(8, 'c', 100), { owner: iproute2, stale }),
+      pin('/tc/globals/live', 'in-use', map(9, 'live', 5000), { owner: iproute2, stale: null }),
+      pin('/cilium/x', 'persistent', map(10, 'x', 10), { owner: { ...iproute2, tool: 'cilium' }, stale }),
+    ];
+    const text = renderPrometheus(doc(pins), { version: '9.9.9' });
+    expect(sample(text, 'pinleak_stale_bytes')).toEqual(['pinleak_stale_bytes{owner="cilium"} 10', 'pinleak_stale_bytes{owner="iproute2"} 4196']);
+    expect(sample(text, 'pinleak_stale_pins')).toEqual(['pinleak_stale_pins{owner="cilium"} 1', 'pinleak_stale_pins{owner="iproute2"} 3']);
+    expect(sample(text, 'pinleak_leaks')).toEqual(['pinleak_leaks 0']);
   });
 });

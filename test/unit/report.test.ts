@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Pin, Status } from '../../src/model.js';
 import { historySeries, openStore, saveSnapshot, type Store } from '../../src/store/index.js';
-import { chartData, MAX_OWNERS, OTHER_OWNERS, partialReasonsOf } from '../../src/report/history.js';
+import { chartData, MAX_OWNERS, OTHER_OWNERS, storedPartialReasons } from '../../src/report/history.js';
 import { escapeHtml, scriptJson } from '../../src/report/html.js';
 import { doc, map } from './fixtures.js';
 
@@ -79,8 +79,8 @@ describe('partial scans', () => {
     saveSnapshot(store, d);
     saveSnapshot(store, doc([], { id: null }));
     const s = historySeries(store);
-    expect(partialReasonsOf(s.points[0]!)).toEqual(['instance 0:39: EACCES', 'namespace 4026532999: no process']);
-    expect(partialReasonsOf(s.points[1]!)).toEqual([]);
+    expect(storedPartialReasons(s.points[0]!)).toEqual(['instance 0:39: EACCES', 'namespace 4026532999: no process']);
+    expect(storedPartialReasons(s.points[1]!)).toEqual([]);
     expect(chartData(s).partial).toEqual([0]);
   });
 
@@ -93,7 +93,7 @@ describe('partial scans', () => {
     saveSnapshot(store, whole);
     saveSnapshot(store, blind);
     const s = historySeries(store);
-    expect(s.points.map(partialReasonsOf)).toEqual([[], ['no processes are visible']]);
+    expect(s.points.map(storedPartialReasons)).toEqual([[], ['no processes are visible']]);
   });
 });
 

@@ -8,8 +8,9 @@ import { PinleakError } from '../../src/errors.js';
 import type { Pin, SnapshotDoc, Status } from '../../src/model.js';
 import {
   DB_SCHEMA_VERSION, earliestHolders, listActions, listSnapshots, loadSnapshot, openStore, pruneSnapshots, recordAction,
-  recordCreators, recordedCreators, resolveSnapshot, saveSnapshot, type Store,
+  recordCreators, recordedCreators, resolveSnapshot, saveSnapshot, staleRuns, type Store,
 } from '../../src/store/index.js';
+import { MIGRATIONS, APPLICATION_ID } from '../../src/store/schema.js';
 
 // ---------------------------------------------------------------- fixtures
 
@@ -271,7 +272,7 @@ describe('openStore', () => {
     s.close();
     const before = sha256(p);
     const files = fs.readdirSync(dir).sort();
-    expectPinleakError(() => open(p), /newer\.db was written by a newer pinleak \(schema 9, this one knows 1\); upgrade pinleak or pass --db PATH/);
+    expectPinleakError(() => open(p), new RegExp(`newer\\.db was written by a newer pinleak \\(schema 9, this one knows ${DB_SCHEMA_VERSION}\\); upgrade pinleak or pass --db PATH`));
     expect(sha256(p)).toBe(before);
     expect(fs.readdirSync(dir).sort()).toEqual(files);
   });
@@ -471,6 +472,81 @@ describe('history', () => {
     expect(m.get('prog:110')).toEqual({ kind: 'prog', id: 110, pid: 4243, startTime: 81201, comm: 'loader', container: null, source: 'run', snapshotId: null });
     expect(m.has('map:5')).toBe(false);
     expect(recordedCreators(s, OTHER_BOOT, [{ kind: 'map', id: 26 }]).size).toBe(0);
+  });
+});
+
+describe('stale runs (issue 14)', () => {
+  /** richDoc with its cilium map (map 77) unused and stale as the classifier says */
+  function staleDoc(takenAt: string, stale: { since: string; sinceSnapshot: number | null } | null, bootId = BOOT): SnapshotDoc {
+    const d = richDoc({ takenAt, bootId });
+    const p = d.pins[3]!;
+    p.holders = [];
+    p.status = stale ? 'persistent' : 'in-use';
+    p.stale = stale;
+    return d;
+  }
+  const MAP = [{ kind: 'map', id: 77 }];
+
+  it('a run starts at the snapshot that first stores it, continues, and ends when a stored scan finds the object used', () => {
+    const s = open();
+    const t1 = '2026-11-24T20:00:00.000Z';
+    const d1 = staleDoc(t1, { since: t1, sinceSnapshot: null });
+    const id1 = saveSnapshot(s, d1);
+    expect(d1.pins[3]!.stale).toEqual({ since: t1, sinceSnapshot: id1 }); // filled in, and stored so
+    expect(loadSnapshot(s, id1).pins[3]!.stale).toEqual({ since: t1, sinceSnapshot: id1 });
+    expect(staleRuns(s, BOOT, MAP).get('map:77')).toEqual({ since: t1, snapshotId: id1 });
+    // the next scan carries the run (the classifier read it): the row keeps its start
+    saveSnapshot(s, staleDoc('2026-11-24T21:00:00.000Z', { since: t1, sinceSnapshot: id1 }));
+    expect(staleRuns(s, BOOT, MAP).get('map:77')).toEqual({ since: t1, snapshotId: id1 });
+    expect(staleRuns(s, OTHER_BOOT, MAP).size).toBe(0);
+    // used again: the run ends
+    const id3 = saveSnapshot(s, staleDoc('2026-11-24T22:00:00.000Z', null));
+    expect(staleRuns(s, BOOT, MAP).size).toBe(0);
+    expect(loadSnapshot(s, id3).pins[3]!.stale).toBeNull();
+    // one index lookup, however many objects are asked for
+    const plan = s.db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM json_each(?) AS j CROSS JOIN stale_runs AS r
+      ON r.boot_id = ? AND r.kind = json_extract(j.value, '$[0]') AND r.obj_id = json_extract(j.value, '$[1]')`).all('[]', BOOT) as { detail: string }[];
+    expect(plan.map((r) => r.detail).join('\n')).toMatch(/SEARCH r USING PRIMARY KEY/);
+  });
+
+  it('an object with one stale pin and another pin that is not stale is still stale', () => {
+    const s = open();
+    const t1 = '2026-11-24T20:00:00.000Z';
+    const d = staleDoc(t1, { since: t1, sinceSnapshot: null });
+    d.pins.push({ ...structuredClone(d.pins[3]!), path: '/elsewhere', status: 'orphaned', stale: null });
+    const id = saveSnapshot(s, d);
+    expect(staleRuns(s, BOOT, MAP).get('map:77')).toEqual({ since: t1, snapshotId: id });
+  });
+
+  it('prune keeps a run while its object is in a remaining snapshot, with the pruned snapshot id', () => {
+    const s = open();
+    const t1 = '2026-11-24T20:00:00.000Z';
+    const id1 = saveSnapshot(s, staleDoc(t1, { since: t1, sinceSnapshot: null }));
+    saveSnapshot(s, staleDoc('2026-11-24T21:00:00.000Z', { since: t1, sinceSnapshot: id1 }));
+    pruneSnapshots(s, { keep: 1 });
+    expect(staleRuns(s, BOOT, MAP).get('map:77')).toEqual({ since: t1, snapshotId: id1 });
+    const later = richDoc({ takenAt: '2026-11-24T23:00:00.000Z' });
+    later.pins = later.pins.slice(0, 3); // map 77 unpinned
+    saveSnapshot(s, later);
+    pruneSnapshots(s, { keep: 1 });
+    expect(staleRuns(s, BOOT, MAP).size).toBe(0);
+  });
+
+  it('a version 1 database is migrated: its pins load without the field, new ones store it', () => {
+    const p = path.join(dir, 'v1.db');
+    const raw = new Database(p);
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('auto_vacuum = INCREMENTAL');
+    MIGRATIONS[0]!(raw);
+    raw.pragma('user_version = 1');
+    expect(raw.pragma('application_id', { simple: true })).toBe(APPLICATION_ID);
+    raw.close();
+    const s = open(p);
+    expect(s.db.pragma('user_version', { simple: true })).toBe(DB_SCHEMA_VERSION);
+    const t1 = '2026-11-24T20:00:00.000Z';
+    const id = saveSnapshot(s, staleDoc(t1, { since: t1, sinceSnapshot: null }));
+    expect(loadSnapshot(s, id).pins[3]!.stale).toEqual({ since: t1, sinceSnapshot: id });
+    expect('stale' in loadSnapshot(s, id).pins[0]!).toBe(false);
   });
 });
 

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import koffi from 'koffi';
 
 const bpfUrl = new URL('../../dist/kernel/bpf.js', import.meta.url);
@@ -25,17 +25,26 @@ const abi = await import(abiUrl.href);
 const fds = new Set();
 // mmap(2) results; kept referenced so nothing ever unmaps them behind our back.
 const mappings = [];
+// children made by `share`, kept referenced so their stdin pipes stay open
+const children = [];
 
 const PROT_READ = 1;
 const MAP_SHARED = 1;
 const PAGE = 4096;
+let libcHandle = null;
 let mmapFn = null;
+let dupFn = null;
+function libc() {
+  libcHandle ??= koffi.load('libc.so.6');
+  return libcHandle;
+}
 function libcMmap() {
-  if (!mmapFn) {
-    const libc = koffi.load('libc.so.6');
-    mmapFn = libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)');
-  }
+  mmapFn ??= libc().func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)');
   return mmapFn;
+}
+function libcDup() {
+  dupFn ??= libc().func('int dup(int fd)');
+  return dupFn;
 }
 
 function idOf(fd) {
@@ -87,11 +96,14 @@ const handlers = {
 
   prog(cmd) {
     const mapFd = cmd.mapFd ?? undefined;
+    // cgroup_skb (default), or sched_cls / xdp for tc and XDP attachments made with iproute2
+    const type = { cgroup_skb: abi.ProgType.CGROUP_SKB, sched_cls: abi.ProgType.SCHED_CLS, xdp: abi.ProgType.XDP }[cmd.type ?? 'cgroup_skb'];
+    if (type === undefined) throw new Error(`unknown program type ${cmd.type}`);
     const fd = bpf.progLoad({
-      type: abi.ProgType.CGROUP_SKB,
+      type,
       insns: bpf.trivialProgram(mapFd),
       name: cmd.name ?? 'pinleak_test',
-      expectedAttachType: abi.ATTACH_CGROUP_INET_INGRESS,
+      expectedAttachType: type === abi.ProgType.CGROUP_SKB ? abi.ATTACH_CGROUP_INET_INGRESS : 0,
     });
     fds.add(fd);
     return { fd, id: bpf.progInfo(fd).id };
@@ -138,6 +150,25 @@ const handlers = {
     }
     mappings.push(ptr);
     return { ok: true, address: '0x' + address.toString(16) };
+  },
+
+  // a second fd of the same open file (the kernel's struct file is shared)
+  dup(cmd) {
+    const fd = need(cmd, 'fd', 'number');
+    const copy = libcDup()(fd);
+    if (copy < 0) throw new Error(`dup fd ${fd}: errno ${koffi.errno()}`);
+    fds.add(copy);
+    return { fd: copy };
+  },
+
+  // a child process that inherits `fd` as its fd 3 (the same struct file) and holds it
+  // until its stdin, a pipe from this agent, closes: it dies with the agent
+  share(cmd) {
+    const fd = need(cmd, 'fd', 'number');
+    const child = spawn('cat', [], { stdio: ['pipe', 'ignore', 'ignore', fd] });
+    if (child.pid === undefined) throw new Error('spawn cat failed');
+    children.push(child);
+    return { pid: child.pid, fd: 3 };
   },
 
   open(cmd) {

@@ -26,12 +26,16 @@ const EXIT_TIMEOUT_MS = 5_000;
 
 export type AgentCommand =
   | { op: 'map'; name?: string; type?: 'hash' | 'array'; mmapable?: boolean; keySize?: number; valueSize?: number; maxEntries?: number }
-  | { op: 'prog'; name?: string; mapFd?: number }
+  | { op: 'prog'; name?: string; mapFd?: number; type?: 'cgroup_skb' | 'sched_cls' | 'xdp' }
   | { op: 'link'; progFd: number; cgroup: string; attachType?: number }
   | { op: 'pin'; fd: number; path: string }
   | { op: 'close'; fd: number }
   | { op: 'mmap'; fd: number }
   | { op: 'open'; path: string }
+  /** dup(2): another fd of the same open file */
+  | { op: 'dup'; fd: number }
+  /** a child (`cat`) holding `fd` as its fd 3, exiting when the agent does */
+  | { op: 'share'; fd: number }
   | { op: 'info'; fd: number }
   | { op: 'mkdir'; path: string }
   | { op: 'mountBpffs'; path: string; options?: string }
@@ -40,6 +44,7 @@ export type AgentCommand =
 /** One answer line. Which fields are set depends on the op; `error` is set when it failed. */
 export interface AgentAnswer {
   fd?: number;
+  pid?: number;
   id?: number;
   kind?: string;
   ok?: boolean;

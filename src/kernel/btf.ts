@@ -1,0 +1,349 @@
+// A small reader of raw BTF (the kernel's type information, /sys/kernel/btf/vmlinux):
+// enough to assemble BPF programs against the running kernel without a compiler.
+//
+// vmlinux BTF holds 100k+ types in ~5.5 MB. Parsing keeps the file as one Buffer and
+// makes a single pass that records where each type starts (a Uint32Array); names are
+// indexed per kind on the first lookup of that kind, and members are decoded only for
+// the types asked about.
+import fs from 'node:fs';
+import os from 'node:os';
+import { KernelError } from './bpf.js';
+import { BTF_MAGIC, BtfKind, BTF_VMLINUX_PATH } from './abi.js';
+
+export type BtfKindName = keyof typeof BtfKind;
+const KIND_NAMES = Object.fromEntries(Object.entries(BtfKind).map(([k, v]) => [v, k])) as Record<number, BtfKindName>;
+
+/** A BTF lookup or parse that failed: the kernel's BTF lacks what pinleak needs (or is not BTF). */
+export class BtfError extends KernelError {
+  constructor(what: string) {
+    super('BTF', os.constants.errno.ENOENT);
+    this.message = `BTF: ${what}`;
+  }
+}
+
+export interface BtfMember {
+  /** '' for an anonymous struct or union member */
+  name: string;
+  bitOffset: number;
+  /** 0 unless a bitfield */
+  bitSize: number;
+  /** the member's declared type */
+  typeId: number;
+  /** the type behind typedef/const/volatile/restrict/type_tag */
+  resolvedId: number;
+  /** a pointer to a function (a struct_ops slot, for example) */
+  isFuncPtr: boolean;
+}
+
+/** Where a dotted path ends inside one struct: no pointer is crossed. */
+export interface BtfField {
+  offset: number;
+  size: number;
+  /** resolved type of the field */
+  typeId: number;
+}
+
+const HEADER_LEN = 24;
+const INFO_KIND_SHIFT = 24;
+const INFO_KIND_MASK = 0x1f;
+const INFO_VLEN_MASK = 0xffff;
+const INFO_KIND_FLAG = 1 << 31;
+
+/** Bytes after the 12-byte common part of a type, by kind. */
+function trailerLength(kind: number, vlen: number): number {
+  switch (kind) {
+    case BtfKind.int: return 4;
+    case BtfKind.array: return 12;
+    case BtfKind.struct:
+    case BtfKind.union: return 12 * vlen;
+    case BtfKind.enum: return 8 * vlen;
+    case BtfKind.func_proto: return 8 * vlen;
+    case BtfKind.var: return 4;
+    case BtfKind.datasec: return 12 * vlen;
+    case BtfKind.decl_tag: return 4;
+    case BtfKind.enum64: return 12 * vlen;
+    case BtfKind.ptr:
+    case BtfKind.fwd:
+    case BtfKind.typedef:
+    case BtfKind.volatile:
+    case BtfKind.const:
+    case BtfKind.restrict:
+    case BtfKind.func:
+    case BtfKind.float:
+    case BtfKind.type_tag: return 0;
+    default: throw new BtfError(`unknown type kind ${kind}`);
+  }
+}
+
+const MODIFIERS = new Set<number>([BtfKind.typedef, BtfKind.const, BtfKind.volatile, BtfKind.restrict, BtfKind.type_tag]);
+const MAX_CHAIN = 64; // typedef/modifier chains and nested anonymous members are short; a loop is malformed BTF
+
+export class Btf {
+  /** offsets[id] = byte offset of type `id` in buf; id 0 is void */
+  private readonly offsets: Uint32Array;
+  private readonly strStart: number;
+  private readonly strEnd: number;
+  private readonly names = new Map<number, Map<string, number>>();
+  private readonly le: boolean;
+
+  /** Parses raw BTF; `buf` is kept (not copied) and must not change. */
+  constructor(private readonly buf: Buffer) {
+    if (buf.length < HEADER_LEN) throw new BtfError('file too short');
+    const magicLe = buf.readUInt16LE(0);
+    if (magicLe === BTF_MAGIC) this.le = true;
+    else if (buf.readUInt16BE(0) === BTF_MAGIC) this.le = false;
+    else throw new BtfError(`bad magic 0x${magicLe.toString(16)}`);
+    const hdrLen = this.u32(4);
+    const typeOff = this.u32(8), typeLen = this.u32(12), strOff = this.u32(16), strLen = this.u32(20);
+    const typeStart = hdrLen + typeOff, typeEnd = typeStart + typeLen;
+    this.strStart = hdrLen + strOff;
+    this.strEnd = this.strStart + strLen;
+    if (typeEnd > buf.length || this.strEnd > buf.length || hdrLen < HEADER_LEN) throw new BtfError('sections beyond the end of the file');
+
+    // one pass: where each type starts
+    let offsets = new Uint32Array(1024);
+    let n = 1;
+    for (let p = typeStart; p < typeEnd;) {
+      if (p + 12 > typeEnd) throw new BtfError('truncated type section');
+      if (n === offsets.length) {
+        const bigger = new Uint32Array(offsets.length * 2);
+        bigger.set(offsets);
+        offsets = bigger;
+      }
+      offsets[n++] = p;
+      const info = this.u32(p + 4);
+      p += 12 + trailerLength((info >>> INFO_KIND_SHIFT) & INFO_KIND_MASK, info & INFO_VLEN_MASK);
+      if (p > typeEnd) throw new BtfError('truncated type section');
+    }
+    this.offsets = offsets.slice(0, n);
+  }
+
+  static load(path = BTF_VMLINUX_PATH): Btf {
+    let raw: Buffer;
+    try {
+      raw = fs.readFileSync(path);
+    } catch (e) {
+      throw new BtfError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    return new Btf(raw);
+  }
+
+  /** Number of type ids, void (0) included. */
+  get typeCount(): number {
+    return this.offsets.length;
+  }
+
+  private u32(at: number): number {
+    return this.le ? this.buf.readUInt32LE(at) : this.buf.readUInt32BE(at);
+  }
+
+  private s32(at: number): number {
+    return this.le ? this.buf.readInt32LE(at) : this.buf.readInt32BE(at);
+  }
+
+  private at(id: number): number {
+    if (!Number.isInteger(id) || id <= 0 || id >= this.offsets.length) throw new BtfError(`no type id ${id}`);
+    return this.offsets[id];
+  }
+
+  private str(off: number): string {
+    const start = this.strStart + off;
+    if (start >= this.strEnd) return '';
+    let end = start;
+    while (end < this.strEnd && this.buf[end] !== 0) end++;
+    return this.buf.toString('latin1', start, end);
+  }
+
+  private info(id: number): number {
+    return this.u32(this.at(id) + 4);
+  }
+
+  kind(id: number): BtfKindName {
+    if (id === 0) return 'void';
+    return KIND_NAMES[(this.info(id) >>> INFO_KIND_SHIFT) & INFO_KIND_MASK];
+  }
+
+  name(id: number): string {
+    return id === 0 ? '' : this.str(this.u32(this.at(id)));
+  }
+
+  private vlen(id: number): number {
+    return this.info(id) & INFO_VLEN_MASK;
+  }
+
+  /** The `type` word: the referenced type of ptr, typedef, modifiers, func, var... */
+  private ref(id: number): number {
+    return this.u32(this.at(id) + 8);
+  }
+
+  /** Type id by kind and name, or null. The first lookup of a kind indexes its names. */
+  tryFind(kind: BtfKindName, name: string): number | null {
+    const k = BtfKind[kind];
+    let index = this.names.get(k);
+    if (!index) {
+      index = new Map();
+      for (let id = 1; id < this.offsets.length; id++) {
+        const p = this.offsets[id];
+        if (((this.u32(p + 4) >>> INFO_KIND_SHIFT) & INFO_KIND_MASK) !== k) continue;
+        const nameOff = this.u32(p);
+        if (nameOff === 0) continue;
+        const n = this.str(nameOff);
+        if (!index.has(n)) index.set(n, id); // the first definition wins, like libbpf
+      }
+      this.names.set(k, index);
+    }
+    return index.get(name) ?? null;
+  }
+
+  find(kind: BtfKindName, name: string): number {
+    const id = this.tryFind(kind, name);
+    if (id === null) throw new BtfError(`no ${kind} ${name}`);
+    return id;
+  }
+
+  /** Skips typedef, const, volatile, restrict and type tags. */
+  resolve(id: number): number {
+    for (let i = 0; i < MAX_CHAIN; i++) {
+      if (id === 0 || !MODIFIERS.has(BtfKind[this.kind(id)])) return id;
+      id = this.ref(id);
+    }
+    throw new BtfError(`type ${id}: modifier chain too long`);
+  }
+
+  /** Size in bytes of a type (modifiers resolved). */
+  size(id: number): number {
+    const r = this.resolve(id);
+    switch (this.kind(r)) {
+      case 'int': case 'struct': case 'union': case 'enum': case 'enum64': case 'float': case 'datasec':
+        return this.ref(r); // the size word
+      case 'ptr': return 8;
+      case 'array': {
+        const a = this.array(r);
+        return a.count * this.size(a.elemId);
+      }
+      default: throw new BtfError(`type ${id} (${this.kind(r)}) has no size`);
+    }
+  }
+
+  /** The type a pointer points to (resolved), or null if not a pointer. */
+  pointee(id: number): number | null {
+    const r = this.resolve(id);
+    return this.kind(r) === 'ptr' ? this.resolve(this.ref(r)) : null;
+  }
+
+  array(id: number): { elemId: number; count: number } {
+    const r = this.resolve(id);
+    if (this.kind(r) !== 'array') throw new BtfError(`type ${id} is not an array`);
+    const p = this.at(r) + 12;
+    return { elemId: this.u32(p), count: this.u32(p + 8) };
+  }
+
+  /** Members of a struct or union, in order; anonymous members are returned as they are. */
+  members(id: number): BtfMember[] {
+    const r = this.resolve(id);
+    const kind = this.kind(r);
+    if (kind !== 'struct' && kind !== 'union') throw new BtfError(`type ${id} (${this.name(r) || kind}) is not a struct or union`);
+    const bitfields = (this.info(r) & INFO_KIND_FLAG) !== 0;
+    const out: BtfMember[] = [];
+    const base = this.at(r) + 12;
+    for (let i = 0; i < this.vlen(r); i++) {
+      const p = base + 12 * i;
+      const typeId = this.u32(p + 4);
+      const raw = this.u32(p + 8);
+      const resolvedId = this.resolve(typeId);
+      const target = this.pointee(resolvedId);
+      out.push({
+        name: this.str(this.u32(p)),
+        bitOffset: bitfields ? raw & 0xffffff : raw,
+        bitSize: bitfields ? raw >>> 24 : 0,
+        typeId,
+        resolvedId,
+        isFuncPtr: target !== null && this.kind(target) === 'func_proto',
+      });
+    }
+    return out;
+  }
+
+  /** A member by name, looking through anonymous structs and unions; bit offset from the start of `id`. */
+  private member(id: number, name: string, depth = 0): { bitOffset: number; bitSize: number; typeId: number } | null {
+    if (depth > MAX_CHAIN) throw new BtfError(`type ${id}: anonymous members nested too deep`);
+    for (const m of this.members(id)) {
+      if (m.name === name) return { bitOffset: m.bitOffset, bitSize: m.bitSize, typeId: m.resolvedId };
+      const k = this.kind(m.resolvedId);
+      if (m.name === '' && (k === 'struct' || k === 'union')) {
+        const inner = this.member(m.resolvedId, name, depth + 1);
+        if (inner) return { ...inner, bitOffset: inner.bitOffset + m.bitOffset };
+      }
+    }
+    return null;
+  }
+
+  /**
+   * A field by dotted path inside one object (`f_path.dentry`, `refcnt.counter`).
+   * Crossing a pointer needs a load: use `loadPath` for that.
+   */
+  field(structId: number, path: string): BtfField {
+    let id = this.resolve(structId);
+    let offset = 0;
+    let size = this.size(id);
+    for (const part of path.split('.')) {
+      const m = this.member(id, part);
+      if (!m) throw new BtfError(`${this.kind(id)} ${this.name(id) || '(anon)'} has no member ${part} (in ${path})`);
+      if (m.bitSize !== 0 || m.bitOffset % 8 !== 0) throw new BtfError(`${path}: ${part} is a bitfield`);
+      offset += m.bitOffset / 8;
+      id = m.typeId;
+      size = this.size(id);
+    }
+    return { offset, size, typeId: id };
+  }
+
+  /**
+   * A dotted path that may cross pointers (`aux.id` of struct bpf_prog): the byte
+   * offsets to load from in turn, every one but the last loading a pointer.
+   */
+  loadPath(structId: number, path: string): { offsets: number[]; size: number; typeId: number } {
+    const offsets: number[] = [];
+    let id = this.resolve(structId);
+    let pending: string[] = [];
+    const parts = path.split('.');
+    for (let i = 0; i < parts.length; i++) {
+      pending.push(parts[i]);
+      const f = this.field(id, pending.join('.'));
+      const target = this.pointee(f.typeId);
+      if (i < parts.length - 1 && target !== null) {
+        offsets.push(f.offset);
+        id = target;
+        pending = [];
+      } else if (i === parts.length - 1) {
+        offsets.push(f.offset);
+        return { offsets, size: f.size, typeId: f.typeId };
+      }
+    }
+    throw new BtfError(`empty path`); // unreachable: split gives at least one part
+  }
+
+  /** The value of an enumerator, searched in the named enum (enum or enum64). */
+  enumValue(enumName: string, valueName: string): number {
+    const id = this.tryFind('enum', enumName) ?? this.tryFind('enum64', enumName);
+    if (id === null) throw new BtfError(`no enum ${enumName}`);
+    const is64 = this.kind(id) === 'enum64';
+    const base = this.at(id) + 12;
+    for (let i = 0; i < this.vlen(id); i++) {
+      const p = base + (is64 ? 12 : 8) * i;
+      if (this.str(this.u32(p)) !== valueName) continue;
+      if (!is64) return this.s32(p + 4);
+      const v = (BigInt(this.u32(p + 8)) << 32n) | BigInt(this.u32(p + 4));
+      if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BtfError(`${enumName}.${valueName} does not fit a number`);
+      return Number(v);
+    }
+    throw new BtfError(`enum ${enumName} has no ${valueName}`);
+  }
+}
+
+let vmlinux: Btf | null = null;
+
+/** The running kernel's BTF, parsed once per process. */
+export function kernelBtf(): Btf {
+  vmlinux ??= Btf.load();
+  return vmlinux;
+}

@@ -1,0 +1,386 @@
+// The kernel's own reference counts, read through five BPF iterators (bpf_map,
+// bpf_prog, bpf_link, task_file, task_vma), the way bpftool's `pids` feature reads
+// holders. Each program is assembled against the running kernel's BTF and writes
+// fixed-size records with bpf_seq_write; pinleak decodes them here.
+//
+// The programs and their iterator links are loaded once per process and kept (never
+// pinned: they go when the process's fds go), so a later call costs only one
+// BPF_ITER_CREATE and one read per iterator.
+import os from 'node:os';
+import { Asm, R0, R1, R2, R3, R6, R7, R8, R9, R10, type Reg, type Size } from './asm.js';
+import { kernelBtf, type Btf } from './btf.js';
+import { loadProgram, createIterLink, runIterator } from './loader.js';
+import { closeFd, progInfo, linkInfo, KernelError } from './bpf.js';
+import { ProgType, AttachType, ANON_INODE_FS_MAGIC, type BpfHelperName } from './abi.js';
+
+/**
+ * Reference counts as the kernel holds them while the iterator runs: the iterator
+ * itself holds one reference on the object it shows, so every `refcnt` here is one
+ * more than the object's referrers (`usercnt` is exact). The caller subtracts it.
+ */
+export interface KernelCounts {
+  maps: Map<number, { refcnt: number; usercnt: number; type: number }>;
+  progs: Map<number, { refcnt: number; type: number }>;
+  links: Map<number, { refcnt: number; type: number; progId: number }>;
+  /**
+   * every open file of every task (tgid) whose object is a BPF map, prog or link.
+   * Includes the calling process's own fds; only tasks of the caller's pid namespace.
+   */
+  files: { pid: number; fd: number; file: bigint; kind: 'map' | 'prog' | 'link'; id: number }[];
+  /** every mapping of a BPF map's file (exact mmap holders, replacing the size heuristic) */
+  vmas: { pid: number; start: bigint; end: bigint; file: bigint; mapId: number }[];
+}
+
+/** At most this many bytes from one iterator: 24-byte records, so ~2.8 million objects or files. */
+export const ITERATOR_OUTPUT_CAP = 64 * 1024 * 1024;
+
+type Target = 'bpf_map' | 'bpf_prog' | 'bpf_link' | 'task_file' | 'task_vma';
+const TARGETS: Target[] = ['bpf_map', 'bpf_prog', 'bpf_link', 'task_file', 'task_vma'];
+
+// ---- records: one layout both written by the program and decoded here ----
+
+type Layout<F extends string> = { size: number; fields: Record<F, { off: number; size: 4 | 8 }> };
+
+function layout<F extends string>(fields: [F, 4 | 8][]): Layout<F> {
+  let off = 0;
+  const out = {} as Record<F, { off: number; size: 4 | 8 }>;
+  for (const [name, size] of fields) {
+    if (off % size !== 0) throw new Error(`record field ${name} misaligned`);
+    out[name] = { off, size };
+    off += size;
+  }
+  if (off % 8 !== 0) throw new Error('record size must be a multiple of 8');
+  return { size: off, fields: out };
+}
+
+const RECORDS = {
+  bpf_map: layout([['id', 4], ['type', 4], ['refcnt', 8], ['usercnt', 8]]),
+  bpf_prog: layout([['id', 4], ['type', 4], ['refcnt', 8]]),
+  bpf_link: layout([['id', 4], ['type', 4], ['refcnt', 8], ['progId', 4], ['pad', 4]]),
+  task_file: layout([['pid', 4], ['fd', 4], ['file', 8], ['kind', 4], ['id', 4]]),
+  task_vma: layout([['pid', 4], ['mapId', 4], ['start', 8], ['end', 8], ['file', 8]]),
+};
+
+/** Kind codes written by the file programs. */
+const FILE_KINDS = { map: 1, prog: 2, link: 3 } as const;
+type FileKind = keyof typeof FILE_KINDS;
+const KIND_OF_CODE = new Map<number, FileKind>(Object.entries(FILE_KINDS).map(([k, v]) => [v, k as FileKind]));
+
+/** The short names of BPF objects' anon-inode dentries (bpf_link as created, bpf-link when re-opened). */
+const FILE_NAMES: [string, FileKind][] = [['bpf-map', 'map'], ['bpf-prog', 'prog'], ['bpf_link', 'link'], ['bpf-link', 'link']];
+const OBJECT_STRUCT: Record<FileKind, string> = { map: 'bpf_map', prog: 'bpf_prog', link: 'bpf_link' };
+/** A path to the id from each object's struct (a prog's id is in its aux). */
+const ID_PATH: Record<FileKind, string> = { map: 'id', prog: 'aux.id', link: 'id' };
+
+// ---- code generation ----
+
+class Gen {
+  readonly a = new Asm();
+  constructor(readonly btf: Btf, readonly record: Layout<string>) {}
+
+  struct(name: string): number {
+    return this.btf.find('struct', name);
+  }
+
+  /** dst = base->path, following pointers (`aux.id`); the last load has the field's size */
+  load(dst: Reg, base: Reg, structName: string, path: string): this {
+    const p = this.btf.loadPath(this.struct(structName), path);
+    if (![1, 2, 4, 8].includes(p.size)) throw new KernelError('BTF', os.constants.errno.EINVAL, `${structName}.${path} has size ${p.size}`);
+    let src = base;
+    p.offsets.forEach((off, i) => {
+      const last = i === p.offsets.length - 1;
+      this.a.ldx(last ? (p.size as Size) : 8, dst, src, off);
+      src = dst;
+    });
+    return this;
+  }
+
+  /** the iterator context's member `name` (a pointer or a scalar) */
+  ctx(dst: Reg, target: Target, name: string): this {
+    return this.load(dst, R6, `bpf_iter__${target}`, name);
+  }
+
+  helper(name: BpfHelperName): number {
+    return this.btf.enumValue('bpf_func_id', `BPF_FUNC_${name}`);
+  }
+
+  /** record field = src (stored with the field's size; the record sits at the bottom of the frame) */
+  store(field: string, src: Reg): this {
+    const f = this.record.fields[field];
+    this.a.stx(f.size, R10, f.off - this.record.size, src);
+    return this;
+  }
+
+  storeImm(field: string, imm: number): this {
+    const f = this.record.fields[field];
+    this.a.st(f.size, R10, f.off - this.record.size, imm);
+    return this;
+  }
+
+  /** bpf_seq_write(ctx->meta->seq, record, size), then return 0; `out` is where skipped objects land */
+  finish(target: Target): Buffer {
+    const a = this.a;
+    this.ctx(R1, target, 'meta');
+    this.load(R1, R1, 'bpf_iter_meta', 'seq');
+    a.mov(R2, R10).add(R2, -this.record.size).mov(R3, this.record.size).call(this.helper('seq_write'));
+    a.label('out').mov(R0, 0).exit();
+    return a.assemble();
+  }
+
+  /** r0 = ((struct <kind> *)bpf_rdonly_cast(file->private_data))-><id> */
+  objectId(file: Reg, kind: FileKind): this {
+    this.load(R1, file, 'file', 'private_data');
+    this.a.mov(R2, this.struct(OBJECT_STRUCT[kind])).callKfunc(this.btf.find('func', 'bpf_rdonly_cast'));
+    return this.load(R0, R0, OBJECT_STRUCT[kind], ID_PATH[kind]);
+  }
+
+  /**
+   * Jumps to `out` unless `file` is a BPF object's anon-inode file; otherwise leaves
+   * the object's id in r0 and its kind code in r9. `only` limits the kinds accepted.
+   */
+  bpfFile(file: Reg, only?: FileKind): this {
+    const a = this.a;
+    // the anon inode file system: a regular file named "bpf-map" is not a map
+    this.load(R1, file, 'file', 'f_inode').load(R1, R1, 'inode', 'i_sb').load(R1, R1, 'super_block', 's_magic');
+    a.jmp('jne', R1, ANON_INODE_FS_MAGIC, 'out');
+    // the dentry's inline short name: its first 8 bytes as a word, then the 9th byte
+    const dentry = this.struct('dentry');
+    const nameField = this.btf.tryFind('union', 'shortname_store') !== null ? 'd_shortname' : 'd_iname';
+    const nameOff = this.btf.field(dentry, nameField).offset;
+    this.load(R1, file, 'file', 'f_path.dentry');
+    a.ldx(8, R2, R1, nameOff).ldx(1, R3, R1, nameOff + 8);
+    const kinds = FILE_NAMES.filter(([, k]) => only === undefined || k === only);
+    for (const [name, kind] of kinds) {
+      const word = nameWord(name);
+      // a 7-character name ends with its NUL inside the word; an 8-character one needs the 9th byte
+      if (name.length === 8) a.jmp('jne', R3, 0, `not_${name}`);
+      a.ldImm64(R1, word).jmp('jeq', R2, R1, `is_${kind}`);
+      if (name.length === 8) a.label(`not_${name}`);
+    }
+    a.ja('out');
+    for (const kind of new Set(kinds.map(([, k]) => k))) {
+      a.label(`is_${kind}`);
+      this.objectId(file, kind);
+      a.mov(R9, FILE_KINDS[kind]).ja('bpf_file_done');
+    }
+    a.label('bpf_file_done');
+    return this;
+  }
+}
+
+/** The first 8 bytes of a NUL-terminated name, as the 64-bit word a load of them gives on this host. */
+function nameWord(name: string): bigint {
+  const b = Buffer.alloc(8);
+  b.write(name.slice(0, 8), 'latin1');
+  return os.endianness() === 'LE' ? b.readBigUInt64LE(0) : b.readBigUInt64BE(0);
+}
+
+/** r6 = ctx; `reg` = ctx->`member`, skipping the call when it is NULL (the iterator's last call) */
+function begin(g: Gen, target: Target, member: string, reg: Reg): void {
+  g.a.mov(R6, R1);
+  g.ctx(reg, target, member);
+  g.a.jmp('jeq', reg, 0, 'out');
+}
+
+/** Iterators over one kind of object: each record field is a path from the object's struct. */
+const OBJECT_ITERATORS: Record<'bpf_map' | 'bpf_prog' | 'bpf_link', { member: string; struct: string; fields: [string, string][] }> = {
+  bpf_map: {
+    member: 'map', struct: 'bpf_map',
+    fields: [['id', 'id'], ['type', 'map_type'], ['refcnt', 'refcnt.counter'], ['usercnt', 'usercnt.counter']],
+  },
+  bpf_prog: {
+    member: 'prog', struct: 'bpf_prog',
+    fields: [['id', 'aux.id'], ['type', 'type'], ['refcnt', 'aux.refcnt.counter']],
+  },
+  bpf_link: {
+    member: 'link', struct: 'bpf_link',
+    // a struct_ops link has no program: the load through NULL reads 0
+    fields: [['id', 'id'], ['type', 'type'], ['refcnt', 'refcnt.counter'], ['progId', 'prog.aux.id']],
+  },
+};
+
+function objectIterator(target: keyof typeof OBJECT_ITERATORS) {
+  return (g: Gen): Buffer => {
+    const spec = OBJECT_ITERATORS[target];
+    begin(g, target, spec.member, R7);
+    for (const [field, path] of spec.fields) g.load(R1, R7, spec.struct, path).store(field, R1);
+    if ('pad' in g.record.fields) g.storeImm('pad', 0); // every byte handed to bpf_seq_write must be written
+    return g.finish(target);
+  };
+}
+
+/** Task iterators: r7 = the object (file or vma), r8 = the task, both non-NULL. */
+function beginTask(g: Gen, target: 'task_file' | 'task_vma', member: string): void {
+  begin(g, target, member, R7);
+  g.ctx(R8, target, 'task');
+  g.a.jmp('jeq', R8, 0, 'out');
+}
+
+const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
+  bpf_map: objectIterator('bpf_map'),
+  bpf_prog: objectIterator('bpf_prog'),
+  bpf_link: objectIterator('bpf_link'),
+  task_file(g) {
+    beginTask(g, 'task_file', 'file');
+    g.bpfFile(R7);
+    g.store('id', R0).store('kind', R9).store('file', R7);
+    g.load(R1, R8, 'task_struct', 'tgid').store('pid', R1);
+    g.ctx(R1, 'task_file', 'fd').store('fd', R1);
+    return g.finish('task_file');
+  },
+  task_vma(g) {
+    beginTask(g, 'task_vma', 'vma');
+    g.load(R1, R7, 'vm_area_struct', 'vm_start').store('start', R1);
+    g.load(R1, R7, 'vm_area_struct', 'vm_end').store('end', R1);
+    g.load(R7, R7, 'vm_area_struct', 'vm_file');
+    g.a.jmp('jeq', R7, 0, 'out');
+    g.bpfFile(R7, 'map');
+    g.store('mapId', R0).store('file', R7);
+    g.load(R1, R8, 'task_struct', 'tgid').store('pid', R1);
+    return g.finish('task_vma');
+  },
+};
+
+/** The bytecode of one iterator program, against `btf` (exported for tests). */
+export function iteratorProgram(btf: Btf, target: Target): Buffer {
+  return PROGRAMS[target](new Gen(btf, RECORDS[target]));
+}
+
+// ---- loading, once per process ----
+
+interface LoadedIterator {
+  progFd: number;
+  linkFd: number;
+}
+
+let loaded: Record<Target, LoadedIterator> | null = null;
+let refusal: KernelError | null = null;
+
+function loadAll(): Record<Target, LoadedIterator> {
+  if (loaded) return loaded;
+  if (refusal) throw refusal;
+  const fds: number[] = [];
+  try {
+    const btf = kernelBtf();
+    const out = {} as Record<Target, LoadedIterator>;
+    for (const target of TARGETS) {
+      const progFd = loadProgram({
+        name: `pinleak_${target}`.slice(0, 15), type: ProgType.TRACING, insns: iteratorProgram(btf, target),
+        expectedAttachType: AttachType.TRACE_ITER, attachBtfId: btf.find('func', `bpf_iter_${target}`),
+      });
+      fds.push(progFd);
+      const linkFd = createIterLink(progFd);
+      fds.push(linkFd);
+      out[target] = { progFd, linkFd };
+    }
+    loaded = out;
+    return out;
+  } catch (e) {
+    for (const fd of fds) closeFd(fd);
+    if (e instanceof KernelError) refusal = e;
+    throw e;
+  }
+}
+
+/** Whether this kernel lets pinleak load its iterators; probed once per process. */
+export function iteratorSupport(): { ok: true } | { ok: false; why: string } {
+  try {
+    loadAll();
+    return { ok: true };
+  } catch (e) {
+    if (e instanceof KernelError) return { ok: false, why: e.message };
+    throw e;
+  }
+}
+
+/** Ids of pinleak's own iterator programs and links: they appear in every read, and are not the host's. */
+export function ownIteratorIds(): { progs: number[]; links: number[] } {
+  const all = Object.values(loadAll());
+  return { progs: all.map((l) => progInfo(l.progFd).id), links: all.map((l) => linkInfo(l.linkFd).id) };
+}
+
+/** Unloads the iterators (tests; a long-running process keeps them). */
+export function closeIterators(): void {
+  if (!loaded) return;
+  for (const l of Object.values(loaded)) {
+    closeFd(l.linkFd);
+    closeFd(l.progFd);
+  }
+  loaded = null;
+}
+
+// ---- decoding ----
+
+const LE = os.endianness() === 'LE';
+
+/** Fixed-size records in the host's byte order, read field by field. */
+class Records<F extends string> {
+  readonly count: number;
+  constructor(private readonly buf: Buffer, private readonly rec: Layout<F>, what: string) {
+    if (buf.length % rec.size !== 0) throw new KernelError(`read ${what}`, os.constants.errno.EIO, `(${buf.length} bytes is not a whole number of records)`);
+    this.count = buf.length / rec.size;
+  }
+
+  private at(i: number, f: F): number {
+    return i * this.rec.size + this.rec.fields[f].off;
+  }
+
+  u32(i: number, f: F): number {
+    return LE ? this.buf.readUInt32LE(this.at(i, f)) : this.buf.readUInt32BE(this.at(i, f));
+  }
+
+  /** a 64-bit field as an unsigned bigint (kernel addresses) */
+  u64(i: number, f: F): bigint {
+    return LE ? this.buf.readBigUInt64LE(this.at(i, f)) : this.buf.readBigUInt64BE(this.at(i, f));
+  }
+
+  /** a signed 64-bit counter as a number (reference counts stay far below 2^53) */
+  count64(i: number, f: F): number {
+    const p = this.at(i, f);
+    return LE ? this.buf.readInt32LE(p + 4) * 2 ** 32 + this.buf.readUInt32LE(p) : this.buf.readInt32BE(p) * 2 ** 32 + this.buf.readUInt32BE(p + 4);
+  }
+}
+
+function read(l: LoadedIterator, target: Target): Buffer {
+  return runIterator(l.linkFd, ITERATOR_OUTPUT_CAP, `iterator ${target}`);
+}
+
+/** One pass of the five iterators. Throws KernelError when the kernel refuses them. */
+export function readKernelCounts(): KernelCounts {
+  const it = loadAll();
+  const counts: KernelCounts = { maps: new Map(), progs: new Map(), links: new Map(), files: [], vmas: [] };
+  const maps = new Records(read(it.bpf_map, 'bpf_map'), RECORDS.bpf_map, 'bpf_map');
+  for (let i = 0; i < maps.count; i++) {
+    counts.maps.set(maps.u32(i, 'id'), { refcnt: maps.count64(i, 'refcnt'), usercnt: maps.count64(i, 'usercnt'), type: maps.u32(i, 'type') });
+  }
+  const progs = new Records(read(it.bpf_prog, 'bpf_prog'), RECORDS.bpf_prog, 'bpf_prog');
+  for (let i = 0; i < progs.count; i++) {
+    counts.progs.set(progs.u32(i, 'id'), { refcnt: progs.count64(i, 'refcnt'), type: progs.u32(i, 'type') });
+  }
+  const links = new Records(read(it.bpf_link, 'bpf_link'), RECORDS.bpf_link, 'bpf_link');
+  for (let i = 0; i < links.count; i++) {
+    counts.links.set(links.u32(i, 'id'), { refcnt: links.count64(i, 'refcnt'), type: links.u32(i, 'type'), progId: links.u32(i, 'progId') });
+  }
+  // task iterators skip threads that share their leader's fd table, but a thread with
+  // a table of its own (or the mm, for vmas) would repeat entries: keep each once
+  const files = new Records(read(it.task_file, 'task_file'), RECORDS.task_file, 'task_file');
+  const seenFiles = new Set<string>();
+  for (let i = 0; i < files.count; i++) {
+    const pid = files.u32(i, 'pid'), fd = files.u32(i, 'fd'), file = files.u64(i, 'file');
+    const kind = KIND_OF_CODE.get(files.u32(i, 'kind'));
+    const key = `${pid}:${fd}:${file}`;
+    if (!kind || seenFiles.has(key)) continue;
+    seenFiles.add(key);
+    counts.files.push({ pid, fd, file, kind, id: files.u32(i, 'id') });
+  }
+  const vmas = new Records(read(it.task_vma, 'task_vma'), RECORDS.task_vma, 'task_vma');
+  const seenVmas = new Set<string>();
+  for (let i = 0; i < vmas.count; i++) {
+    const pid = vmas.u32(i, 'pid'), start = vmas.u64(i, 'start');
+    const key = `${pid}:${start}`;
+    if (seenVmas.has(key)) continue;
+    seenVmas.add(key);
+    counts.vmas.push({ pid, start, end: vmas.u64(i, 'end'), file: vmas.u64(i, 'file'), mapId: vmas.u32(i, 'mapId') });
+  }
+  return counts;
+}

@@ -1,0 +1,83 @@
+// The count guard on the real kernel: what the kernel counts on every object (BPF
+// iterators), against everything the scan named. A pin whose object keeps references that
+// nothing explains is never offered as a leak (KERNEL-FACTS, "Reference counts").
+import { readKernelCounts, iteratorSupport, type KernelCounts } from '../kernel/iterators.js';
+import { objectKey, type KernelRef, type ScannedPin } from '../model.js';
+import { persistentResidue, unexplainedReferences, type KernelCount, type Unexplained } from '../analysis/liveness.js';
+
+/** How long a released referrer may still show in the counts (KERNEL-FACTS: up to ~140 ms). */
+export const RESIDUE_SETTLE_MS = 300;
+
+export type CountGuard =
+  | { ok: true; counts: KernelCounts }
+  | { ok: false; why: string };
+
+/** One read of every object's counts, or why the kernel refuses it. */
+export function readCounts(): CountGuard {
+  const support = iteratorSupport();
+  if (!support.ok) return { ok: false, why: support.why };
+  try {
+    return { ok: true, counts: readKernelCounts() };
+  } catch (e) {
+    return { ok: false, why: (e as Error).message };
+  }
+}
+
+/** Distinct bpffs inodes pinning each object, over every instance walked. */
+export function pinCounts(pins: ScannedPin[]): Map<string, number> {
+  const seen = new Set<string>();
+  const out = new Map<string, number>();
+  for (const p of pins) {
+    if (!p.object) continue;
+    const inode = `${p.instance}\0${p.inode}`;
+    if (seen.has(inode)) continue; // a hard link is the same pin to the kernel
+    seen.add(inode);
+    const k = objectKey(p.object.kind, p.object.id);
+    out.set(k, (out.get(k) ?? 0) + 1);
+  }
+  return out;
+}
+
+/** Distinct open files per object: an fd, its dups, a fork's copy and an mmap of one file count once. */
+export function fileCounts(counts: KernelCounts): Map<string, number> {
+  const files = new Map<string, Set<bigint>>();
+  const add = (k: string, file: bigint) => {
+    let s = files.get(k);
+    if (!s) files.set(k, (s = new Set()));
+    s.add(file);
+  };
+  for (const f of counts.files) add(objectKey(f.kind, f.id), f.file);
+  for (const v of counts.vmas) add(objectKey('map', v.mapId), v.file);
+  return new Map([...files].map(([k, s]) => [k, s.size]));
+}
+
+export function kernelCountIndex(counts: KernelCounts): Map<string, KernelCount> {
+  const out = new Map<string, KernelCount>();
+  for (const [id, m] of counts.maps) out.set(objectKey('map', id), { refcnt: m.refcnt, usercnt: m.usercnt });
+  for (const [id, p] of counts.progs) out.set(objectKey('prog', id), { refcnt: p.refcnt, usercnt: null });
+  for (const [id, l] of counts.links) out.set(objectKey('link', id), { refcnt: l.refcnt, usercnt: null });
+  return out;
+}
+
+export function residue(counts: KernelCounts, pins: ScannedPin[], refs: KernelRef[]): Map<string, Unexplained> {
+  return unexplainedReferences({ counts: kernelCountIndex(counts), pins: pinCounts(pins), files: fileCounts(counts), refs });
+}
+
+/**
+ * What stays unexplained across two reads RESIDUE_SETTLE_MS apart (a referrer being
+ * released is not a referrer). Only candidates (pinned objects nothing else keeps alive)
+ * are worth the second read; the rest keep the first read's residue, for information.
+ */
+export async function settledResidue(
+  first: KernelCounts, pins: ScannedPin[], refs: KernelRef[], isCandidate: (key: string) => boolean,
+): Promise<Map<string, Unexplained>> {
+  const a = residue(first, pins, refs);
+  if (![...a.keys()].some(isCandidate)) return a;
+  await new Promise((r) => setTimeout(r, RESIDUE_SETTLE_MS));
+  const again = readCounts();
+  // the second read failing leaves the first read standing: safer than dropping the guard
+  if (!again.ok) return a;
+  const settled = persistentResidue(a, residue(again.counts, pins, refs));
+  for (const [k, u] of a) if (!isCandidate(k)) settled.set(k, u);
+  return settled;
+}

@@ -1,0 +1,205 @@
+// Deployment that works as shipped: the Dockerfile builds from a clean checkout (its COPY
+// and RUN steps replayed in a scratch root, since no container engine runs here), the
+// systemd unit verifies and its ExecStart finds pinleak where npm installs it, and a
+// database without a configured retention does not grow forever.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { pinleak, tempDb } from '../helpers.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+
+let scratch: string;
+beforeAll(() => {
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-deploy-'));
+});
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+
+// ---- a Dockerfile, replayed ----
+
+type Step =
+  | { op: 'WORKDIR'; dir: string }
+  | { op: 'COPY'; from: string | null; srcs: string[]; dst: string }
+  | { op: 'RUN'; cmd: string }
+  | { op: 'ENV'; vars: [string, string][] }
+  | { op: 'ENTRYPOINT'; argv: string[] };
+interface Stage { name: string | null; steps: Step[] }
+
+/** The instructions this repository's Dockerfile uses; any other one fails the test (so the replay never silently skips a step). */
+export function parseDockerfile(text: string): Stage[] {
+  const stages: Stage[] = [];
+  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  for (const line of lines) {
+    const [op, ...rest] = line.split(/\s+/);
+    const args = line.slice(op!.length).trim();
+    if (op === 'FROM') {
+      stages.push({ name: /\bAS\s+(\S+)$/i.exec(args)?.[1] ?? null, steps: [] });
+      continue;
+    }
+    const stage = stages.at(-1);
+    if (!stage) throw new Error(`${op} before FROM`);
+    if (op === 'WORKDIR') stage.steps.push({ op, dir: args });
+    else if (op === 'RUN') stage.steps.push({ op, cmd: args });
+    else if (op === 'COPY') {
+      const from = rest[0]?.startsWith('--from=') ? rest.shift()!.slice('--from='.length) : null;
+      stage.steps.push({ op, from, srcs: rest.slice(0, -1), dst: rest.at(-1)! });
+    } else if (op === 'ENV') {
+      stage.steps.push({ op, vars: rest.map((kv) => kv.split('=', 2) as [string, string]) });
+    } else if (op === 'ENTRYPOINT') stage.steps.push({ op, argv: JSON.parse(args) as string[] });
+    else if (op !== 'CMD') throw new Error(`the replay does not know ${op}`);
+  }
+  return stages;
+}
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+const IMAGE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * A bash script that builds every stage as an overlay over this host's root (Debian with
+ * Node 20: what node:20-bookworm-slim is), run in a private mount namespace so nothing
+ * is mounted outside it, then runs the final stage's ENTRYPOINT with `args`.
+ */
+function replayScript(stages: Stage[], context: string, dir: string, args: string[]): string {
+  const out = ['set -euo pipefail', 'mount --make-rprivate /'];
+  const roots = new Map<string, string>();
+  let env: [string, string][] = [];
+  let entry: string[] = [];
+  stages.forEach((stage, i) => {
+    const root = path.join(dir, `stage${i}`, 'root');
+    const base = path.dirname(root);
+    out.push(`mkdir -p ${q(base)}/upper ${q(base)}/work ${q(root)}`,
+      `mount -t overlay overlay -o lowerdir=/,upperdir=${q(base)}/upper,workdir=${q(base)}/work ${q(root)}`,
+      `mount --rbind /proc ${q(root)}/proc`, `mount --rbind /dev ${q(root)}/dev`);
+    let wd = '/';
+    env = [];
+    for (const s of stage.steps) {
+      if (s.op === 'WORKDIR') {
+        wd = path.posix.resolve(wd, s.dir);
+        out.push(`mkdir -p ${q(root + wd)}`);
+      } else if (s.op === 'ENV') env.push(...s.vars);
+      else if (s.op === 'ENTRYPOINT') entry = s.argv;
+      else if (s.op === 'COPY') {
+        const from = s.from === null ? context : roots.get(s.from);
+        if (!from) throw new Error(`COPY --from=${s.from}: no such stage`);
+        const dst = root + path.posix.resolve(wd, s.dst);
+        const intoDir = s.dst.endsWith('/') || s.srcs.length > 1;
+        for (const src of s.srcs) {
+          const p = q(path.join(from, src));
+          // Docker: a missing source fails the build; a directory's contents are copied
+          out.push(`test -e ${p} || { echo "COPY ${src}: not in the build context" >&2; exit 1; }`,
+            `if [ -d ${p} ]; then mkdir -p ${q(dst)} && cp -a ${p}/. ${q(dst)}/; `
+            + `elif ${intoDir}; then mkdir -p ${q(dst)} && cp -a ${p} ${q(dst)}/; `
+            + `else mkdir -p "$(dirname ${q(dst)})" && cp -a ${p} ${q(dst)}; fi`);
+        }
+      } else {
+        const vars = env.map(([k, v]) => `${k}=${q(v)}`).join(' ');
+        out.push(`chroot ${q(root)} /usr/bin/env -i PATH=${IMAGE_PATH} HOME=/root ${vars} /bin/sh -c ${q(`cd ${wd} && ${s.cmd}`)}`);
+      }
+    }
+    if (stage.name) roots.set(stage.name, root);
+  });
+  const last = path.join(dir, `stage${stages.length - 1}`, 'root');
+  const vars = env.map(([k, v]) => `${k}=${q(v)}`).join(' ');
+  out.push(`chroot ${q(last)} /usr/bin/env -i PATH=${IMAGE_PATH} HOME=/root ${vars} ${[...entry, ...args].map(q).join(' ')}`);
+  return out.join('\n');
+}
+
+describe('the Dockerfile', () => {
+  it('builds from a clean checkout: its COPY and RUN steps replayed, the image runs pinleak', () => {
+    const context = path.join(scratch, 'checkout');
+    // a clean checkout: the tracked files only (no dist/, no node_modules/)
+    const files = execFileSync('git', ['ls-files', '-z'], { cwd: REPO, encoding: 'utf8' }).split('\0').filter(Boolean);
+    for (const f of files) {
+      if (!fs.existsSync(path.join(REPO, f))) continue; // deleted in the work tree, not yet committed
+      fs.mkdirSync(path.dirname(path.join(context, f)), { recursive: true });
+      fs.copyFileSync(path.join(REPO, f), path.join(context, f));
+    }
+    const stages = parseDockerfile(fs.readFileSync(path.join(context, 'deploy/kubernetes/Dockerfile'), 'utf8'));
+    expect(stages.map((s) => s.steps.filter((x) => x.op === 'RUN').length)).toEqual([1, 1]);
+    const r = spawnSync('unshare', ['--mount', '--fork', 'bash', '-c', replayScript(stages, context, path.join(scratch, 'image'), ['--version'])],
+      { encoding: 'utf8', timeout: 540_000, maxBuffer: 1 << 26 });
+    expect(r.status, r.stderr.slice(-3000)).toBe(0);
+    // the RUN's own `pinleak --version`, then the ENTRYPOINT's
+    expect(r.stdout.trim().split('\n').slice(-2)).toEqual([VERSION, VERSION]);
+  }, 600_000);
+});
+
+// ---- the systemd unit ----
+
+describe('the systemd unit', () => {
+  const unit = path.join(REPO, 'deploy/systemd/pinleak.service');
+  const execStarts = () => fs.readFileSync(unit, 'utf8').split('\n').filter((l) => l.startsWith('ExecStart=')).map((l) => l.slice('ExecStart='.length).split(' '));
+
+  it('passes systemd-analyze verify (its commands exist)', () => {
+    const r = spawnSync('systemd-analyze', ['verify', unit, path.join(REPO, 'deploy/systemd/pinleak.timer')], { encoding: 'utf8' });
+    expect(r.error, 'systemd-analyze is missing: run the tests with `bash .ci/run`').toBeUndefined();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/pinleak\.(service|timer)/);
+  });
+
+  it('runs pinleak from systemd\'s search path, where npm link and npm install -g put it on Debian', () => {
+    // systemd runs ExecStart with PATH = its compiled-in search path; npm puts `pinleak` in
+    // $(npm prefix -g)/bin: /usr/bin with Debian's nodejs, /usr/local/bin with nodejs.org's
+    const systemdPath = execFileSync('systemd-path', ['search-binaries-default'], { encoding: 'utf8' }).trim().split(':');
+    expect(systemdPath).toEqual(expect.arrayContaining(['/usr/local/bin', '/usr/bin']));
+    const lines = execStarts();
+    expect(lines.length).toBeGreaterThan(0);
+    for (const argv of lines) expect(argv.slice(0, 2), argv.join(' ')).toEqual(['/usr/bin/env', 'pinleak']);
+
+    // an install the way `npm link` makes it (a link to this checkout), under a scratch prefix
+    const prefix = path.join(scratch, 'usr');
+    execFileSync('npm', ['install', '-g', '--prefix', prefix, '--ignore-scripts', '--no-audit', '--no-fund', REPO], { stdio: 'pipe' });
+    expect(fs.realpathSync(path.join(prefix, 'bin', 'pinleak'))).toBe(fs.realpathSync(path.join(REPO, 'dist/pinleak.mjs')));
+
+    const state = path.join(scratch, 'state');
+    fs.mkdirSync(state);
+    // the unit's search path, rooted at the scratch prefix first
+    const PATH = [path.join(prefix, 'bin'), ...systemdPath].join(':');
+    for (const argv of lines) {
+      const args = argv.map((a) => a.replace('/var/lib/pinleak/', `${state}/`).replace('/var/lib/node_exporter/textfile_collector/', `${state}/`));
+      const r = spawnSync(args[0]!, ['-i', `PATH=${PATH}`, ...args.slice(1)], { encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    }
+    expect(fs.readFileSync(path.join(state, 'pinleak.prom'), 'utf8')).toMatch(/^pinleak_snapshot_id 1$/m);
+  }, 180_000);
+});
+
+// ---- retention ----
+
+describe('retention', () => {
+  let t: ReturnType<typeof tempDb>;
+  beforeAll(() => {
+    t = tempDb();
+  });
+  afterAll(() => t.remove());
+
+  const labels = () => (JSON.parse(pinleak(['snapshots', '--json'], { db: t.db }).stdout) as { snapshots: { label: string }[] }).snapshots.map((s) => s.label);
+  const age = (label: string, days: number) => {
+    const d = new Database(t.db);
+    d.prepare('UPDATE snapshots SET taken_at = ? WHERE label = ?').run(new Date(Date.now() - days * 86_400_000).toISOString(), label);
+    d.close();
+  };
+
+  it('without one in the config, snapshots older than 30 days go after each stored scan', () => {
+    const noConfig = path.join(t.dir, 'none.json');
+    fs.writeFileSync(noConfig, '{}');
+    for (const l of ['old', 'recent']) expect(pinleak(['scan', '--quiet', '--label', l, '--config', noConfig], { db: t.db }).code).toBe(0);
+    age('old', 31);
+    age('recent', 29);
+    expect(pinleak(['scan', '--quiet', '--label', 'now', '--config', noConfig], { db: t.db }).code).toBe(0);
+    expect(labels()).toEqual(['recent', 'now']);
+  });
+
+  it('a retention the config sets replaces the default', () => {
+    const keepAll = path.join(t.dir, 'keep.json');
+    fs.writeFileSync(keepAll, JSON.stringify({ retention: { keep: 100 } }));
+    age('recent', 400);
+    expect(pinleak(['scan', '--quiet', '--label', 'later', '--config', keepAll], { db: t.db }).code).toBe(0);
+    expect(labels()).toEqual(['recent', 'now', 'later']);
+  });
+});
