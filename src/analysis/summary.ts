@@ -4,6 +4,9 @@ import { STATUSES, type BpffsInstance, type Pin, type Status, type Summary } fro
 
 export const isLeak = (p: Pin) => p.status === 'orphaned' || p.status === 'leaked';
 
+/** How reports and metrics name a pin's owner tool: `unknown` when no rule knows it. */
+export const ownerName = (tool: string | null | undefined): string => tool || 'unknown';
+
 const objectId = (p: Pin) => (p.object ? `${p.object.kind}:${p.object.id}` : null);
 
 /** Sum of memlock over distinct objects of the given pins. */

@@ -13,6 +13,7 @@ import { packageRoot } from '../package.js';
 import { readMountinfo } from '../kernel/procfs.js';
 import { paint } from '../report/format.js';
 import { type GlobalArgs, requirePrivileges, outStyle } from './common.js';
+import { copyStore, openStore } from '../store/index.js';
 
 // the actors run as tsc built them; pinleak itself is re-run as it was started
 const ACTOR = path.join(packageRoot(), 'dist', 'demo', 'actor.js');
@@ -41,9 +42,11 @@ function startActor(argv: string[], children: ChildProcess[]): Promise<Actor> {
 export const demoCommand = {
   command: 'demo',
   describe: 'build a throw-away namespace with a bpffs, a live holder and a leak, and walk through scan, diff and clean on it',
-  builder: (y: Argv) => y,
-  handler: async (a: GlobalArgs) => {
+  builder: (y: Argv) => y
+    .option('keep-db', { type: 'string', describe: 'keep a copy of the demo\'s database in this file (for `pinleak --db FILE report`); replaced if it exists' }),
+  handler: async (a: GlobalArgs & { keepDb?: string }) => {
     requirePrivileges('pinleak demo');
+    if (a.keepDb !== undefined && a.keepDb.trim() === '') throw new PinleakError('--keep-db needs a file name');
     const style = outStyle({ ...a, json: false });
     const out = (s: string) => process.stdout.write(s + '\n');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-demo-'));
@@ -109,6 +112,16 @@ export const demoCommand = {
       pinleak(['clean', '--instance', dev, '--yes']);
       pinleak(['scan', '--quiet']);
       pinleak(['pins', '--instance', dev]);
+
+      if (a.keepDb !== undefined) {
+        const store = openStore(db, { create: false });
+        try {
+          copyStore(store, a.keepDb);
+        } finally {
+          store.close();
+        }
+        out(`\n   the demo's database is kept in ${a.keepDb}: pinleak --db ${a.keepDb} report --output demo.html`);
+      }
 
       step(7, 'Tear down', 'The container exits: its namespace, bpffs and the held map go with it; the temporary database is deleted.');
     } finally {

@@ -9,21 +9,13 @@ import { listSnapshots, resolveSnapshot, loadSnapshot } from '../store/index.js'
 import { renderPrometheus } from '../report/prometheus.js';
 import { type GlobalArgs, openDb, emitJson, summary, dbPath } from './common.js';
 import { writeFileAtomic } from './files.js';
-import { packageVersion } from '../package.js';
+import { pinleakVersion } from '../package.js';
 
 const FORMATS = ['prometheus'] as const;
 
 interface Args extends GlobalArgs {
   format: string;
   output?: string;
-}
-
-function pinleakVersion(): string {
-  try {
-    return packageVersion();
-  } catch {
-    return 'unknown';
-  }
 }
 
 export const exportCommand = {

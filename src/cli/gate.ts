@@ -1,7 +1,7 @@
 // pinleak gate --baseline SNAPSHOT: scan now, compare with the baseline, exit 1 past the thresholds.
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
-import { gate } from '../analysis/diff.js';
+import { diffSnapshots, gate } from '../analysis/diff.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { retentionAfterStore } from './retention.js';
 import { saveSnapshot } from '../store/index.js';
@@ -11,12 +11,15 @@ import { loadBaseline } from './baseline.js';
 import { openHistory } from './history.js';
 import { refusePartial } from './partial.js';
 import { writeFileAtomic } from './files.js';
+import { renderGateHtml } from '../report/html.js';
+import { pinleakVersion } from '../package.js';
 
 interface Args extends GlobalArgs {
   baseline: string;
   maxNewLeaks?: number;
   maxLeakedBytes?: number;
   junit?: string;
+  html?: string;
   allowPartial: boolean;
   store: boolean;
 }
@@ -34,6 +37,7 @@ export const gateCommand = {
     .option('max-new-leaks', { type: 'number', describe: 'new leaks allowed (default 0, or no limit when only --max-leaked-bytes is given)' })
     .option('max-leaked-bytes', { type: 'number', describe: 'memory the new leaks may hold' })
     .option('junit', { type: 'string', describe: 'write a JUnit XML report here (one case per new leak)' })
+    .option('html', { type: 'string', describe: 'write a self-contained HTML page of the finding here (new leaks, baseline vs now)' })
     .option('allow-partial', { type: 'boolean', default: false, describe: 'judge even a scan that could not see the whole host' })
     .option('store', { type: 'boolean', default: true, describe: 'store the scan with label "gate" (--no-store: do not)' }),
   handler: async (a: Args) => {
@@ -56,6 +60,10 @@ export const gateCommand = {
         maxLeakedBytes: maxLeakedBytes ?? null,
       });
       if (a.junit) writeFileAtomic(a.junit, renderJunit(result), { refuse: [dbPath(a)] });
+      if (a.html) {
+        const page = renderGateHtml(result, baseline, doc, diffSnapshots(baseline, doc), { version: pinleakVersion(), generatedAt: new Date().toISOString() });
+        writeFileAtomic(a.html, page, { refuse: [dbPath(a)] });
+      }
       if (a.json) emitJson(result);
       else summary(a, renderGate(result, outStyle(a)));
       if (!result.passed) process.exitCode = 1;

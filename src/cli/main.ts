@@ -19,6 +19,7 @@ import { pruneCommand } from './prune.js';
 import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
 import { objectsCommand } from './objects.js';
+import { reportCommand } from './report.js';
 
 
 function fail(err: unknown, debug: boolean): never {
@@ -56,6 +57,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(cleanCommand as never)
     .command(pruneCommand as never)
     .command(exportCommand as never)
+    .command(reportCommand as never)
     .command(demoCommand as never)
     .demandCommand(1, 'name a command: pinleak --help lists them')
     .strict()

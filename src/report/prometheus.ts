@@ -13,7 +13,7 @@
 // No timestamps on samples: the textfile collector refuses them. The snapshot's time
 // is a metric of its own.
 import { STATUSES, type Pin, type SnapshotDoc, type Status } from '../model.js';
-import { isLeak, memlockOnce } from '../analysis/summary.js';
+import { isLeak, memlockOnce, ownerName } from '../analysis/summary.js';
 
 export interface PrometheusOptions {
   /** pinleak's own version, for pinleak_info */
@@ -57,7 +57,7 @@ function sampleLine(name: string, s: Sample): string {
   return `${name}${labels} ${formatValue(s.value)}`;
 }
 
-export const ownerLabel = (p: Pin): string => p.owner?.tool || 'unknown';
+export const ownerLabel = (p: Pin): string => ownerName(p.owner?.tool);
 
 interface Group {
   status: Status;

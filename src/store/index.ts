@@ -11,3 +11,5 @@ export {
 export { recordAction, listActions, type ActionRecord, type ActionEntry } from './actions.js';
 export { pruneSnapshots, type PruneOptions } from './prune.js';
 export { loadObjects, unexplainedSince } from './objects.js';
+export { historySeries, type HistorySeries, type SeriesPoint, type LeakBytes } from './series.js';
+export { copyStore } from './copy.js';
