@@ -43,3 +43,21 @@ export function bpftool(args: string[]): unknown {
   if (r.status !== 0) throw new Error(`bpftool ${args.join(' ')}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
+
+/** Whether bpftool lists a program and a link with these ids (both gone: the kernel frees them after an RCU grace period). */
+export function bpftoolSees(progId: number, linkId: number): { prog: boolean; link: boolean } {
+  return {
+    prog: (bpftool(['prog', 'show']) as { id: number }[]).some((x) => x.id === progId),
+    link: (bpftool(['link', 'show']) as { id: number }[]).some((x) => x.id === linkId),
+  };
+}
+
+/** Polls `check` every 50 ms until it returns true or `ms` have passed; the last result. */
+export async function eventually(check: () => boolean, ms = 3000): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (check()) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

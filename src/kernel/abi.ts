@@ -27,6 +27,7 @@ export const BpfCmd = {
   OBJ_GET_INFO_BY_FD: 15,
   PROG_QUERY: 16,
   BTF_LOAD: 18,
+  MAP_LOOKUP_AND_DELETE_ELEM: 21,
   TASK_FD_QUERY: 20,
   LINK_CREATE: 28,
   LINK_GET_FD_BY_ID: 30,
@@ -330,7 +331,7 @@ export const LINK_TYPES = [
 
 export const MapType = {
   HASH: 1, ARRAY: 2, PROG_ARRAY: 3, ARRAY_OF_MAPS: 12, HASH_OF_MAPS: 13, DEVMAP: 14, SOCKMAP: 15, CPUMAP: 16,
-  SOCKHASH: 18, DEVMAP_HASH: 25, STRUCT_OPS: 26,
+  SOCKHASH: 18, QUEUE: 22, DEVMAP_HASH: 25, STRUCT_OPS: 26,
 } as const;
 export const ProgType = {
   SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, TRACEPOINT: 5, XDP: 6, PERF_EVENT: 7, CGROUP_SKB: 8, SK_SKB: 14, SK_MSG: 16,
@@ -365,7 +366,9 @@ export const BpfClass = { LD: 0x00, LDX: 0x01, ST: 0x02, STX: 0x03, ALU: 0x04, J
 /** size field of loads and stores, by byte count */
 export const BpfSize: Record<1 | 2 | 4 | 8, number> = { 4: 0x00, 2: 0x08, 1: 0x10, 8: 0x18 };
 /** mode field of loads and stores */
-export const BpfMode = { IMM: 0x00, MEM: 0x60 } as const;
+export const BpfMode = { IMM: 0x00, MEM: 0x60, ATOMIC: 0xc0 } as const;
+/** imm of a BPF_ATOMIC store: fetch-less add */
+export const BPF_ATOMIC_ADD = 0x00;
 /** source operand: an immediate (K) or a register (X) */
 export const BpfSrc = { K: 0x00, X: 0x08 } as const;
 export const BpfAluOp = {
@@ -378,6 +381,8 @@ export const BpfJmpOp = {
 } as const;
 /** src_reg of ld_imm64: the immediate is a map fd */
 export const BPF_PSEUDO_MAP_FD = 1;
+/** src_reg of ld_imm64: the immediate is a map fd, the next slot's an offset into its (array) value */
+export const BPF_PSEUDO_MAP_VALUE = 2;
 /** src_reg of a call: imm is the BTF id of a kernel function (kfunc) */
 export const BPF_PSEUDO_KFUNC_CALL = 2;
 export const BPF_INSN_SIZE = 8;
@@ -390,7 +395,19 @@ export const BPF_STACK_SIZE = 512;
  * kernel's BTF (enum bpf_func_id, BPF_FUNC_<name>), never from this file.
  */
 export type BpfHelperName = 'seq_write' | 'probe_read_user_str' | 'get_current_task_btf' | 'get_current_pid_tgid'
-  | 'get_current_comm' | 'get_current_cgroup_id' | 'map_push_elem' | 'ringbuf_output' | 'ktime_get_ns';
+  | 'get_current_comm' | 'get_current_cgroup_id' | 'map_push_elem' | 'ringbuf_output' | 'ktime_get_ns'
+  | 'probe_read_user' | 'ktime_get_boot_ns';
+
+/** bpf(2)'s syscall number by Node's process.arch */
+export const SYSCALL_BPF: Record<string, number> = { x64: 321, arm64: 280, riscv64: 280, s390x: 351, ppc64: 361, loong64: 280 };
+
+/**
+ * Where a syscall's number and first arguments sit in struct pt_regs at sys_exit, by
+ * process.arch (the recorder on the bpf syscall reads them). Only x86_64 was measured.
+ */
+export const SYSCALL_REGS: Record<string, { nr: string; arg1: string; arg2: string; arg3: string }> = {
+  x64: { nr: 'orig_ax', arg1: 'di', arg2: 'si', arg3: 'dx' },
+};
 
 /** super_block.s_magic of the anonymous inode file system: BPF objects' files live there */
 export const ANON_INODE_FS_MAGIC = 0x09041934;

@@ -3,7 +3,7 @@
 // no compiler is needed on the host. Pure: it only produces bytes.
 import os from 'node:os';
 import {
-  BpfClass, BpfSize, BpfMode, BpfSrc, BpfAluOp, BpfJmpOp, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_KFUNC_CALL,
+  BpfClass, BpfSize, BpfMode, BpfSrc, BpfAluOp, BpfJmpOp, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_PSEUDO_KFUNC_CALL, BPF_ATOMIC_ADD,
   BPF_INSN_SIZE, BPF_REG_FP,
 } from './abi.js';
 
@@ -115,6 +115,11 @@ export class Asm {
     return this.emit({ code: BpfClass.ST | BpfMode.MEM | BpfSize[size], dst: checkReg(dst, false), src: 0, off: off16(off), imm: imm32(imm) });
   }
 
+  /** lock *(size *)(dst + off) += src: atomic, for counters several CPUs update (size 4 or 8) */
+  atomicAdd(size: 4 | 8, dst: Reg, off: number, src: Reg): this {
+    return this.emit({ code: BpfClass.STX | BpfMode.ATOMIC | BpfSize[size], dst: checkReg(dst, false), src: checkReg(src, false), off: off16(off), imm: BPF_ATOMIC_ADD });
+  }
+
   private ldImm64Raw(dst: Reg, src: number, value: bigint): this {
     const v = BigInt.asUintN(64, value);
     this.emit({ code: BpfClass.LD | BpfMode.IMM | BpfSize[8], dst: checkReg(dst, true), src, off: 0, imm: Number(BigInt.asIntN(32, v)) });
@@ -129,6 +134,11 @@ export class Asm {
   /** dst = the map behind `fd` (the kernel replaces the fd by the map at load) */
   ldMapFd(dst: Reg, fd: number): this {
     return this.ldImm64Raw(dst, BPF_PSEUDO_MAP_FD, BigInt(imm32(fd)));
+  }
+
+  /** dst = the address of byte `off` of the value of the array map behind `fd` (its only element) */
+  ldMapValue(dst: Reg, fd: number, off = 0): this {
+    return this.ldImm64Raw(dst, BPF_PSEUDO_MAP_VALUE, (BigInt(off) << 32n) | BigInt(imm32(fd) >>> 0));
   }
 
   /** goto label */

@@ -9,12 +9,11 @@ import {
   ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
   LINK_TYPES, LINK_TARGET_WORD, sizeOf, MapElemAttr, BtfLoadAttr, BPF_ANY, TaskFdQueryAttr, TASK_FD_TYPES, ProgAttachAttr,
   ProgTestRunAttr, UPROBE_MULTI_PID_WORD, SYSCALL_PIDFD_OPEN, SYSCALL_PIDFD_GETFD, UprobeMultiLinkAttr,
-  PerfEventAttr, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, SYSCALL_PERF_EVENT_OPEN, AttachType,
+  PerfEventAttr, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, SYSCALL_PERF_EVENT_OPEN, AttachType, SYSCALL_BPF,
 } from './abi.js';
 import type { ObjectKind } from '../model.js';
 import { libc } from './libc.js';
 
-const SYSCALL_BPF: Record<string, number> = { x64: 321, arm64: 280, riscv64: 280, s390x: 351, ppc64: 361, loong64: 280 };
 
 const EINVAL = os.constants.errno.EINVAL;
 const ENOENT = os.constants.errno.ENOENT;
@@ -375,6 +374,17 @@ export function duplicateFd(pid: number, fd: number): number {
   } finally {
     closeFd(pidfd);
   }
+}
+
+/**
+ * BPF_MAP_LOOKUP_AND_DELETE_ELEM on a queue or stack map (no key): the next value into
+ * `value`, false when the map is empty.
+ */
+export function mapPop(mapFd: number, value: Buffer): boolean {
+  const r = bpfRaw(BpfCmd.MAP_LOOKUP_AND_DELETE_ELEM, MapElemAttr, { map_fd: mapFd, key: 0n, value: addr(value), flags: 0 });
+  if (r.ret >= 0) return true;
+  if (r.errno === ENOENT) return false;
+  throw new KernelError('BPF_MAP_LOOKUP_AND_DELETE_ELEM', r.errno);
 }
 
 export function mapDelete(fd: number, key: Buffer): void {

@@ -43,9 +43,9 @@ const TARGETS: Target[] = ['bpf_map', 'bpf_prog', 'bpf_link', 'task_file', 'task
 
 // ---- records: one layout both written by the program and decoded here ----
 
-type Layout<F extends string> = { size: number; fields: Record<F, { off: number; size: 4 | 8 }> };
+export type Layout<F extends string> = { size: number; fields: Record<F, { off: number; size: 4 | 8 }> };
 
-function layout<F extends string>(fields: [F, 4 | 8][]): Layout<F> {
+export function layout<F extends string>(fields: [F, 4 | 8][]): Layout<F> {
   let off = 0;
   const out = {} as Record<F, { off: number; size: 4 | 8 }>;
   for (const [name, size] of fields) {
@@ -66,9 +66,9 @@ const RECORDS = {
 };
 
 /** Kind codes written by the file programs. */
-const FILE_KINDS = { map: 1, prog: 2, link: 3 } as const;
-type FileKind = keyof typeof FILE_KINDS;
-const KIND_OF_CODE = new Map<number, FileKind>(Object.entries(FILE_KINDS).map(([k, v]) => [v, k as FileKind]));
+export const FILE_KINDS = { map: 1, prog: 2, link: 3 } as const;
+export type FileKind = keyof typeof FILE_KINDS;
+export const KIND_OF_CODE = new Map<number, FileKind>(Object.entries(FILE_KINDS).map(([k, v]) => [v, k as FileKind]));
 
 /** The short names of BPF objects' anon-inode dentries (bpf_link as created, bpf-link when re-opened). */
 const FILE_NAMES: [string, FileKind][] = [['bpf-map', 'map'], ['bpf-prog', 'prog'], ['bpf_link', 'link'], ['bpf-link', 'link']];
@@ -76,9 +76,9 @@ const OBJECT_STRUCT: Record<FileKind, string> = { map: 'bpf_map', prog: 'bpf_pro
 /** A path to the id from each object's struct (a prog's id is in its aux). */
 const ID_PATH: Record<FileKind, string> = { map: 'id', prog: 'aux.id', link: 'id' };
 
-// ---- code generation ----
+// ---- code generation (shared with the pin recorder, src/kernel/recorder.ts) ----
 
-class Gen {
+export class Gen {
   readonly a = new Asm();
   constructor(readonly btf: Btf, readonly record: Layout<string>) {}
 
@@ -139,14 +139,14 @@ class Gen {
   }
 
   /**
-   * Jumps to `out` unless `file` is a BPF object's anon-inode file; otherwise leaves
+   * Jumps to `otherwise` unless `file` is a BPF object's anon-inode file; otherwise leaves
    * the object's id in r0 and its kind code in r9. `only` limits the kinds accepted.
    */
-  bpfFile(file: Reg, only?: FileKind): this {
+  bpfFile(file: Reg, only?: FileKind, otherwise = 'out'): this {
     const a = this.a;
     // the anon inode file system: a regular file named "bpf-map" is not a map
     this.load(R1, file, 'file', 'f_inode').load(R1, R1, 'inode', 'i_sb').load(R1, R1, 'super_block', 's_magic');
-    a.jmp('jne', R1, ANON_INODE_FS_MAGIC, 'out');
+    a.jmp('jne', R1, ANON_INODE_FS_MAGIC, otherwise);
     // the dentry's inline short name: its first 8 bytes as a word, then the 9th byte
     const dentry = this.struct('dentry');
     const nameField = this.btf.tryFind('union', 'shortname_store') !== null ? 'd_shortname' : 'd_iname';
@@ -161,7 +161,7 @@ class Gen {
       a.ldImm64(R1, word).jmp('jeq', R2, R1, `is_${kind}`);
       if (name.length === 8) a.label(`not_${name}`);
     }
-    a.ja('out');
+    a.ja(otherwise);
     for (const kind of new Set(kinds.map(([, k]) => k))) {
       a.label(`is_${kind}`);
       this.objectId(file, kind);
