@@ -150,9 +150,14 @@ export interface Creator {
   comm: string | null;
   alive: boolean;
   firstSeenSnapshot: number | null;
-  /** run: seen by `pinleak run` holding it; run-window: pinned while `run` ran its command, not seen held */
-  source?: 'run' | 'run-window' | 'history' | 'path';
+  /**
+   * watch: the pin recorder of `pinleak watch` or `pinleak run` saw it pin the object; run: seen by
+   * `pinleak run` holding it; run-window: pinned while `run` ran its command, not seen held
+   */
+  source?: 'watch' | 'run' | 'run-window' | 'history' | 'path';
   container?: Container | null;
+  /** source watch: when the recorded pin was made (ISO) */
+  pinnedAt?: string;
 }
 
 /**

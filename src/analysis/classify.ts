@@ -26,7 +26,18 @@ export interface Sighting {
   /** stored snapshot it was first seen in; null for the scan being classified */
   snapshotId: number | null;
   container: Container | null;
-  source?: 'run' | 'run-window' | 'history';
+  source?: 'watch' | 'run' | 'run-window' | 'history';
+  /** source watch: when the recorder saw the pin made (ms since the epoch) */
+  pinnedAtMs?: number;
+}
+
+/** A time `pinleak watch` was recording every pin of this boot (SPEC section 2, evidence 1). */
+export interface WatchCoverage {
+  fromMs: number;
+  untilMs: number;
+  pid: number;
+  /** pins the recorder saw but could not queue during the session */
+  drops: number;
 }
 
 export interface ClassifyContext {
@@ -43,6 +54,10 @@ export interface ClassifyContext {
   unexplained: Map<string, Unexplained>;
   /** `${kind}:${id}` -> creators recorded by `pinleak run` (evidence 1) */
   recorded: Map<string, Sighting>;
+  /** `${kind}:${id}` -> the recorder's successful pins of the object, oldest first (evidence 1, before `recorded`) */
+  pinRecords?: Map<string, Sighting[]>;
+  /** when a watch recorded every pin of this boot */
+  watchCoverage?: WatchCoverage[];
   /** `${kind}:${id}` -> holders of earlier snapshots of this boot, first sighting each (evidence 2) */
   history: Map<string, Sighting[]>;
   bootEpochMs: number;
@@ -111,6 +126,7 @@ function classifyPin(
   const { owner, match } = ownerOf(p, ctx, k ? inherited.get(k) : undefined);
   const keptOnPurpose = match?.persistent ? `${match.tool} keeps its pins on purpose (${match.matched})` : null;
   const creator = o ? creatorOf(p, ctx, holders) : null;
+  const unrecorded = o && creator?.source !== 'watch' ? unrecordedReason(p, ctx) : null;
   const ignore = matchIgnore(ctx.config, { instance: p.instance, path: p.path, objectName: o?.name ?? null });
   let status: Status;
 
@@ -168,6 +184,7 @@ function classifyPin(
   const used = holders.length > 0 || (k !== null && live.live.has(k));
   const stale = staleOf(status === 'persistent' && !ignore && !p.preload && !!keptOnPurpose, used, k ? ctx.staleRuns.get(k) : undefined, ctx.takenAt);
   if (stale) reasons.push(staleReason(stale, ctx.takenAt));
+  if (unrecorded) reasons.push(unrecorded);
 
   return {
     instance: p.instance,
@@ -191,6 +208,10 @@ function classifyPin(
 }
 
 function creatorReason(c: Creator): string {
+  if (c.source === 'watch') {
+    const where = c.container ? ` in ${c.container.id ? `container ${c.container.id.slice(0, 12)}` : c.container.runtime}` : '';
+    return `pinned by ${c.pid} (${c.comm ?? '?'})${where} at ${c.pinnedAt?.slice(11, 19) ?? '?'}, exited`;
+  }
   const who = `creator ${c.pid} (${c.comm ?? 'unknown command'})`;
   if (c.source === 'run') return `${who} recorded by pinleak run has exited`;
   if (c.source === 'run-window') return `${who}, run by pinleak run while the pin was made, has exited`;
@@ -219,10 +240,12 @@ function ownerOf(
 export function creatorOf(p: PinFacts, ctx: ClassifyContext, holdersNow: Holder[]): Creator | null {
   const o = p.object!;
   const k = key(o.kind, o.id);
-  const fromSighting = (s: Sighting, source: 'run' | 'run-window' | 'history'): Creator => ({
+  const fromSighting = (s: Sighting, source: NonNullable<Sighting['source']>): Creator => ({
     pid: s.pid, startTime: s.startTime, comm: s.comm, alive: isAlive(ctx, s.pid, s.startTime),
     firstSeenSnapshot: s.snapshotId, source, container: s.container,
   });
+  const pinned = recordedPin(ctx.pinRecords?.get(k), p.ctimeMs, ctx);
+  if (pinned) return { ...fromSighting(pinned, 'watch'), pinnedAt: new Date(pinned.pinnedAtMs!).toISOString() };
   const rec = ctx.recorded.get(k);
   if (rec) return fromSighting(rec, rec.source === 'run-window' ? 'run-window' : 'run');
 
@@ -249,4 +272,19 @@ export function creatorOf(p: PinFacts, ctx: ClassifyContext, holdersNow: Holder[
     return { pid, startTime: null, comm: null, alive: false, firstSeenSnapshot: null, source: 'path', container: null };
   }
   return null;
+}
+
+/** Of the recorder's pins of an object, the one that made this pin: the last not after its ctime (else the first). */
+function recordedPin(records: Sighting[] | undefined, ctimeMs: number, ctx: Pick<ClassifyContext, 'clockTicks'>): Sighting | null {
+  if (!records?.length) return null;
+  const before = records.filter((r) => (r.pinnedAtMs ?? 0) <= ctimeMs + toleranceMs(ctx));
+  return before.at(-1) ?? records[0]!;
+}
+
+/** A pin made while a watch recorded every pin, yet with no record of its object: say so (it changes no status). */
+function unrecordedReason(p: PinFacts, ctx: ClassifyContext): string | null {
+  const w = ctx.watchCoverage?.find((c) => c.fromMs <= p.ctimeMs && p.ctimeMs <= c.untilMs);
+  if (!w) return null;
+  const lost = w.drops ? `, or its record was among the ${w.drops} the recorder dropped` : '';
+  return `made at ${new Date(p.ctimeMs).toISOString()} while pinleak watch (pid ${w.pid}) recorded every pin, yet no pin of this object was recorded: renamed or hard-linked from an older pin${lost}`;
 }

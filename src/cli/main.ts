@@ -14,6 +14,7 @@ import { leaksCommand } from './leaks.js';
 import { diffCommand } from './diff.js';
 import { gateCommand } from './gate.js';
 import { runCommand } from './run.js';
+import { watchCommand } from './watch.js';
 import { cleanCommand } from './clean.js';
 import { pruneCommand } from './prune.js';
 import { demoCommand } from './demo.js';
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(diffCommand as never)
     .command(gateCommand as never)
     .command(runCommand as never)
+    .command(watchCommand as never)
     .command(cleanCommand as never)
     .command(pruneCommand as never)
     .command(exportCommand as never)

@@ -570,3 +570,7 @@ export const TCA_ROOT_TAB = 1;
 export const TcaAct = { KIND: 1, OPTIONS: 2, INDEX: 3 } as const;
 /** act_bpf options */
 export const TcaActBpf = { PARMS: 2, NAME: 6, ID: 9 } as const;
+
+/** flock(2) operations */
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;

@@ -3,13 +3,14 @@
 // RESOLVE_NO_XDEV), checking which file system an fd is on (fstatfs), and unlinking
 // relative to a held directory (unlinkat).
 import fs from 'node:fs';
+import os from 'node:os';
 import koffi from 'koffi';
 import {
   OpenHow, StatFs, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV,
-  AT_REMOVEDIR, SYSCALL_OPENAT2, sizeOf,
+  AT_REMOVEDIR, SYSCALL_OPENAT2, sizeOf, LOCK_EX, LOCK_NB,
 } from './abi.js';
 import { KernelError } from './bpf.js';
-import { libc } from './libc.js';
+import { libc, libcFunction } from './libc.js';
 
 interface FsCalls {
   openat2: (nr: number, dirfd: number, path: string, how: Buffer, size: number) => number;
@@ -58,4 +59,20 @@ export function unlinkAt(dirFd: number, name: string, removeDir = false): void {
   if (c().unlinkat(dirFd, name, removeDir ? AT_REMOVEDIR : 0) < 0) {
     throw new KernelError(removeDir ? 'rmdir' : 'unlink', koffi.errno(), name);
   }
+}
+
+const flockCall = libcFunction<(fd: number, op: number) => number>('int flock(int fd, int op)');
+
+/**
+ * An exclusive flock(2) on `file` (created 0600 when missing), or null when another
+ * process holds it. The lock lives as long as the returned fd: the kernel drops it when
+ * the process exits, however it exits (SIGKILL too), so a stale lock cannot exist.
+ */
+export function tryLockFile(file: string): number | null {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600); // libuv adds O_CLOEXEC
+  if (flockCall()(fd, LOCK_EX | LOCK_NB) === 0) return fd;
+  const errno = koffi.errno();
+  fs.closeSync(fd);
+  if (errno === os.constants.errno.EWOULDBLOCK) return null;
+  throw new KernelError('flock', errno, file);
 }

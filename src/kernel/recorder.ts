@@ -26,16 +26,22 @@ import type { ObjectKind } from '../model.js';
 export const PATH_BOUND = 256;
 /** Records the queue holds between two drains: 8192 x 352 bytes, ~2.9 MiB of kernel memory. */
 export const QUEUE_ENTRIES = 8192;
+/**
+ * Ancestors recorded (tgids, parent first): `pinleak run` attributes a pin to its command
+ * when the command's pid is among them, even through processes that pinned nothing.
+ */
+export const ANCESTOR_DEPTH = 16;
 /** Bytes of bpf_attr read for BPF_OBJ_PIN: pathname, bpf_fd, file_flags, path_fd. */
 const OBJ_ATTR_BYTES = 20;
 
-const HEADER = layout([
+const HEADER = layout<string>([
   ['bootNs', 8], ['ret', 8], ['startNs', 8], ['parentStartNs', 8], ['cgroupId', 8], ['comm0', 8], ['comm1', 8],
   ['tgid', 4], ['ptgid', 4], ['mntNs', 4], ['bpfFd', 4], ['fileFlags', 4], ['pathFd', 4], ['kind', 4], ['objId', 4],
   ['attrSize', 4], ['pathLen', 4],
+  ...Array.from({ length: ANCESTOR_DEPTH }, (_, i) => [`anc${i}`, 4] as [string, 4]),
 ]);
 /** One record: the header, then the pathname (PATH_BOUND bytes). */
-const RECORD: Layout<keyof typeof HEADER.fields> = { size: HEADER.size + PATH_BOUND, fields: HEADER.fields };
+const RECORD: Layout<string> = { size: HEADER.size + PATH_BOUND, fields: HEADER.fields };
 const PATH_OFF = HEADER.size;
 
 /** One BPF_OBJ_PIN as the kernel saw it. */
@@ -52,6 +58,8 @@ export interface PinRecord {
   /** its parent process when it pinned */
   ppid: number;
   parentStartTime: number;
+  /** parent, grandparent... (tgids, up to ANCESTOR_DEPTH; 0 past the idle task) */
+  ancestors: number[];
   /** the cgroup v2 id (the cgroup directory's inode) */
   cgroupId: bigint;
   mntNs: number;
@@ -133,6 +141,12 @@ export function recorderProgram(btf: Btf, queueFd: number, dropsFd: number, arch
   g.load(R1, R7, task, 'real_parent.tgid').store('ptgid', R1);
   g.load(R1, R7, task, 'real_parent.group_leader.start_boottime').store('parentStartNs', R1);
   g.load(R1, R7, task, 'nsproxy.mnt_ns.ns.inum').store('mntNs', R1);
+  // ancestors: real_parent up the tree (init's parent chain ends in the idle task, pid 0)
+  a.mov(R8, R7);
+  for (let i = 0; i < ANCESTOR_DEPTH; i++) {
+    g.load(R8, R8, task, 'real_parent');
+    g.load(R1, R8, task, 'tgid').store(`anc${i}`, R1);
+  }
 
   // the object behind bpf_fd: files->fdt->fd[bpf_fd], when bpf_fd < max_fds
   g.storeImm('kind', 0).storeImm('objId', 0);
@@ -243,10 +257,10 @@ function cStringAt(buf: Buffer, off: number, len: number): string {
 /** A record as the program wrote it (exported for tests). */
 export function decodeRecord(buf: Buffer, ticksPerSecond: number): PinRecord {
   const f = RECORD.fields;
-  const u32 = (k: keyof typeof f) => (LE ? buf.readUInt32LE(f[k].off) : buf.readUInt32BE(f[k].off));
-  const s32 = (k: keyof typeof f) => (LE ? buf.readInt32LE(f[k].off) : buf.readInt32BE(f[k].off));
-  const u64 = (k: keyof typeof f) => (LE ? buf.readBigUInt64LE(f[k].off) : buf.readBigUInt64BE(f[k].off));
-  const s64 = (k: keyof typeof f) => (LE ? buf.readBigInt64LE(f[k].off) : buf.readBigInt64BE(f[k].off));
+  const u32 = (k: string) => (LE ? buf.readUInt32LE(f[k].off) : buf.readUInt32BE(f[k].off));
+  const s32 = (k: string) => (LE ? buf.readInt32LE(f[k].off) : buf.readInt32BE(f[k].off));
+  const u64 = (k: string) => (LE ? buf.readBigUInt64LE(f[k].off) : buf.readBigUInt64BE(f[k].off));
+  const s64 = (k: string) => (LE ? buf.readBigInt64LE(f[k].off) : buf.readBigInt64BE(f[k].off));
   // fields past the attr size the caller passed are zero to the kernel (bpf_check_uarg_tail_zero)
   const attrSize = u32('attrSize');
   const pathLen = s32('pathLen');
@@ -255,9 +269,10 @@ export function decodeRecord(buf: Buffer, ticksPerSecond: number): PinRecord {
     ret: Number(s64('ret')),
     pid: u32('tgid'),
     startTime: ticksOfNs(u64('startNs'), ticksPerSecond),
-    comm: cStringAt(buf, f.comm0.off, 16),
+    comm: cStringAt(buf, f.comm0!.off, 16),
     ppid: u32('ptgid'),
     parentStartTime: ticksOfNs(u64('parentStartNs'), ticksPerSecond),
+    ancestors: Array.from({ length: ANCESTOR_DEPTH }, (_, i) => u32(`anc${i}`)),
     cgroupId: u64('cgroupId'),
     mntNs: u32('mntNs'),
     path: pathLen > 0 ? cStringAt(buf, PATH_OFF, PATH_BOUND) : '',

@@ -5,7 +5,9 @@ import { summarize, fillInstanceTotals } from '../analysis/summary.js';
 import { loadCatalog } from '../analysis/owners.js';
 import { catalogOwners, describeObjects, objectTotals, withHistory, type CatalogOwner } from '../analysis/objects.js';
 import type { Config } from '../analysis/config.js';
-import { earliestHolders, recordedCreators, pinObjectCache, staleRuns, unexplainedSince, type Store } from '../store/index.js';
+import {
+  earliestHolders, recordedCreators, pinObjectCache, staleRuns, unexplainedSince, pinRecordsOf, watchSessions, type Store, type ObjectKey,
+} from '../store/index.js';
 import type { StaleRecord } from '../analysis/stale.js';
 import { readBootId } from '../kernel/procfs.js';
 import { scanHost, type HostScan, type Progress } from './host.js';
@@ -50,6 +52,7 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
     }
   }
   const ctx = contextFromScan(scan, opts.config, history, recorded, stale);
+  if (opts.store) Object.assign(ctx, watchEvidence(opts.store, scan.bootId, pinned));
   const pins = classifyPins(scan.pins, ctx);
   const objects = describeObjects({
     facts: scan.objects.values(), pins, holders: scan.holders.byObject, refs: scan.graph.refs, unexplained: scan.unexplained,
@@ -109,6 +112,19 @@ export function contextFromScan(
 }
 
 export { key };
+
+/** What the pin recorder stored for this boot: each object's recorded pins, and when a watch recorded every pin. */
+function watchEvidence(store: Store, bootId: string, pinned: ObjectKey[]): Pick<ClassifyContext, 'pinRecords' | 'watchCoverage'> {
+  const pinRecords = new Map<string, Sighting[]>();
+  for (const [k, list] of pinRecordsOf(store, bootId, pinned)) {
+    pinRecords.set(k, list.map((r) => ({
+      pid: r.pid, startTime: r.startTime, comm: r.comm, snapshotId: null, container: r.container, source: 'watch', pinnedAtMs: Date.parse(r.at),
+    })));
+  }
+  const watchCoverage = watchSessions(store, bootId).filter((w) => w.recording)
+    .map((w) => ({ fromMs: Date.parse(w.startedAt), untilMs: Date.parse(w.coveredUntil), pid: w.pid, drops: w.drops }));
+  return { pinRecords, watchCoverage };
+}
 
 /** The catalog's owner of every object the scan read, by its pin paths and its name. */
 function objectOwnersOf(scan: HostScan, catalog: ReturnType<typeof loadCatalog>): Map<string, CatalogOwner> {

@@ -13,3 +13,7 @@ export { pruneSnapshots, type PruneOptions } from './prune.js';
 export { loadObjects, unexplainedSince } from './objects.js';
 export { historySeries, type HistorySeries, type SeriesPoint, type LeakBytes } from './series.js';
 export { copyStore } from './copy.js';
+export {
+  savePinRecords, pinRecordsOf, listPinRecords, prunePinRecords, openWatchSession, coverWatchSession, endWatchSession,
+  watchSessions, type StoredPinRecord, type WatchSession,
+} from './watch.js';

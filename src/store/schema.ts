@@ -245,10 +245,59 @@ CREATE INDEX host_objects_snapshot ON host_objects(snapshot_id, kind, obj_id);
 CREATE INDEX host_objects_unexplained ON host_objects(kind, obj_id, snapshot_id) WHERE unexplained_json IS NOT NULL;
 `;
 
+// Who pinned what (issue 11): every BPF_OBJ_PIN the recorder of \`pinleak watch\` or
+// \`pinleak run\` saw, failed ones too, joined to pins by (boot, kind, id): paths change by
+// rename and hard links, and a relative or path-fd name says nothing on its own. No
+// foreign keys: records outlive pruned snapshots (watch prunes them by age).
+const V4 = `
+CREATE TABLE pin_records (
+  id                INTEGER PRIMARY KEY,
+  boot_id           TEXT NOT NULL,
+  at                TEXT NOT NULL,      -- when the syscall returned (ISO)
+  kind              TEXT NOT NULL,      -- map, prog, link; unknown: bpf_fd was no BPF object
+  obj_id            INTEGER NOT NULL,   -- 0 when unknown
+  ret               INTEGER NOT NULL,   -- 0, or -errno of a refused pin
+  pid               INTEGER NOT NULL,
+  start_time        INTEGER NOT NULL,   -- clock ticks after boot, as /proc/<pid>/stat field 22
+  comm              TEXT,
+  ppid              INTEGER,
+  parent_start_time INTEGER,
+  cgroup_id         INTEGER,
+  cgroup_path       TEXT,               -- NULL: the cgroup was gone before it was resolved
+  container_json    TEXT,
+  mnt_ns            INTEGER,
+  path              TEXT NOT NULL,      -- as passed (relative to the cwd or path_fd unless absolute)
+  path_truncated    INTEGER NOT NULL,
+  bpf_fd            INTEGER,
+  file_flags        INTEGER,
+  path_fd           INTEGER,
+  session_id        INTEGER             -- the watch session that recorded it; NULL: pinleak run
+);
+CREATE INDEX pin_records_object ON pin_records(boot_id, kind, obj_id);
+CREATE INDEX pin_records_at ON pin_records(at);
+
+-- Each \`pinleak watch\`: while it records (recording = 1), a pin made between started_at
+-- and covered_until has a record unless one was dropped. covered_until moves after every
+-- drain that was stored, so a watch killed by SIGKILL covers what it stored.
+CREATE TABLE watch_sessions (
+  id            INTEGER PRIMARY KEY,
+  boot_id       TEXT NOT NULL,
+  pid           INTEGER NOT NULL,
+  start_time    INTEGER NOT NULL,
+  started_at    TEXT NOT NULL,
+  covered_until TEXT NOT NULL,
+  ended_at      TEXT,
+  recording     INTEGER NOT NULL,
+  note          TEXT,               -- why it does not record (the kernel refused the recorder)
+  drops         INTEGER NOT NULL DEFAULT 0
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V1),
   (db) => db.exec(V2),
   (db) => db.exec(V3),
+  (db) => db.exec(V4),
 ];
 
 /** The schema version (PRAGMA user_version) this code writes. */
