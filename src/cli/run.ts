@@ -1,5 +1,7 @@
-// pinleak run -- CMD ARGS...: snapshot, run CMD while sampling which BPF objects its
-// process tree holds, snapshot after, and report the pins CMD created and left behind.
+// pinleak run -- CMD ARGS...: snapshot, run CMD with the pin recorder attached (every
+// BPF_OBJ_PIN of its process tree, exactly; sampling which objects the tree holds where
+// the kernel refuses the recorder, or with --no-record), snapshot after, and report the
+// pins CMD created and left behind.
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import type { Argv } from 'yargs';
@@ -13,14 +15,17 @@ import { isLeak } from '../analysis/summary.js';
 import { key, type Sighting } from '../analysis/classify.js';
 import { pinKeyer } from '../analysis/diff.js';
 import { retentionAfterStore } from './retention.js';
+import { startRecording, DRAIN_MS } from '../scan/recording.js';
+import type { PinRecord } from '../kernel/recorder.js';
 import { announcePartial, refusePartial } from './partial.js';
-import { saveSnapshot, recordCreators } from '../store/index.js';
+import { saveSnapshot, recordCreators, savePinRecords, type StoredPinRecord } from '../store/index.js';
 import { renderRun } from '../report/changes.js';
 import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
 
 interface Args extends GlobalArgs {
   failOnLeak: boolean;
   interval: number;
+  record: boolean;
   '--'?: (string | number)[];
 }
 
@@ -31,6 +36,8 @@ export interface RunResult {
   before: SnapshotMeta;
   after: SnapshotMeta;
   samples: number;
+  /** pins the recorder saw CMD's process tree make (failed ones too); null when it sampled instead */
+  pinRecords: number | null;
   created: Pin[];
   leftBehind: Pin[];
 }
@@ -41,7 +48,8 @@ export const runCommand = {
   builder: (y: Argv) => y
     .parserConfiguration({ 'populate--': true })
     .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when the command left pins behind' })
-    .option('interval', { type: 'number', default: 100, describe: 'how often to sample the command\'s process tree, in ms' }),
+    .option('interval', { type: 'number', default: 100, describe: 'how often to sample the command\'s process tree, in ms (without the recorder)' })
+    .option('record', { type: 'boolean', default: true, describe: 'attach the pin recorder while CMD runs (--no-record: sample its process tree instead)' }),
   handler: async (a: Args) => {
     const command = (a['--'] ?? []).map(String);
     if (!command.length) throw new PinleakError('run needs a command after --, e.g. pinleak run -- ./my-loader --flag');
@@ -55,6 +63,12 @@ export const runCommand = {
       endProgress(a);
       saveSnapshot(store, before.doc, before.objects);
 
+      const recording = a.record ? startRecording() : null;
+      if (recording && 'refused' in recording) {
+        process.stderr.write(`pinleak: the pin recorder cannot run on this kernel (${recording.refused}): run samples the process tree instead\n`);
+      }
+      const recorder = recording && !('refused' in recording) ? recording : null;
+      const recorded: { raw: PinRecord; stored: StoredPinRecord }[] = [];
       const startedMs = Date.now();
       const child = spawn(command[0]!, command.slice(1), { stdio: a.json ? ['inherit', 2, 'inherit'] : 'inherit' });
       const sightings = new Map<string, Sighting>();
@@ -66,6 +80,10 @@ export const runCommand = {
         if (!root) {
           const st = readStat(child.pid);
           if (st) root = { pid: child.pid, startTime: st.startTime, comm: st.comm };
+        }
+        if (recorder) {
+          recorded.push(...recorder.drain(null));
+          return;
         }
         const s: TreeSample = sampleTree(child.pid);
         samples++;
@@ -82,7 +100,7 @@ export const runCommand = {
       const onTerm = forward('SIGTERM');
       process.on('SIGINT', onInt);
       process.on('SIGTERM', onTerm);
-      const timer = setInterval(sample, a.interval);
+      const timer = setInterval(sample, recorder ? DRAIN_MS : a.interval);
       sample();
       const exitCode = await new Promise<number>((resolve, reject) => {
         child.on('error', (e: NodeJS.ErrnoException) => reject(new PinleakError(`cannot run ${command[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.code === 'EACCES' ? 'permission denied (not executable?)' : e.message}`)));
@@ -93,8 +111,15 @@ export const runCommand = {
         process.off('SIGTERM', onTerm);
       });
       const endedMs = Date.now();
+      if (recorder) {
+        recorded.push(...recorder.drain(null));
+        recorder.close();
+      }
       // before the after-snapshot, whose creators it is evidence for
       saveSnapshot(store, before.doc);
+      savePinRecords(store, before.doc.snapshot.bootId, recorded.map((r) => r.stored));
+      const treePins = child.pid && recorder ? pinsOfTree(recorded, child.pid, startedMs, endedMs) : null;
+      const treeObjects = new Set(treePins?.filter((r) => r.stored.ret === 0).map((r) => key(r.stored.kind, r.stored.id)));
 
       // Pins new since `before`: CMD's when its tree was seen holding the object, or when
       // they were pinned while it ran (a short-lived process can slip between samples).
@@ -107,6 +132,7 @@ export const runCommand = {
         creatorHint: (p) => {
           const k = key(p.object!.kind, p.object!.id);
           if (existed.has(`${p.instance}\u0000${p.path}\u0000${k}`)) return null;
+          if (treePins) return null; // the stored records are the evidence: exact, no time window
           const seen = sightings.get(k);
           if (seen) return seen;
           // Weaker evidence: pinned while CMD ran, but never seen held by its tree. Reported,
@@ -121,14 +147,17 @@ export const runCommand = {
       const afterId = saveSnapshot(store, after.doc, after.objects);
       retentionAfterStore(store, config);
       const afterKey = pinKeyer(after.doc, true);
-      const created = after.doc.pins.filter((p) => (p.creator?.source === 'run' || p.creator?.source === 'run-window') && !existed.has(afterKey(p)));
+      const byTree = (p: Pin) => (treePins
+        ? !!p.object && treeObjects.has(key(p.object.kind, p.object.id))
+        : p.creator?.source === 'run' || p.creator?.source === 'run-window');
+      const created = after.doc.pins.filter((p) => byTree(p) && !existed.has(afterKey(p)));
       recordCreators(store, after.doc.snapshot.bootId, created.filter((p) => p.creator!.source === 'run').map((p) => ({
         kind: p.object!.kind, id: p.object!.id, pid: p.creator!.pid, startTime: p.creator!.startTime ?? 0,
         comm: p.creator!.comm ?? '', container: p.creator!.container ?? null, source: 'run', snapshotId: afterId,
       })));
       const result: RunResult = {
         schemaVersion: SCHEMA_VERSION, command, exitCode, before: before.doc.snapshot, after: after.doc.snapshot,
-        samples, created, leftBehind: created.filter(isLeak),
+        samples, pinRecords: treePins ? treePins.length : null, created, leftBehind: created.filter(isLeak),
       };
       announcePartial(a, after.doc.snapshot);
       if (a.json) emitJson(result);
@@ -143,6 +172,20 @@ export const runCommand = {
     }
   },
 };
+
+/**
+ * The records of pins CMD's process tree made: the pinner is CMD's root process or has it
+ * among its recorded ancestors (so a grandchild that lived 1 ms counts, through parents
+ * that pinned nothing), within CMD's lifetime (the root's pid is not reused before it is
+ * reaped, which is after `endedMs`).
+ */
+export function pinsOfTree<R extends { raw: PinRecord; stored: StoredPinRecord }>(records: R[], rootPid: number, startedMs: number, endedMs: number): R[] {
+  const slack = 1000; // the records' wall-clock times come from CLOCK_BOOTTIME and /proc/uptime
+  return records.filter(({ raw, stored }) => {
+    const at = Date.parse(stored.at);
+    return at >= startedMs - slack && at <= endedMs + slack && (raw.pid === rootPid || raw.ancestors.includes(rootPid));
+  });
+}
 
 /** A command killed by a signal exits like a shell reports it: 128 + the signal's number. */
 function signalNumber(signal: NodeJS.Signals): number {

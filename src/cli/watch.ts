@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
 import { takeSnapshot } from '../scan/snapshot.js';
-import { startRecording, type Recording } from '../scan/recording.js';
+import { startRecording, DRAIN_MS, type Recording } from '../scan/recording.js';
 import {
   saveSnapshot, savePinRecords, prunePinRecords, openWatchSession, coverWatchSession, endWatchSession, type Store,
 } from '../store/index.js';
@@ -30,8 +30,6 @@ interface Args extends GlobalArgs {
   textfile?: string;
 }
 
-/** How often the queue is drained: it holds 8192 pins, so ~40,000 pins a second fit. */
-export const DRAIN_MS = 200;
 /** Coverage is stored at least this often without new records (a row update, not per drain). */
 const COVER_MS = 5000;
 /**

@@ -93,10 +93,13 @@ export function renderJunit(g: GateResult): string {
   ].join('\n');
 }
 
-export function renderRun(r: { command: string[]; exitCode: number; samples: number; created: Pin[]; leftBehind: Pin[] }, style: Style): string {
+export function renderRun(r: { command: string[]; exitCode: number; samples: number; pinRecords?: number | null; created: Pin[]; leftBehind: Pin[] }, style: Style): string {
   const cmd = r.command.map((c) => (/[\s'"\\]/.test(c) ? JSON.stringify(c) : c)).join(' ');
+  const how = r.pinRecords === undefined || r.pinRecords === null
+    ? `${r.samples} samples of its process tree`
+    : `the pin recorder saw its process tree pin ${r.pinRecords} time${r.pinRecords === 1 ? '' : 's'}`;
   const out = [
-    `${paint(style, 'bold', safe(cmd))} exited with code ${r.exitCode} (${r.samples} samples of its process tree)`,
+    `${paint(style, 'bold', safe(cmd))} exited with code ${r.exitCode} (${how})`,
     `  created ${r.created.length} pin${r.created.length === 1 ? '' : 's'}, left ${r.leftBehind.length} behind holding ${bytes(memlockOnce(r.leftBehind))}`,
   ];
   if (r.leftBehind.length) out.push('', paint(style, 'red', 'Left behind:'), ...pinLines(r.leftBehind, style));

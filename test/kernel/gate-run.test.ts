@@ -95,7 +95,8 @@ describe('run', () => {
   it('exits 1 with --fail-on-leak when the command left a pin, and names the command as creator', () => {
     const target = path.join(bpffs.path, 'run', 'left');
     // the command holds the map for 500 ms: the 50 ms sampler sees its process holding it
-    const r = pinleak(['run', '--fail-on-leak', '--interval', '50', '--json', '--', process.execPath, PIN_AND_EXIT, target, '0', '500'], { db: db.db });
+    // --no-record: the sampler, what run falls back to where the kernel refuses the pin recorder
+    const r = pinleak(['run', '--no-record', '--fail-on-leak', '--interval', '50', '--json', '--', process.execPath, PIN_AND_EXIT, target, '0', '500'], { db: db.db });
     expect(r.code, r.stderr).toBe(1);
     const out = JSON.parse(r.stdout) as RunResult; // the command's own stdout went to stderr
     expect(r.stderr).toContain(`pinned ${target}`);
@@ -118,7 +119,7 @@ describe('run', () => {
   it('reports a pin made while the command ran but never seen held as weaker evidence, not recorded', () => {
     const target = path.join(bpffs.path, 'run', 'quick');
     // a long interval: the command pins and exits between two samples
-    const r = pinleak(['run', '--fail-on-leak', '--interval', '60000', '--json', '--', process.execPath, PIN_AND_EXIT, target, '0'], { db: db.db });
+    const r = pinleak(['run', '--no-record', '--fail-on-leak', '--interval', '60000', '--json', '--', process.execPath, PIN_AND_EXIT, target, '0'], { db: db.db });
     expect(r.code, r.stderr).toBe(1);
     const out = JSON.parse(r.stdout) as RunResult;
     const p = out.leftBehind.find((x) => x.path === '/run/quick')!;

@@ -1,7 +1,8 @@
 // pinleak watch on the real kernel: short-lived pinners (a "container" of their own), the
 // next scan calls their pins leaked with the recorded pinner; one watch per database; a
 // SIGKILLed watch leaves nothing attached (bpftool as the witness).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -9,9 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
 import { openStore, listPinRecords, watchSessions } from '../../src/store/index.js';
 import { readBootId } from '../../src/kernel/procfs.js';
-import { CLI, pinleak, bpftoolSees, eventually } from '../helpers.js';
+import { CLI, pinleak, bpftoolSees, eventually, tempDb } from '../helpers.js';
 import { worldForFile } from '../world/for-file.js';
-import { runPinner, type Pinned } from '../world/pinner.js';
+import { runPinner, PINNER_PATH, type Pinned } from '../world/pinner.js';
+import type { RunResult } from '../../src/cli/run.js';
 import { assertSnapshotDoc } from '../contract.js';
 
 interface Watch {
@@ -189,4 +191,38 @@ describe('pinleak watch', () => {
       s.close();
     }
   }, 60_000);
+});
+
+describe('pinleak run with the pin recorder', () => {
+  const runDb = tempDb();
+  afterAll(() => runDb.remove());
+
+  it('attributes exactly the pins of its process tree: a grandchild that lived a few ms, not a pinner outside', async () => {
+    const inside = path.join(bpffs, 'run-grandchild');
+    const outside = path.join(bpffs, 'run-outside');
+    // CMD (sh) -> sh -> node: the grandchild pins after the outside pinner below
+    const script = `echo root=$$ >&2; sleep 1; sh -c "'${process.execPath}' '${PINNER_PATH}' map '${inside}'; true"; true`;
+    const running = promisify(execFile)(process.execPath, [CLI, '--db', runDb.db, 'run', '--json', '--', 'sh', '-c', script],
+      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1' } });
+    await new Promise((r) => setTimeout(r, 300));
+    const other = await runPinner({ kind: 'map', path: outside });
+    const { stdout, stderr } = await running;
+    const out = JSON.parse(stdout) as RunResult;
+    const grandchild = JSON.parse(stderr.split('\n').find((l) => l.startsWith('{"pid"'))!) as Pinned;
+    expect(out.pinRecords).toBe(1);
+    expect(out.created.map((p) => p.mountPaths[0]!.path)).toEqual([inside]);
+    expect(out.leftBehind.map((p) => p.mountPaths[0]!.path)).toEqual([inside]);
+    expect(out.created[0]!.creator).toMatchObject({ pid: grandchild.pid, startTime: grandchild.startTime, comm: 'node', alive: false, source: 'watch' });
+    expect(other.pid).not.toBe(grandchild.pid);
+    // its parent was the middle shell: CMD's root is its grandparent
+    const rootPid = Number(/^root=(\d+)$/m.exec(stderr)![1]);
+    expect(grandchild.ppid).not.toBe(rootPid);
+    expect(out.created[0]!.reasons).toContainEqual(expect.stringMatching(new RegExp(`^pinned by ${grandchild.pid} \\(node\\) at `)));
+  }, 120_000);
+
+  it('samples instead with --no-record, saying how it attributed', () => {
+    const r = pinleak(['run', '--no-record', '--', process.execPath, PINNER_PATH, 'map', path.join(bpffs, 'run-sampled')], { db: runDb.db });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/exited with code 0 \(\d+ samples of its process tree\)/);
+  }, 120_000);
 });
