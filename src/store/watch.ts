@@ -55,13 +55,15 @@ export const savePinRecords = guarded(function savePinRecords(store: Store, boot
 
 interface Row {
   at: string; kind: string; obj_id: number; ret: number; pid: number; start_time: number; comm: string | null; ppid: number | null;
-  parent_start_time: number | null; cgroup_id: bigint | null; cgroup_path: string | null; container_json: string | null;
+  parent_start_time: number | null; cgroup_id: string | null; cgroup_path: string | null; container_json: string | null;
   mnt_ns: number | null; path: string; path_truncated: number; bpf_fd: number | null; file_flags: number | null; path_fd: number | null;
   session_id: number | null;
 }
 
-const COLUMNS = `at, kind, obj_id, ret, pid, start_time, comm, ppid, parent_start_time, cgroup_id, cgroup_path, container_json,
-  mnt_ns, path, path_truncated, bpf_fd, file_flags, path_fd, session_id`;
+// cgroup_id as text: a 64-bit id would lose its low bits as a JS number
+const columns = (r: string) => `${r}.at, ${r}.kind, ${r}.obj_id, ${r}.ret, ${r}.pid, ${r}.start_time, ${r}.comm, ${r}.ppid,
+  ${r}.parent_start_time, CAST(${r}.cgroup_id AS TEXT) AS cgroup_id, ${r}.cgroup_path, ${r}.container_json, ${r}.mnt_ns, ${r}.path,
+  ${r}.path_truncated, ${r}.bpf_fd, ${r}.file_flags, ${r}.path_fd, ${r}.session_id`;
 
 function fromRow(r: Row): StoredPinRecord {
   return {
@@ -78,7 +80,7 @@ export const pinRecordsOf = guarded(function pinRecordsOf(store: Store, bootId: 
   if (objects.length === 0) return out;
   const json = JSON.stringify([...new Map(objects.map((o) => [objectKey(o.kind, o.id), [o.kind, o.id]])).values()]);
   const rows = stmt(store.db, `
-    SELECT ${COLUMNS.split(',').map((c) => `r.${c.trim()}`).join(', ')}
+    SELECT ${columns('r')}
     FROM json_each(?) AS j
     CROSS JOIN pin_records AS r
       ON r.boot_id = ? AND r.kind = json_extract(j.value, '$[0]') AND r.obj_id = json_extract(j.value, '$[1]')
@@ -95,7 +97,7 @@ export const pinRecordsOf = guarded(function pinRecordsOf(store: Store, bootId: 
 
 /** Every record of boot `bootId` (failed pins too), oldest first; at most `limit`. */
 export const listPinRecords = guarded(function listPinRecords(store: Store, bootId: string, limit = 10_000): StoredPinRecord[] {
-  return (stmt(store.db, `SELECT ${COLUMNS} FROM pin_records WHERE boot_id = ? ORDER BY at, id LIMIT ?`).all(bootId, limit) as Row[]).map(fromRow);
+  return (stmt(store.db, `SELECT ${columns('r')} FROM pin_records AS r WHERE r.boot_id = ? ORDER BY r.at, r.id LIMIT ?`).all(bootId, limit) as Row[]).map(fromRow);
 });
 
 /** Records older than `beforeIso` go (retention). */

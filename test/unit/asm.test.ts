@@ -33,6 +33,14 @@ describe.runIf(os.endianness() === 'LE')('BPF assembler encodings', () => {
     expect(hex(new Asm().st(8, R10, -16, -1))).toEqual(['7a0af0ffffffffff']);
   });
 
+  it('encodes an atomic add and the address of an array map\'s value', () => {
+    // BPF_STX | BPF_ATOMIC | BPF_DW, imm BPF_ADD
+    expect(hex(new Asm().atomicAdd(8, R1, 0, R2))).toEqual(['db21000000000000']);
+    expect(hex(new Asm().atomicAdd(4, R1, 8, R2))).toEqual(['c321080000000000']);
+    // ld_imm64 with src_reg BPF_PSEUDO_MAP_VALUE: the fd in the first slot, the offset in the second
+    expect(hex(new Asm().ldMapValue(R1, 7, 16))).toEqual(['1821000007000000', '0000000010000000']);
+  });
+
   it('encodes ld_imm64 in two slots, plain and with a map fd', () => {
     expect(hex(new Asm().ldImm64(R1, 0x1122334455667788n))).toEqual(['1801000088776655', '0000000044332211']);
     expect(hex(new Asm().ldImm64(R2, -1))).toEqual(['18020000ffffffff', '00000000ffffffff']);

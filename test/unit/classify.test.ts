@@ -144,6 +144,51 @@ describe('creators', () => {
   });
 });
 
+describe('pins the recorder saw made (watch, issue 11)', () => {
+  const pinned = (pid: number, atMs: number, over: object = {}) => ({
+    pid, startTime: before(1), comm: 'loader', snapshotId: null, container: null, source: 'watch' as const, pinnedAtMs: atMs, ...over,
+  });
+  const at = (s: number) => Date.parse(PIN_TIME) + s * 1000;
+
+  it('a recorded pin is evidence 1, above run records and history, and names the container and the time', () => {
+    const container = { runtime: 'docker', id: 'abc123def4567890'.padEnd(64, '0'), podUid: null, cgroup: '/system.slice/docker-x.scope' };
+    const pinRecords = new Map([[key('map', 5), [pinned(4242, at(0), { container })]]]);
+    const recorded = new Map([[key('map', 5), { pid: 77, startTime: before(1), comm: 'other', snapshotId: 4, container: null, source: 'run' as const }]]);
+    const [p] = classifyPins([facts('/x', map(5))], ctx({ pinRecords, recorded }));
+    expect(p!.status).toBe('leaked');
+    expect(p!.creator).toMatchObject({ pid: 4242, comm: 'loader', alive: false, source: 'watch', pinnedAt: PIN_TIME, container });
+    expect(p!.reasons).toContain('pinned by 4242 (loader) in container abc123def456 at 10:00:00, exited');
+  });
+
+  it('of several pins of one object, the last made before this pin\'s ctime; a live pinner keeps it orphaned', () => {
+    const pinRecords = new Map([[key('map', 5), [pinned(1, at(-60)), pinned(2, at(-5)), pinned(3, at(30))]]]);
+    const [p] = classifyPins([facts('/x', map(5))], ctx({ pinRecords }));
+    expect(p!.creator?.pid).toBe(2);
+    const [early] = classifyPins([facts('/y', map(5), { ctimeMs: at(-120) })], ctx({ pinRecords }));
+    expect(early!.creator?.pid).toBe(1); // none before it: the first
+    const live = new Map([[2, { pid: 2, startTime: before(1), comm: 'loader' }]]);
+    const [q] = classifyPins([facts('/x', map(5))], ctx({ pinRecords, processes: live }));
+    expect(q!.status).toBe('orphaned');
+    expect(q!.creator).toMatchObject({ pid: 2, alive: true, source: 'watch' });
+  });
+
+  it('a pin made while a watch recorded, without a record, says so and stays orphaned', () => {
+    const watchCoverage = [{ fromMs: at(-3600), untilMs: at(60), pid: 4711, drops: 0 }];
+    const [p] = classifyPins([facts('/x', map(5))], ctx({ watchCoverage }));
+    expect(p!.status).toBe('orphaned');
+    expect(p!.reasons.at(-1)).toBe(`made at ${PIN_TIME} while pinleak watch (pid 4711) recorded every pin, yet no pin of this object was recorded: renamed or hard-linked from an older pin`);
+    const dropped = [{ ...watchCoverage[0]!, drops: 3 }];
+    const [d] = classifyPins([facts('/x', map(5))], ctx({ watchCoverage: dropped }));
+    expect(d!.reasons.at(-1)).toMatch(/, or its record was among the 3 the recorder dropped$/);
+    // outside the coverage (after the last stored drain), or with a record: nothing said
+    const [later] = classifyPins([facts('/x', map(5), { ctimeMs: at(120) })], ctx({ watchCoverage }));
+    expect(later!.reasons.join(' ')).not.toMatch(/pinleak watch/);
+    const pinRecords = new Map([[key('map', 5), [pinned(2, at(0))]]]);
+    const [rec] = classifyPins([facts('/x', map(5))], ctx({ watchCoverage, pinRecords }));
+    expect(rec!.reasons.join(' ')).not.toMatch(/yet no pin/);
+  });
+});
+
 describe('persistent pins: stale, and reasons that agree (issue 14)', () => {
   const tcMap = (id: number) => facts('/tc/globals/jmp_map', map(id, 'jmp_map'));
 
