@@ -65,7 +65,7 @@ export const runCommand = {
 
       const recording = a.record ? startRecording() : null;
       if (recording && 'refused' in recording) {
-        process.stderr.write(`pinleak: the pin recorder cannot run on this kernel (${recording.refused}): run samples the process tree instead\n`);
+        process.stderr.write(`pinleak: the pin recorder cannot run here (${recording.refused}): run samples the process tree instead\n`);
       }
       const recorder = recording && !('refused' in recording) ? recording : null;
       const recorded: { raw: PinRecord; stored: StoredPinRecord }[] = [];

@@ -16,7 +16,7 @@ import {
 } from '../store/index.js';
 import { parseDuration, DEFAULT_RETENTION, type Config } from '../analysis/config.js';
 import { isLeak } from '../analysis/summary.js';
-import { renderPrometheus } from '../report/prometheus.js';
+import { renderPrometheus, type PrometheusOptions } from '../report/prometheus.js';
 import { readBootId, readStat } from '../kernel/procfs.js';
 import { tryLockFile } from '../kernel/fs.js';
 import { closeFd } from '../kernel/bpf.js';
@@ -56,7 +56,11 @@ export const watchCommand = {
     const store = openDb(a, 'create');
     let lockFd: number | null = null;
     try {
-      lockFd = tryLockFile(watchLockPath(db));
+      try {
+        lockFd = tryLockFile(watchLockPath(db));
+      } catch (e) {
+        throw new PinleakError(`cannot lock ${watchLockPath(db)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
       if (lockFd === null) throw new PinleakError(`another pinleak watch is running on ${db} (it holds ${watchLockPath(db)})`);
       await watch(a, store, config, every);
     } finally {
@@ -76,7 +80,7 @@ async function watch(a: Args, store: Store, config: Config, every: number): Prom
     note: 'refused' in recording ? recording.refused : null,
   });
   if ('refused' in recording) {
-    process.stderr.write(`pinleak: the pin recorder cannot run on this kernel (${recording.refused}): watch only scans\n`);
+    process.stderr.write(`pinleak: the pin recorder cannot run here (${recording.refused}): watch only scans\n`);
   } else {
     summary(a, `pinleak watch: recording every pin (program ${rec!.recorder.progId}, link ${rec!.recorder.linkId}); scanning every ${a.scanEvery}`);
   }
@@ -118,7 +122,7 @@ async function watch(a: Args, store: Store, config: Config, every: number): Prom
   try {
     while (!stopping) {
       drain(); // the scan sees every pin recorded so far
-      await scanOnce(a, store, config);
+      await scanOnce(a, store, config, { recording: rec !== null, droppedPins: reportedDrops });
       if (stopping) break;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, every);
@@ -143,14 +147,14 @@ async function watch(a: Args, store: Store, config: Config, every: number): Prom
 }
 
 /** One scan, as `pinleak scan` stores it; a failed scan is a warning: watch keeps recording. */
-async function scanOnce(a: Args, store: Store, config: Config): Promise<void> {
+async function scanOnce(a: Args, store: Store, config: Config, recorder: PrometheusOptions['watch']): Promise<void> {
   try {
     const { doc, objects } = await takeSnapshot({ store, config });
     const id = saveSnapshot(store, doc, objects);
     retentionAfterStore(store, config);
     const olderThan = parseDuration(config.retention?.olderThan ?? DEFAULT_RETENTION.olderThan!);
     prunePinRecords(store, new Date(Date.now() - olderThan).toISOString());
-    if (a.textfile !== undefined) writeFileAtomic(a.textfile, renderPrometheus(doc, { version: pinleakVersion() }), { refuse: [dbPath(a)] });
+    if (a.textfile !== undefined) writeFileAtomic(a.textfile, renderPrometheus(doc, { version: pinleakVersion(), watch: recorder }), { refuse: [dbPath(a)] });
     const leaks = doc.pins.filter(isLeak).length;
     summary(a, `snapshot ${id}: ${doc.pins.length} pins, ${leaks} leaks${doc.snapshot.partial ? ' (PARTIAL VIEW)' : ''}`);
   } catch (e) {

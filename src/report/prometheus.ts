@@ -18,6 +18,8 @@ import { isLeak, memlockOnce, ownerName } from '../analysis/summary.js';
 export interface PrometheusOptions {
   /** pinleak's own version, for pinleak_info */
   version: string;
+  /** written by `pinleak watch`: whether its pin recorder runs, and the pins it could not queue */
+  watch?: { recording: boolean; droppedPins: number };
 }
 
 type Labels = Record<string, string>;
@@ -189,6 +191,15 @@ export function renderPrometheus(doc: SnapshotDoc, opts: PrometheusOptions): str
       help: 'when the latest successful stored scan finished, seconds since the Unix epoch; alert when time() minus this grows (a dead timer or cron job)',
       samples: one(Math.round((takenAt + durationS) * 1000) / 1000),
     },
+    ...(opts.watch ? [{
+      name: 'pinleak_watch_recording',
+      help: '1 while pinleak watch records every BPF_OBJ_PIN; 0 when the kernel refused its pin recorder (watch only scans)',
+      samples: one(opts.watch.recording ? 1 : 0),
+    }, {
+      name: 'pinleak_watch_dropped_pins',
+      help: 'pins the recorder of this pinleak watch saw but could not queue (their pinners are unknown), since it started',
+      samples: one(opts.watch.droppedPins),
+    }] : []),
   ];
 
   const lines: string[] = [];

@@ -29,8 +29,8 @@ interface Watch {
 const watches: Watch[] = [];
 
 /** Starts `pinleak watch` and waits for its first line (the recorder attached). */
-async function startWatch(db: string, scanEvery = '1s'): Promise<Watch> {
-  const child = spawn(process.execPath, [CLI, '--db', db, 'watch', '--scan-every', scanEvery], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+async function startWatch(db: string, scanEvery = '1s', extra: string[] = []): Promise<Watch> {
+  const child = spawn(process.execPath, [CLI, '--db', db, 'watch', '--scan-every', scanEvery, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const lines: string[] = [];
   let stderr = '';
@@ -81,7 +81,7 @@ beforeAll(async () => {
       await w.exited;
     }
   });
-  watch = await startWatch(t.db.db);
+  watch = await startWatch(t.db.db, '1s', ['--textfile', path.join(t.db.dir, 'pinleak.prom')]);
 }, 60_000);
 afterAll(async () => {
   for (const w of watches) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
@@ -112,6 +112,11 @@ describe('pinleak watch', () => {
     expectRecordedCreator(pinAt(doc, where.rel), rel);
     // a pinned cgroup link keeps its program attached: the link leaked, its creator is the pinner
     expect(pinAt(doc, where.link)?.creator).toMatchObject({ pid: link.pid, startTime: link.startTime, source: 'watch' });
+    // the metrics of every scan, with the recorder's state
+    const prom = fs.readFileSync(path.join(t.db.dir, 'pinleak.prom'), 'utf8');
+    expect(prom).toMatch(/^pinleak_watch_recording 1$/m);
+    expect(prom).toMatch(/^pinleak_watch_dropped_pins 0$/m);
+    expect(prom).toMatch(/^pinleak_snapshot_id \d+$/m);
   }, 60_000);
 
   it('stores failed pins with their error, and what the kernel saw of each pin', async () => {
@@ -167,6 +172,35 @@ describe('pinleak watch', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`pinleak: another pinleak watch is running on ${t.db.db} (it holds ${t.db.db}.watch-lock)\n`);
   });
+
+  it('where the kernel refuses the recorder (a user namespace: no bpf(2) there) says so in one line, keeps going, ends with 0 on SIGTERM', async () => {
+    const db = tempDb();
+    // unshare execs node: the child is watch itself
+    const child = spawn('unshare', ['--user', '--map-root-user', process.execPath, CLI, '--db', db.db, 'watch', '--scan-every', '1h'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += String(d)));
+      // its first scan fails there too (a warning): watch stays up
+      expect(await eventually(() => stderr.includes('scan failed'), 30_000)).toBe(true);
+      expect(child.exitCode).toBeNull();
+      child.kill('SIGTERM');
+      expect(await exited).toEqual({ code: 0, signal: null });
+      const lines = stderr.trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^pinleak: the pin recorder cannot run here \(BPF_MAP_CREATE pinleak_pins: EPERM \(operation not permitted\)\): watch only scans$/);
+      expect(lines.slice(1)).toEqual([expect.stringMatching(/^pinleak: warning: scan failed: /)]);
+      const s = openStore(db.db, { access: 'read' });
+      try {
+        expect(watchSessions(s, readBootId())).toEqual([expect.objectContaining({ recording: false, note: expect.stringMatching(/EPERM/) })]);
+      } finally {
+        s.close();
+      }
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      db.remove();
+    }
+  }, 60_000);
 
   it('leaves no program or link attached when killed with SIGKILL', async () => {
     expect(bpftoolSees(watch.progId, watch.linkId)).toEqual({ prog: true, link: true });

@@ -69,6 +69,16 @@ describe('prometheus renderer', () => {
     for (const n of names) expect(text).toMatch(new RegExp(`^# HELP ${n} \\S`, 'm'));
   });
 
+  it('pinleak watch adds whether its recorder runs and the pins it dropped; export does not', () => {
+    expect(sample(renderPrometheus(doc([]), { version: '1.0.0' }), 'pinleak_watch_recording')).toEqual([]);
+    const text = renderPrometheus(doc([]), { version: '1.0.0', watch: { recording: true, droppedPins: 2 } });
+    expect(sample(text, 'pinleak_watch_recording')).toEqual(['pinleak_watch_recording 1']);
+    expect(sample(text, 'pinleak_watch_dropped_pins')).toEqual(['pinleak_watch_dropped_pins 2']);
+    expect(text).toContain('# TYPE pinleak_watch_dropped_pins gauge');
+    const scanning = renderPrometheus(doc([]), { version: '1.0.0', watch: { recording: false, droppedPins: 0 } });
+    expect(sample(scanning, 'pinleak_watch_recording')).toEqual(['pinleak_watch_recording 0']);
+  });
+
   it('stale persistent pins: pins and bytes by owner, each object once, never counted as leaks', () => {
     const iproute2 = { tool: 'iproute2', persistent: true, pathPid: null, pathPidAlive: null };
     const stale = { since: '2026-11-24T09:00:00.000Z', sinceSnapshot: 3 };
