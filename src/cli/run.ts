@@ -53,7 +53,6 @@ export const runCommand = {
       // stored only once the command has run: a command that cannot start leaves nothing behind
       const before = await takeSnapshot({ store, config, label: 'run:before', onProgress: progressReporter(a) });
       endProgress(a);
-      saveSnapshot(store, before.doc, before.objects);
 
       const startedMs = Date.now();
       const child = spawn(command[0]!, command.slice(1), { stdio: a.json ? ['inherit', 2, 'inherit'] : 'inherit' });
@@ -94,7 +93,7 @@ export const runCommand = {
       });
       const endedMs = Date.now();
       // before the after-snapshot, whose creators it is evidence for
-      saveSnapshot(store, before.doc);
+      saveSnapshot(store, before.doc, before.objects);
 
       // Pins new since `before`: CMD's when its tree was seen holding the object, or when
       // they were pinned while it ran (a short-lived process can slip between samples).
