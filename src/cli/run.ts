@@ -61,7 +61,6 @@ export const runCommand = {
       // stored only once the command has run: a command that cannot start leaves nothing behind
       const before = await takeSnapshot({ store, config, label: 'run:before', onProgress: progressReporter(a) });
       endProgress(a);
-      saveSnapshot(store, before.doc, before.objects);
 
       const recording = a.record ? startRecording() : null;
       if (recording && 'refused' in recording) {
@@ -116,7 +115,7 @@ export const runCommand = {
         recorder.close();
       }
       // before the after-snapshot, whose creators it is evidence for
-      saveSnapshot(store, before.doc);
+      saveSnapshot(store, before.doc, before.objects);
       savePinRecords(store, before.doc.snapshot.bootId, recorded.map((r) => r.stored));
       const treePins = child.pid && recorder ? pinsOfTree(recorded, child.pid, startedMs, endedMs) : null;
       const treeObjects = new Set(treePins?.filter((r) => r.stored.ret === 0).map((r) => key(r.stored.kind, r.stored.id)));
