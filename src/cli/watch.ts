@@ -71,6 +71,15 @@ export const watchCommand = {
 };
 
 async function watch(a: Args, store: Store, config: Config, every: number): Promise<void> {
+  // before anything is attached or said: a SIGTERM right after the first line ends it cleanly
+  let stopping = false;
+  let wake: (() => void) | null = null;
+  const stop = () => {
+    stopping = true;
+    wake?.();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   const bootId = readBootId();
   const recording = startRecording();
   const rec: Recording | null = 'refused' in recording ? null : recording;
@@ -104,14 +113,6 @@ async function watch(a: Args, store: Store, config: Config, every: number): Prom
     }
   };
 
-  let stopping = false;
-  let wake: (() => void) | null = null;
-  const stop = () => {
-    stopping = true;
-    wake?.();
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
   const drainTimer = setInterval(() => {
     try {
       drain();
