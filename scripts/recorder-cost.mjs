@@ -10,6 +10,23 @@ import path from 'node:path';
 
 const { startRecorder } = await import(new URL('../dist/kernel/recorder.js', import.meta.url).href);
 const bpf = await import(new URL('../dist/kernel/bpf.js', import.meta.url).href);
+const { loadProgram } = await import(new URL('../dist/kernel/loader.js', import.meta.url).href);
+const { Asm, R0 } = await import(new URL('../dist/kernel/asm.js', import.meta.url).href);
+const { kernelBtf } = await import(new URL('../dist/kernel/btf.js', import.meta.url).href);
+const { ProgType, AttachType } = await import(new URL('../dist/kernel/abi.js', import.meta.url).href);
+
+/** An empty program on the same tracepoint: what any sys_exit program costs here, for comparison. */
+function attachEmpty() {
+  const prog = loadProgram({
+    name: 'cost_empty', type: ProgType.TRACING, insns: new Asm().mov(R0, 0).exit().assemble(),
+    expectedAttachType: AttachType.TRACE_RAW_TP, attachBtfId: kernelBtf().find('typedef', 'btf_trace_sys_exit'),
+  });
+  const link = bpf.linkCreate(prog, 0, AttachType.TRACE_RAW_TP);
+  return () => {
+    bpf.closeFd(link);
+    bpf.closeFd(prog);
+  };
+}
 
 const CALLS = 1_000_000;
 const ROUNDS = 5;
@@ -52,9 +69,15 @@ function pinNs(dir) {
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-cost-'));
 execFileSync('mount', ['-t', 'bpf', 'bpf', dir]);
 try {
-  const bare = [], attached = [], pinBare = [], pinAttached = [];
+  const bare = [], attached = [], empty = [], pinBare = [], pinAttached = [];
   for (let r = 0; r < ROUNDS; r++) {
     bare.push(syscallNs());
+    const detach = attachEmpty();
+    try {
+      empty.push(syscallNs());
+    } finally {
+      detach();
+    }
     pinBare.push(pinNs(dir));
     const rec = startRecorder();
     try {
@@ -67,7 +90,7 @@ try {
   }
   const f = (x) => x.toFixed(1);
   console.log(`load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} CPUs`);
-  console.log(`getppid(): ${f(median(bare))} ns bare, ${f(median(attached))} ns with the recorder: +${f(median(attached) - median(bare))} ns per syscall (median of ${ROUNDS} x ${CALLS})`);
+  console.log(`getppid(): ${f(median(bare))} ns bare, ${f(median(attached))} ns with the recorder: +${f(median(attached) - median(bare))} ns per syscall (median of ${ROUNDS} x ${CALLS}); an empty program on sys_exit: +${f(median(empty) - median(bare))} ns`);
   console.log(`BPF_OBJ_PIN: ${f(median(pinBare) / 1000)} us bare, ${f(median(pinAttached) / 1000)} us with the recorder: +${f((median(pinAttached) - median(pinBare)) / 1000)} us per pin (median of ${ROUNDS} x ${PINS})`);
 } finally {
   execFileSync('umount', [dir]);
