@@ -1,9 +1,9 @@
 // Mount namespaces: those processes are in, and those nothing runs in (kept alive by
 // an nsfs bind mount or an open fd). Each namespace's mountinfo is read once.
-import { PROC, readMountinfo, parseNsLink, type MountinfoEntry } from '../kernel/procfs.js';
+import { PROC, readMountinfo, readStat, parseNsLink, type MountinfoEntry } from '../kernel/procfs.js';
 import { enterNamespace, type Anchor } from '../kernel/ns.js';
 import type { MountNamespace, ReachedVia, ScanError } from '../model.js';
-import type { ProcessScan } from './processes.js';
+import { isLive, type ProcessScan } from './processes.js';
 
 export interface NamespaceView {
   ns: MountNamespace;
@@ -39,7 +39,12 @@ export async function discoverNamespaces(ps: ProcessScan, anchors: Anchor[], err
   const candidates: Candidate[] = [];
   const readAll = (list: NamespaceView[]) => {
     for (const v of list) {
-      readNamespaceMounts(v);
+      if (readNamespaceMounts(v) === 'gone') {
+        // every process of it exited during the scan: like an instance unmounted meanwhile,
+        // it is not part of this snapshot (and if an nsfs mount keeps it, that finds it below)
+        views.delete(v.ns.mntNs);
+        continue;
+      }
       if (v.readerPid === null) continue;
       for (const m of v.mounts) {
         if (m.fstype !== 'nsfs') continue;
@@ -92,17 +97,22 @@ export async function discoverNamespaces(ps: ProcessScan, anchors: Anchor[], err
   return [...views.values()];
 }
 
-/** Reads mountinfo once, from the first process of the namespace that still exists. */
-function readNamespaceMounts(v: NamespaceView): void {
+/**
+ * Reads mountinfo once, from the first process of the namespace that still exists.
+ * 'gone': it had processes and all of them have exited since they were listed.
+ */
+function readNamespaceMounts(v: NamespaceView): 'read' | 'gone' | 'unreadable' {
   const tries = v.readerPid !== null ? [v.readerPid] : v.ns.pids;
   for (const pid of tries) {
     const mounts = readMountinfo(pid);
     if (mounts) {
       v.readerPid = pid;
       v.mounts = mounts;
-      return;
+      return 'read';
     }
   }
   v.readerPid = null;
-  v.ns.error = `could not read the mountinfo of any of its ${tries.length} process(es); they exited or are not visible`;
+  if (v.ns.reachedVia === 'process' && tries.every((pid) => { const st = readStat(pid); return !st || !isLive(st); })) return 'gone';
+  v.ns.error = `could not read the mountinfo of any of its ${tries.length} process(es)`;
+  return 'unreadable';
 }

@@ -31,7 +31,7 @@ const t = worldForFile(async ({ world }) => {
  */
 function blind(args: string[]) {
   const r = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'sh', '-c', 'sleep 120 & exec "$@"', 'sh', process.execPath, CLI, '--db', t.db.db, ...args],
-    { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1' } });
+    { encoding: 'utf8', timeout: 120_000, maxBuffer: 1 << 30, env: { ...process.env, NO_COLOR: '1' } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -115,5 +115,20 @@ describe('a blind scan', () => {
     expect(pinOf(after)).toMatchObject({ status: 'held', object: { id: heldId } });
     // and there is no flag to override it
     expect(pinleak(['clean', '--help']).stdout).not.toMatch(/--force|--allow-partial/);
+  });
+});
+
+describe('a namespace whose processes all exit during the scan', () => {
+  it('is gone, not a blind spot: no view, no error, so the snapshot stays whole', async () => {
+    const { discoverNamespaces } = await import('../../src/scan/namespaces.js');
+    const { pidMax } = await import('../../src/kernel/procfs.js');
+    const vanished = pidMax() + 1; // listed, then gone: no such process can exist
+    const errors: { scope: string; message: string }[] = [];
+    const views = await discoverNamespaces({
+      processes: new Map([[vanished, { pid: vanished, startTime: 1, comm: 'gone', ppid: 1, mntNs: 4026599999, cgroup: null }]]),
+      unreadable: [], bpfFds: [], nsFds: [], mapMappings: new Map(),
+    }, [], errors);
+    expect(views).toEqual([]);
+    expect(errors).toEqual([]);
   });
 });
