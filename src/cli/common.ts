@@ -20,7 +20,7 @@ export interface GlobalArgs {
 
 export const globalOptions = {
   db: { type: 'string', describe: `database file (env PINLEAK_DB, default ${DEFAULT_DB})` },
-  json: { type: 'boolean', default: false, describe: 'machine output on stdout (SPEC schemaVersion 1)' },
+  json: { type: 'boolean', default: false, describe: 'machine output on stdout (schemaVersion 1; the documents: docs/json.md, their JSON Schemas: docs/schema/)' },
   config: { type: 'string', describe: 'config file (default /etc/pinleak/config.json when present)' },
   quiet: { type: 'boolean', default: false, describe: 'no progress, and no summary from scan, gate, run, clean, prune and export --output (errors still print)' },
   debug: { type: 'boolean', default: false, describe: 'stack traces with errors; scan also prints its phase timings' },

@@ -4,7 +4,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { PinleakError } from '../errors.js';
-import { packageVersion } from '../package.js';
+import { packageVersion, schemaDir } from '../package.js';
 import { globalOptions } from './common.js';
 import { scanCommand } from './scan.js';
 import { pinsCommand } from './pins.js';
@@ -59,6 +59,7 @@ export async function main(argv: string[]): Promise<void> {
     .strict()
     .version(packageVersion())
     .help()
+    .epilogue(`--json prints schemaVersion 1 documents (docs/json.md); a JSON Schema (draft 2020-12) of each is in ${schemaDir()}`)
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;
