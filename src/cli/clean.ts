@@ -53,7 +53,7 @@ export const cleanCommand = {
     .option('older-than', { type: 'string', describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w)' })
     .option('yes', { type: 'boolean', default: false, describe: 'really unpin (without it, only show what would go)' }),
   handler: async (a: Args) => {
-    const statuses: Status[] = parseList(a.status, STATUSES, 'status') ?? ['leaked'];
+    const statuses: Status[] = parseList(a.status, STATUSES, 'status', CLEANABLE) ?? ['leaked'];
     const refused = statuses.filter((s) => !CLEANABLE.includes(s));
     if (refused.length) throw new PinleakError(`clean never removes ${refused.join(', ')} pins: --status takes leaked and orphaned only`);
     const olderMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;
