@@ -37,12 +37,15 @@ export async function discoverNamespaces(ps: ProcessScan, anchors: Anchor[], err
   }
 
   const candidates: Candidate[] = [];
+  /** the nsfs mounts seen for namespaces already known, in case those turn out to have no process left */
+  const nsfsSeen = new Map<number, Candidate[]>();
   const readAll = (list: NamespaceView[]) => {
     for (const v of list) {
       if (readNamespaceMounts(v) === 'gone') {
         // every process of it exited during the scan: like an instance unmounted meanwhile,
-        // it is not part of this snapshot (and if an nsfs mount keeps it, that finds it below)
+        // it is not part of this snapshot, unless an nsfs mount keeps it: then it is entered through that
         views.delete(v.ns.mntNs);
+        candidates.push(...(nsfsSeen.get(v.ns.mntNs) ?? []));
         continue;
       }
       if (v.readerPid === null) continue;
@@ -51,10 +54,12 @@ export async function discoverNamespaces(ps: ProcessScan, anchors: Anchor[], err
         const target = parseNsLink(m.root);
         if (target === null) continue;
         const known = views.get(target);
+        const c: Candidate = { mntNs: target, via: 'nsfs', file: `${PROC}/${v.readerPid}/root${m.mountPoint}`, nsfsPath: m.mountPoint };
         if (known) {
           if (!known.ns.nsfsPaths.includes(m.mountPoint)) known.ns.nsfsPaths.push(m.mountPoint);
+          nsfsSeen.set(target, [...(nsfsSeen.get(target) ?? []), c]);
         } else {
-          candidates.push({ mntNs: target, via: 'nsfs', file: `${PROC}/${v.readerPid}/root${m.mountPoint}`, nsfsPath: m.mountPoint });
+          candidates.push(c);
         }
       }
     }
