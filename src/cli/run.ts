@@ -20,7 +20,7 @@ import type { PinRecord } from '../kernel/recorder.js';
 import { announcePartial, refusePartial } from './partial.js';
 import { saveSnapshot, recordCreators, savePinRecords, type StoredPinRecord } from '../store/index.js';
 import { renderRun } from '../report/changes.js';
-import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle, wholeNumber } from './common.js';
 
 interface Args extends GlobalArgs {
   failOnLeak: boolean;
@@ -48,12 +48,11 @@ export const runCommand = {
   builder: (y: Argv) => y
     .parserConfiguration({ 'populate--': true })
     .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when the command left pins behind' })
-    .option('interval', { type: 'number', default: 100, describe: 'how often to sample the command\'s process tree, in ms (without the recorder)' })
+    .option('interval', { type: 'string', default: '100', coerce: wholeNumber('interval', 1), describe: 'how often to sample the command\'s process tree, in ms (without the recorder)' })
     .option('record', { type: 'boolean', default: true, describe: 'attach the pin recorder while CMD runs (--no-record: sample its process tree instead)' }),
   handler: async (a: Args) => {
     const command = (a['--'] ?? []).map(String);
     if (!command.length) throw new PinleakError('run needs a command after --, e.g. pinleak run -- ./my-loader --flag');
-    if (!Number.isInteger(a.interval) || a.interval < 1) throw new PinleakError(`--interval must be a whole number of milliseconds >= 1, got ${a.interval}`);
     requirePrivileges('pinleak run');
     const config = userConfig(a);
     const store = openDb(a, 'create');

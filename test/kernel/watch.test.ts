@@ -14,7 +14,7 @@ import { CLI, pinleak, bpftoolSees, eventually, tempDb } from '../helpers.js';
 import { worldForFile } from '../world/for-file.js';
 import { runPinner, PINNER_PATH, type Pinned } from '../world/pinner.js';
 import type { RunResult } from '../../src/cli/run.js';
-import { assertPin } from '../contract.js';
+import { assertDocument, assertPin } from '../contract.js';
 
 interface Watch {
   child: ChildProcess;
@@ -255,6 +255,7 @@ describe('pinleak run with the pin recorder', () => {
     const { stdout, stderr } = await running;
     const out = JSON.parse(stdout) as RunResult;
     const grandchild = JSON.parse(stderr.split('\n').find((l) => l.startsWith('{"pid"'))!) as Pinned;
+    assertDocument(out, 'run');
     expect(out.pinRecords).toBe(1);
     expect(out.created.map((p) => p.mountPaths[0]!.path)).toEqual([inside]);
     expect(out.leftBehind.map((p) => p.mountPaths[0]!.path)).toEqual([inside]);
