@@ -183,7 +183,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
 
     progress('objects');
     const heldMaps = new Set([...ps.bpfFds.filter((f) => f.kind === 'map').map((f) => f.id), ...mmappedMaps]);
-    const objects = collectObjects({ graph, pins, heldMaps }, errors);
+    const objects = collectObjects({ graph, pins, heldMaps, mapIds: kernel?.maps.keys() }, errors);
     lap('objects');
 
     return {
