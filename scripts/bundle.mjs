@@ -8,6 +8,34 @@
 // bundle, dist/pinleak-cli.mjs: a cached bundle skips compiling its ~560 KB on every cron run.
 import { build } from 'esbuild';
 import fs from 'node:fs';
+import path from 'node:path';
+
+// yargs and cliui measure text with string-width, whose module body builds an
+// Intl.Segmenter and compiles Unicode property regexes (\p{RGI_Emoji} with the v flag): 20
+// to 70 ms of CPU on every start, though only --help output ever measures text. Each copy is
+// bundled behind a stand-in that loads it on the first call (a require() in a bundle
+// initializes the ES module there, not at start).
+const lazyStringWidth = {
+  name: 'lazy-string-width',
+  setup(b) {
+    b.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.pluginData?.real) return undefined; // the stand-in's own import: the package itself
+      const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: { real: true } });
+      if (real.errors.length) return { errors: real.errors };
+      return { path: real.path, namespace: 'lazy-string-width' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-string-width' }, (args) => ({
+      resolveDir: path.dirname(args.path),
+      pluginData: { real: true },
+      contents: `let width;
+export default function stringWidth(string, options) {
+  width ??= require(${JSON.stringify(args.path)}).default;
+  return width(string, options);
+}
+`,
+    }));
+  },
+};
 
 await build({
   entryPoints: ['dist/cli/main.js'],
@@ -17,6 +45,7 @@ await build({
   format: 'esm',
   target: 'node20',
   external: ['koffi', 'better-sqlite3'],
+  plugins: [lazyStringWidth],
   // CommonJS dependencies inside an ES module bundle still call require()
   // (the entry keeps its own #! line first)
   banner: { js: "import { createRequire as __pinleakRequire } from 'node:module'; const require = __pinleakRequire(import.meta.url);" },
