@@ -281,7 +281,7 @@ export function parseConfig(text: string, file: string): Config {
       const p = ownerRuleProblem(r, `owners[${i}]`);
       if (p) fail(p);
       const rule = r as OwnerRule;
-      const out: OwnerRule = { tool: rule.tool, persistent: rule.persistent };
+      const out: OwnerRule = { tool: rule.tool, persistent: rule.persistent ?? false };
       if (rule.paths) out.paths = [...rule.paths];
       if (rule.names) out.names = [...rule.names];
       out.source = rule.source ?? `config ${file}`;

@@ -55,7 +55,7 @@ export const cleanCommand = {
     .option('older-than', { type: 'string', describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w); stale pins: unused for longer' })
     .option('yes', { type: 'boolean', default: false, describe: 'really unpin (without it, only show what would go)' }),
   handler: async (a: Args) => {
-    const statuses: Status[] = parseList(a.status, STATUSES, 'status') ?? ['leaked'];
+    const statuses: Status[] = parseList(a.status, STATUSES, 'status', [...CLEANABLE, 'persistent']) ?? ['leaked'];
     checkCleanStatuses(statuses, a.stale);
     const olderMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;
     const keep = pinFilter({ instance: a.instance, path: a.path });

@@ -20,7 +20,7 @@ export interface GlobalArgs {
 
 export const globalOptions = {
   db: { type: 'string', describe: `database file (env PINLEAK_DB, default ${DEFAULT_DB})` },
-  json: { type: 'boolean', default: false, describe: 'machine output on stdout (SPEC schemaVersion 1)' },
+  json: { type: 'boolean', default: false, describe: 'machine output on stdout (schemaVersion 1; the documents: docs/json.md, their JSON Schemas: docs/schema/)' },
   config: { type: 'string', describe: 'config file (default /etc/pinleak/config.json when present)' },
   quiet: { type: 'boolean', default: false, describe: 'no progress, and no summary from scan, gate, run, clean, prune and export --output (errors still print)' },
   debug: { type: 'boolean', default: false, describe: 'stack traces with errors; scan also prints its phase timings' },
@@ -105,11 +105,23 @@ export function checkInstance(dev: string | undefined): void {
   }
 }
 
-export function parseList<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T[] | null {
+/** `accepted`: what this command takes, when fewer than `allowed` (the message names only those). */
+export function parseList<T extends string>(value: string | undefined, allowed: readonly T[], flag: string, accepted: readonly T[] = allowed): T[] | null {
   if (value === undefined) return null;
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   for (const i of items) {
-    if (!allowed.includes(i as T)) throw new PinleakError(`--${flag} ${i}: must be one of ${allowed.join(', ')}`);
+    if (!allowed.includes(i as T)) throw new PinleakError(`--${flag} ${i}: must be one of ${accepted.join(', ')}`);
   }
   return items as T[];
+}
+
+/** A whole number option, from the text the user typed (yargs would have turned `abc` into NaN). */
+export function wholeNumber(flag: string, min: number): (raw: unknown) => number | undefined {
+  return (raw) => {
+    if (raw === undefined) return undefined;
+    const text = String(Array.isArray(raw) ? raw.at(-1) : raw);
+    const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new PinleakError(`--${flag} ${text}: must be a whole number >= ${min}`);
+    return n;
+  };
 }

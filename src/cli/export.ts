@@ -10,6 +10,8 @@ import { renderPrometheus } from '../report/prometheus.js';
 import { type GlobalArgs, openDb, emitJson, summary, dbPath } from './common.js';
 import { writeFileAtomic } from './files.js';
 import { pinleakVersion } from '../package.js';
+import { packageVersion } from '../package.js';
+import { plural } from '../report/text.js';
 
 const FORMATS = ['prometheus'] as const;
 
@@ -58,7 +60,7 @@ export const exportCommand = {
       if (a.json) {
         emitJson({ schemaVersion: SCHEMA_VERSION, format: a.format, output: a.output, snapshot: doc.snapshot, samples });
       } else {
-        summary(a, `wrote ${samples} samples of snapshot ${doc.snapshot.id} to ${a.output}`);
+        summary(a, `wrote ${plural(samples, 'sample')} of snapshot ${doc.snapshot.id} to ${a.output}`);
       }
     } finally {
       store.close();

@@ -1,7 +1,8 @@
 // pinleak pins [SNAPSHOT]: every pin with its object, holders, status and reasons.
 import type { Argv } from 'yargs';
 import { STATUSES, type Pin } from '../model.js';
-import { globMatch } from '../analysis/owners.js';
+import { globMatch, globProblem } from '../analysis/owners.js';
+import { PinleakError } from '../errors.js';
 import { renderPins } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle, parseList, checkInstance } from './common.js';
 import { announcePartial } from './partial.js';
@@ -27,6 +28,8 @@ export function pinFilter(f: PinFilter): (p: Pin) => boolean {
   const statuses = parseList(f.status, STATUSES, 'status');
   checkInstance(f.instance);
   const glob = f.path?.replace(/^\/+/, '');
+  const bad = glob === undefined ? null : globProblem(glob);
+  if (bad) throw new PinleakError(`--path ${f.path}: ${bad}`);
   return (p) => (!statuses || statuses.includes(p.status))
     && (!f.instance || p.instance === f.instance)
     && (glob === undefined || globMatch(glob, p.path.replace(/^\/+/, '')))

@@ -6,7 +6,7 @@ import { SCHEMA_VERSION } from '../model.js';
 import { parseDuration } from '../analysis/config.js';
 import { pruneSnapshots } from '../store/index.js';
 import { bytes } from '../report/format.js';
-import { type GlobalArgs, openDb, dbPath, emitJson, summary } from './common.js';
+import { type GlobalArgs, openDb, dbPath, emitJson, summary, wholeNumber } from './common.js';
 
 interface Args extends GlobalArgs {
   keep?: number;
@@ -19,14 +19,11 @@ export const pruneCommand = {
   command: 'prune',
   describe: 'drop old snapshots (the latest always stays) and shrink the database file',
   builder: (y: Argv) => y
-    .option('keep', { type: 'number', describe: 'keep only the newest N snapshots' })
+    .option('keep', { type: 'string', coerce: wholeNumber('keep', 0), describe: 'keep only the newest N snapshots' })
     .option('older-than', { type: 'string', describe: 'drop snapshots older than this (90s, 15m, 12h, 7d, 2w)' }),
   handler: (a: Args) => {
     if (a.keep === undefined && a.olderThan === undefined) {
       throw new PinleakError('prune needs --keep N or --older-than DUR (or both): it never guesses what to drop');
-    }
-    if (a.keep !== undefined && !(Number.isInteger(a.keep) && a.keep >= 0)) {
-      throw new PinleakError('--keep takes a whole number of snapshots (0 or more; the latest always stays)');
     }
     const olderThanMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;
     const store = openDb(a, 'write');

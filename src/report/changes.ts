@@ -3,7 +3,7 @@ import type { Pin } from '../model.js';
 import type { DiffResult, GateResult } from '../analysis/diff.js';
 import { memlockOnce } from '../analysis/summary.js';
 import { bytes, paint, safe, type Style } from './format.js';
-import { creatorText, objectText, snapshotRef, statusText } from './text.js';
+import { creatorText, objectText, plural, snapshotRef, statusText } from './text.js';
 
 const signed = (n: number) => (n > 0 ? `+${bytes(n)}` : n < 0 ? `-${bytes(-n)}` : '0 B');
 
@@ -96,7 +96,7 @@ export function renderJunit(g: GateResult): string {
 export function renderRun(r: { command: string[]; exitCode: number; samples: number; created: Pin[]; leftBehind: Pin[] }, style: Style): string {
   const cmd = r.command.map((c) => (/[\s'"\\]/.test(c) ? JSON.stringify(c) : c)).join(' ');
   const out = [
-    `${paint(style, 'bold', safe(cmd))} exited with code ${r.exitCode} (${r.samples} samples of its process tree)`,
+    `${paint(style, 'bold', safe(cmd))} exited with code ${r.exitCode} (${plural(r.samples, 'sample')} of its process tree)`,
     `  created ${r.created.length} pin${r.created.length === 1 ? '' : 's'}, left ${r.leftBehind.length} behind holding ${bytes(memlockOnce(r.leftBehind))}`,
   ];
   if (r.leftBehind.length) out.push('', paint(style, 'red', 'Left behind:'), ...pinLines(r.leftBehind, style));
