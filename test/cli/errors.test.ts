@@ -81,7 +81,7 @@ describe('errors', () => {
     expectOneLineError(pinleak(['gate', '--baseline', 'x', '--max-leaked-bytes', '1k'], { db: tmp.db }), /^pinleak: --max-leaked-bytes 1k: must be a whole number >= 0$/);
     expectOneLineError(pinleak(['prune', '--keep', '1.5'], { db: tmp.db }), /^pinleak: --keep 1\.5: must be a whole number >= 0$/);
     // clean names the statuses it takes, not all six
-    expectOneLineError(pinleak(['clean', '--status', 'bogus'], { db: tmp.db }), /^pinleak: --status bogus: must be one of leaked, orphaned$/);
+    expectOneLineError(pinleak(['clean', '--status', 'bogus'], { db: tmp.db }), /^pinleak: --status bogus: must be one of leaked, orphaned, persistent$/);
     expectOneLineError(pinleak(['clean', '--status', 'held'], { db: tmp.db }), /^pinleak: clean never removes held pins/);
     expect(fs.existsSync(tmp.db)).toBe(false);
   });
