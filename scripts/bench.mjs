@@ -11,6 +11,8 @@
 //   pinleak scan --db <fresh temp db> --json --timings     (--runs times, fresh db each)
 //   bpftool -f -j map show                                  (--runs times, interleaved)
 //   pinleak scan --db <the last run's db> --json --timings  (--history-runs times)
+// and then, in one process, scans into that db after a first one (scripts/bench-resident.mjs:
+// the resident scan a long-running pinleak would pay),
 // after --warmup untimed runs of each, and tears the world down. Wall time is measured
 // around the whole process (node startup included: what cron pays). Peak RSS is the
 // kernel's ru_maxrss of the pinleak process, read with `/usr/bin/time -f %M` (wait4
@@ -32,6 +34,10 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist/pinleak.mjs');
 const RSS_WRAPPER = fileURLToPath(new URL('./bench-rss.mjs', import.meta.url));
 const TARGET = { wallMs: 2000, rssMB: 250, ratio: 1, perPinSpread: 1.5 };
+// issue 12's ratios to bpftool's median: the cron case (into the previous scan's db), a
+// fresh db, and the resident scan (no process start); and its peak RSS
+const TARGET12 = { history: 2.5, fresh: 4, resident: 1, rssMB: 150 };
+const RESIDENT = fileURLToPath(new URL('./bench-resident.mjs', import.meta.url));
 // pinleak runs under the bench's own node (process.execPath): every figure is of this
 // Node.js, so it is printed beside them (scripts/with-node 24 node scripts/bench.mjs: Node 24)
 const NODE = process.version;
@@ -70,7 +76,7 @@ function parseArgs(argv) {
       case '--no-baseline': o.baseline = false; break;
       case '--json-out': o.jsonOut = value(); break;
       case '--help': case '-h':
-        process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 23)
+        process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 25)
           .map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
         process.exit(0);
       // eslint-disable-next-line no-fallthrough
@@ -381,6 +387,19 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
       log(`  history run ${i + 1}/${o.historyRuns} (db with ${i + 1} snapshot(s)): pinleak ${Math.round(run.wallMs)} ms`
         + `${run.failure ? ` FAILED: ${run.failure.split('\n')[0]}` : ''}`);
     }
+    // resident: scans in one process after its first (modules, iterators and db warm)
+    if (lastDb) {
+      const r = spawnSync(process.execPath, [RESIDENT, '--db', lastDb, '--scans', String(Math.max(2, o.runs))], { encoding: 'utf8', maxBuffer: 16 << 20 });
+      if (r.status === 0) {
+        const out = JSON.parse(r.stdout);
+        res.resident = {
+          scans: out.warm.length, wallMs: stats(out.warm.map((w) => w.wallMs)), scanMs: stats(out.warm.map((w) => w.scanMs)),
+          storeMs: stats(out.warm.map((w) => w.storeMs)), cpuMs: stats(out.warm.map((w) => w.cpuMs)), rssMB: r1(out.rssMB),
+          phasesMedianMs: Object.fromEntries(Object.keys(out.warm[0].timings).map((k) => [k, r1(median(out.warm.map((w) => w.timings[k])))])),
+        };
+        log(`  resident scans (one process, after its first): median ${Math.round(res.resident.wallMs.median)} ms`);
+      } else res.resident = { failure: `exit ${r.status ?? r.signal}: ${r.stderr.trim().slice(-1000)}` };
+    }
     if (lastDb) dropDb(lastDb);
 
     const ok = (runs) => runs.filter((r) => !r.failure);
@@ -398,6 +417,8 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
       const pm = res.pinleak.wallMs.median;
       const bm = res.bpftool.wallMs.median;
       res.ratioOfMedians = pm !== null && bm ? Math.round((pm / bm) * 100) / 100 : null;
+      const ratio = (x) => (x !== null && x !== undefined && bm ? Math.round((x / bm) * 100) / 100 : null);
+      res.ratios = { fresh: res.ratioOfMedians, history: ratio(res.pinleakHistory.wallMs.median), resident: ratio(res.resident?.wallMs?.median) };
     }
   } finally {
     res.loadavg.after = os.loadavg();
@@ -483,6 +504,14 @@ function printScale(s, main) {
       + `snapshot durationMs (scan+classify) median ${fmtMs(s.pinleak.durationMs.median)}; `
       + `rest of the wall time (node startup, module load, JSON output, exit) ~${fmtMs(s.pinleak.wallMs.median - s.pinleak.phaseSumMs.median)}`);
   }
+  if (s.resident?.wallMs) {
+    row(`resident scan+store, warm, one process x${s.resident.scans}`, s.resident.wallMs, `(CPU median ${fmtMs(s.resident.cpuMs.median)}, store ${fmtMs(s.resident.storeMs.median)})`);
+    out.push(`   resident phases (ms): ${Object.entries(s.resident.phasesMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  } else if (s.resident?.failure) out.push(`   FAILURE (resident): ${s.resident.failure}`);
+  if (s.ratios) {
+    const r = (k) => (s.ratios[k] === null ? '-' : `${s.ratios[k].toFixed(2)}x (target <= ${TARGET12[k]}x: ${verdict(s.ratios[k] <= TARGET12[k])})`);
+    out.push(`   issue 12, median / bpftool median: into the previous db ${r('history')}; fresh db ${r('fresh')}; resident ${r('resident')}`);
+  }
   const hph = s.pinleakHistory.phasesMedianMs;
   if (Object.keys(hph).length) out.push(`   history-run phases (ms): ${Object.entries(hph).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   if (s.pinleak.rssMB.n) out.push(`   peak RSS of pinleak (${TIME_BIN ? '/usr/bin/time -f %M' : 'getrusage in-process'}): min ${s.pinleak.rssMB.min} MB, median ${s.pinleak.rssMB.median} MB, max ${s.pinleak.rssMB.max} MB`
@@ -509,7 +538,8 @@ function printScale(s, main) {
     out.push(`   targets (SPEC 6):`);
     out.push(`     scan+classify+store < ${TARGET.wallMs} ms: wall median ${fmtMs(wall)} -> ${verdict(wall === null ? null : wall < TARGET.wallMs)}`
       + ` (in-process phases alone ${fmtMs(s.pinleak.phaseSumMs.median)} -> ${verdict(s.pinleak.phaseSumMs.median === null ? null : s.pinleak.phaseSumMs.median < TARGET.wallMs)})`);
-    out.push(`     peak RSS < ${TARGET.rssMB} MB: max ${rss ?? '-'} MB -> ${verdict(rss === null ? null : rss < TARGET.rssMB)}`);
+    out.push(`     peak RSS < ${TARGET.rssMB} MB: max ${rss ?? '-'} MB -> ${verdict(rss === null ? null : rss < TARGET.rssMB)}`
+      + `; issue 12's < ${TARGET12.rssMB} MB -> ${verdict(rss === null ? null : rss < TARGET12.rssMB)}`);
     if (s.ratioOfMedians !== null && s.ratioOfMedians !== undefined) {
       out.push(`     pinleak median <= bpftool median: ${s.ratioOfMedians.toFixed(2)}x -> ${verdict(s.ratioOfMedians <= TARGET.ratio)}`);
     }

@@ -69,8 +69,25 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
   const errors: ScanError[] = [];
   const anchors: Anchor[] = [];
   try {
+    // The count guard's first read. Its task_file and task_vma records are also every BPF fd
+    // and every mapping of a map of every process: the process scan reads no fdinfo and no
+    // /proc/<pid>/maps when it has them.
+    progress('counts');
+    const guard = readCounts();
+    if (!guard.ok) {
+      errors.push({
+        scope: 'count guard',
+        message: `BPF iterators unavailable (${guard.why}): verdicts rest on the references pinleak can name; a referrer with no API (a socket filter, an fd in flight, an LWT route) cannot be seen`,
+      });
+    }
+    const kernel = guard.ok ? guard.counts : undefined;
+    lap('counts');
+
     progress('processes');
-    const ps = scanProcesses({ mmaps: true, onProgress: (d, n) => progress('processes', d, n) });
+    const ps = scanProcesses({ mmaps: true, kernel, onProgress: (d, n) => progress('processes', d, n) });
+    // exact mmap holders (the iterator's), or none known yet (procfs: guessed from shapes in buildHolders)
+    const exactMmaps = kernel?.vmas.filter((v) => v.pid !== process.pid);
+    const mmappedMaps = new Set(exactMmaps?.map((v) => v.mapId));
     lap('processes');
 
     progress('namespaces');
@@ -98,6 +115,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     const roots = host ? cgroupRoots(host.mounts, host.readerPid) : [];
     const nsMounts = netnsMounts(views);
     const graph = readReferenceGraph({
+      // every map's shape, only to guess which map a mapping is (no iterators)
       withMaps: ps.mapMappings.size > 0, cgroupRoots: roots, memlock: true,
       netns: () => discoverNetns({ pids: ps.processes.keys(), netNsFds: ps.netNsFds, mounts: nsMounts }),
     }, errors);
@@ -110,6 +128,8 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     if (cache?.size) {
       const busy = new Set(ps.bpfFds.map((f) => objectKey(f.kind, f.id)));
       for (const p of graph.progs.values()) for (const m of p.mapIds) busy.add(objectKey('map', m));
+      for (const m of mmappedMaps) busy.add(objectKey('map', m));
+      // a mapping procfs cannot tie to one map could be of any map
       const mmaps = ps.mapMappings.size > 0;
       reader.cached = (dev, inode, ctimeMs) => {
         const o = cache.get(`${dev}\0${inode}\0${new Date(ctimeMs).toISOString()}`);
@@ -140,24 +160,12 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     lap('pins');
 
 
-    // The count guard's first read; its task_vma records are the exact mmap holders.
-    progress('counts');
-    const guard = readCounts();
-    if (!guard.ok) {
-      errors.push({
-        scope: 'count guard',
-        message: `BPF iterators unavailable (${guard.why}): verdicts rest on the references pinleak can name; a referrer with no API (a socket filter, an fd in flight, an LWT route) cannot be seen`,
-      });
-    }
-    lap('counts');
-
     // after the pins: prog arrays are opened through their pins
     progress('contents');
     graph.refs.push(...contentRefs({ ps, graph, pins, access, mapTypes: mapTypesOf(guard) }, errors));
     lap('contents');
 
     progress('holders');
-    const exactMmaps = guard.ok ? guard.counts.vmas.filter((v) => v.pid !== process.pid) : undefined;
     const holders = buildHolders(ps, graph.maps, pageSize(), containerOf, exactMmaps);
     lap('holders');
 
@@ -174,8 +182,8 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     }
 
     progress('objects');
-    const heldMaps = new Set(ps.bpfFds.filter((f) => f.kind === 'map').map((f) => f.id));
-    const objects = collectObjects({ graph, pins, heldMaps }, errors);
+    const heldMaps = new Set([...ps.bpfFds.filter((f) => f.kind === 'map').map((f) => f.id), ...mmappedMaps]);
+    const objects = collectObjects({ graph, pins, heldMaps, mapIds: kernel?.maps.keys() }, errors);
     lap('objects');
 
     return {

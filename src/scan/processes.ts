@@ -8,6 +8,7 @@ import {
   readBpfMapMappings, readCgroup, type MapMapping,
 } from '../kernel/procfs.js';
 import type { ObjectKind } from '../model.js';
+import type { KernelCounts } from '../kernel/iterators.js';
 
 export interface Process {
   pid: number;
@@ -70,7 +71,13 @@ export function isLive(stat: Pick<ProcStat, 'state' | 'threads'>): boolean {
   return !((stat.state === 'Z' || stat.state === 'X') && !(stat.threads > 1));
 }
 
-export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number, total: number) => void }): ProcessScan {
+/**
+ * `kernel`: one read of the task_file/task_vma iterators (the count guard's). It names every
+ * BPF fd of every task with its id, so no process's fdinfo is read, and every mapping of a
+ * map exactly, so no /proc/<pid>/maps is read either (`mapMappings` then stays empty: the
+ * mappings are the iterator's `vmas`). Without it (iterators refused) procfs gives both.
+ */
+export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onProgress?: (done: number, total: number) => void }): ProcessScan {
   const processes = new Map<number, Process>();
   const bpfFds: FdRef[] = [];
   const nsFds: NsFdRef[] = [];
@@ -80,6 +87,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
   const perfFds: PerfFd[] = [];
   const pids = listPids();
   const self = process.pid;
+  const kernel = opts.kernel;
   let done = 0;
   for (const pid of pids) {
     if (++done % 200 === 0) opts.onProgress?.(done, pids.length);
@@ -94,7 +102,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
     if (fds === 'denied') unreadable.push(pid);
     let interesting = false;
     if (fds && fds !== 'denied') {
-      const held = bpfFdsOf(pid, fds);
+      const held = kernel ? [] : bpfFdsOf(pid, fds);
       if (held.length) {
         bpfFds.push(...held);
         interesting = true;
@@ -115,7 +123,7 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
         }
       }
     }
-    if (opts.mmaps) {
+    if (opts.mmaps && !kernel) {
       const ranges = readBpfMapMappings(pid);
       if (ranges.length) {
         mapMappings.set(pid, ranges);
@@ -126,8 +134,29 @@ export function scanProcesses(opts: { mmaps: boolean; onProgress?: (done: number
     if (interesting) proc.cgroup = readCgroup(pid);
     processes.set(pid, proc);
   }
+  if (kernel) {
+    bpfFds.push(...kernelFds(kernel, processes));
+    const named = new Set([...bpfFds.map((f) => f.pid), ...kernel.vmas.map((v) => v.pid)]);
+    for (const pid of named) {
+      const p = processes.get(pid);
+      if (p) p.cgroup = readCgroup(pid);
+    }
+  }
   opts.onProgress?.(pids.length, pids.length);
   return { processes, unreadable, bpfFds, nsFds, netNsFds, mapMappings, perfFds };
+}
+
+/** The BPF fds of the live processes (pinleak's own are its scan), in pid and fd order as procfs lists them. */
+function kernelFds(kernel: KernelCounts, processes: Map<number, Process>): FdRef[] {
+  const out: FdRef[] = [];
+  for (const f of kernel.files) {
+    if (!processes.has(f.pid)) continue; // pinleak itself, a zombie, or gone since the read
+    const r: FdRef = { pid: f.pid, fd: f.fd, kind: f.kind, id: f.id };
+    const type = f.kind === 'map' ? kernel.maps.get(f.id)?.type : undefined;
+    if (type !== undefined) r.mapType = MAP_TYPES[type] ?? `type_${type}`;
+    out.push(r);
+  }
+  return out.sort((a, b) => a.pid - b.pid || a.fd - b.fd);
 }
 
 /** The BPF objects among a process's fds, with their ids from fdinfo (fdinfo read for bpf fds only). */

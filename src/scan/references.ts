@@ -36,7 +36,8 @@ function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, err
     if (fd === null) continue; // freed since the id walk
     try {
       out.set(id, read(fd));
-      if (memlock) memlock.set(objectKey(kind, id), readBpfFdinfo('self', fd)?.memlock ?? 0);
+      // a link's fdinfo has no memlock line (it charges nothing): no read for 0
+      if (memlock) memlock.set(objectKey(kind, id), kind === 'link' ? 0 : readBpfFdinfo('self', fd)?.memlock ?? 0);
     } catch (e) {
       if (!(e instanceof KernelError && e.code === 'ENOENT')) errors.push({ scope: `${kind} ${id}`, message: (e as Error).message });
     } finally {

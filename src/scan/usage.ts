@@ -32,15 +32,17 @@ export function usageProbe(
   let takenAt = 0;
   let sweep: ((kind: string, id: number) => string | null) | null = null;
   const take = () => {
-    const ps = scanProcesses({ mmaps: true });
+    // The counts and the pins at the same moment: an unlink made after this read is in both.
+    const guard = readCounts();
+    const pins = pinsNow();
+    // the counts' task_file/task_vma records give every BPF fd and every mapping of a map
+    // exactly, as in a scan: the graph then opens no map by id (no prog array either)
+    const ps = scanProcesses({ mmaps: true, kernel: guard.ok ? guard.counts : undefined });
     const errors: { scope: string; message: string }[] = [];
     const graph = readReferenceGraph({
       withMaps: ps.mapMappings.size > 0, cgroupRoots: scope.cgroupRoots,
       netns: () => discoverNetns({ pids: ps.processes.keys(), netNsFds: ps.netNsFds, mounts: scope.netnsMounts }),
     }, errors);
-    // The counts and the pins at the same moment: an unlink made after this read is in both.
-    const guard = readCounts();
-    const pins = pinsNow();
     graph.refs.push(...contentRefs({ ps, graph, pins, access: scope.access, mapTypes: mapTypesOf(guard) }, errors));
     const exactMmaps = guard.ok ? guard.counts.vmas.filter((v) => v.pid !== process.pid) : undefined;
     const holders = buildHolders(ps, graph.maps, pageSize(), () => null, exactMmaps);
