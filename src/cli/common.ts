@@ -1,6 +1,7 @@
 // What every command shares: global options, the database, the config file, privileges,
 // progress on stderr, and output (JSON on stdout stays clean).
 import { effectiveCapabilities } from '../kernel/procfs.js';
+import { Capability } from '../kernel/abi.js';
 import { PinleakError } from '../errors.js';
 import { openStore, resolveSnapshot, loadSnapshot, type Store } from '../store/index.js';
 import { loadConfig, type Config } from '../analysis/config.js';
@@ -42,7 +43,7 @@ export function userConfig(a: GlobalArgs): Config {
   return loadConfig(a.config);
 }
 
-const CAPS: [number, string][] = [[21, 'CAP_SYS_ADMIN'], [39, 'CAP_BPF'], [19, 'CAP_SYS_PTRACE']];
+const CAPS: [number, string][] = [[Capability.SYS_ADMIN, 'CAP_SYS_ADMIN'], [Capability.BPF, 'CAP_BPF'], [Capability.SYS_PTRACE, 'CAP_SYS_PTRACE']];
 
 /** Scanning reads every process and opens every pin: root or these capabilities. */
 export function requirePrivileges(what: string): void {
