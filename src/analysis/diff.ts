@@ -1,7 +1,7 @@
 // Comparing two snapshots (SPEC sections 3 and 4). Within one boot a pin is matched by
 // instance, path and object id; across boots (ids, pids and MAJ:MIN all reset) by
 // mount point, path, kind and name.
-import { SCHEMA_VERSION, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } from '../model.js';
+import { SCHEMA_VERSION, pinKey, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } from '../model.js';
 import { isLeak, memlockOnce } from './summary.js';
 
 export interface StatusChange {
@@ -24,11 +24,12 @@ export interface DiffResult {
   memlockDelta: { total: number; orphaned: number; leaked: number };
 }
 
+/** What a pin is matched by: a stored pin, or one a scan has just found. */
+export type PinIdentity = Pick<Pin, 'instance' | 'path'> & { object: { kind: string; id: number; name: string } | null };
+
 /** The key a pin is matched by; `sameBoot` decides which identity still means anything. */
-export function pinKeyer(doc: SnapshotDoc, sameBoot: boolean): (p: Pin) => string {
-  if (sameBoot) {
-    return (p) => `${p.instance}\u0000${p.path}\u0000${p.object ? `${p.object.kind}:${p.object.id}` : '-'}`;
-  }
+export function pinKeyer(doc: SnapshotDoc, sameBoot: boolean): (p: PinIdentity) => string {
+  if (sameBoot) return pinKey;
   // The instance's lowest mount point names it across a reboot (its MAJ:MIN does not).
   const mountOf = new Map<string, string>();
   for (const i of doc.instances) {

@@ -4,6 +4,7 @@
 // liveness spreads from those roots along references, transitively: a live program's
 // maps, a live prog array's programs, a live outer map's inner maps, and so on.
 import { isObjectKind, objectKey, type KernelRef, type UsedBy } from '../model.js';
+import { plural } from '../plural.js';
 
 export interface Liveness {
   /** object key -> why something alive reaches it (the first, shortest chain) */
@@ -161,7 +162,7 @@ export function unexplainedReason(u: Unexplained): string {
   if (u.users > 0) {
     return `${u.users === 1 ? 'a file' : `${u.users} files`} that pinleak cannot see still ${u.users === 1 ? 'holds' : 'hold'} it (an fd in flight in SCM_RIGHTS, an io_uring registered file)`;
   }
-  if (u.refs > 0) return `${u.refs === 1 ? '1 reference' : `${u.refs} references`} that pinleak cannot name (the kernel counts a live referrer: a socket filter, an LWT route, an iptables rule, an fd in flight)`;
+  if (u.refs > 0) return `${plural(u.refs, 'reference')} that pinleak cannot name (the kernel counts a live referrer: a socket filter, an LWT route, an iptables rule, an fd in flight)`;
   return 'referenced in a way whose kernel count pinleak cannot check exactly; assumed in use';
 }
 

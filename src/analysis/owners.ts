@@ -209,7 +209,8 @@ export function ownerRuleProblem(v: unknown, field: string): string | null {
   return null;
 }
 
-function copyRule(r: OwnerRule): OwnerRule {
+/** A rule of its own (the catalog is handed out as copies: a caller may change its copy). */
+export function copyRule(r: OwnerRule): OwnerRule {
   const out: OwnerRule = { tool: r.tool, persistent: r.persistent };
   if (r.paths) out.paths = [...r.paths];
   if (r.names) out.names = [...r.names];

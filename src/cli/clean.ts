@@ -4,10 +4,10 @@
 import os from 'node:os';
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
-import { SCHEMA_VERSION, STATUSES, type Pin, type Status } from '../model.js';
-import { CLEANABLE, pinKey, recheck, selectCandidates } from '../analysis/clean.js';
+import { SCHEMA_VERSION, STATUSES, objectKey, pinPlace, type Pin, type Status } from '../model.js';
+import { recheck, selectCandidates } from '../analysis/clean.js';
 import { parseDuration } from '../analysis/config.js';
-import { memlockOnce } from '../analysis/summary.js';
+import { isLeakStatus, memlockOnce } from '../analysis/summary.js';
 import { allIds } from '../kernel/bpf.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { releaseAll } from '../scan/host.js';
@@ -95,7 +95,7 @@ export const cleanCommand = {
 
 /** leaked and orphaned; persistent only named together with --stale, and --stale only with it. */
 function checkCleanStatuses(statuses: Status[], stale: boolean): void {
-  const refused = statuses.filter((s) => !CLEANABLE.includes(s) && !(s === 'persistent' && stale));
+  const refused = statuses.filter((s) => !isLeakStatus(s) && !(s === 'persistent' && stale));
   if (refused.includes('persistent')) {
     throw new PinleakError('clean removes persistent pins only with --stale (--status persistent --stale: those nothing uses any more)');
   }
@@ -107,13 +107,13 @@ function clean(
   candidates: Pin[], freshPins: Pin[], statuses: Status[], stale: boolean, scan: Awaited<ReturnType<typeof takeSnapshot>>['scan'],
   dryRun: boolean, audit: (p: Pin) => void, transaction: (fn: () => void) => void,
 ): CleanResult {
-  const freshByKey = new Map(freshPins.map((p) => [pinKey(p), p]));
+  const freshByPlace = new Map(freshPins.map((p) => [pinPlace(p), p]));
   const reader = objectReader();
   const unlinked = new Set<string>();
-  const usage = usageProbe(scan, () => scan.pins.filter((p) => !unlinked.has(`${p.instance}\0${p.path}`)));
+  const usage = usageProbe(scan, () => scan.pins.filter((p) => !unlinked.has(pinPlace(p))));
   const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [], warnings: [] };
   for (const c of candidates) {
-    const fresh = freshByKey.get(pinKey(c));
+    const fresh = freshByPlace.get(pinPlace(c));
     const why = recheck(c, fresh, statuses, stale);
     if (why) {
       result.skipped.push({ pin: fresh ?? c, why });
@@ -142,7 +142,7 @@ function clean(
             audit(pin);
             handle!.unlink();
           });
-          unlinked.add(`${pin.instance}\0${pin.path}`);
+          unlinked.add(pinPlace(pin));
         } catch (e) {
           result.skipped.push({ pin, why: `unlink failed: ${(e as Error).message}` });
           continue;
@@ -164,17 +164,19 @@ function clean(
   return result;
 }
 
+const objectKeyOf = (p: Pin): string => objectKey(p.object!.kind, p.object!.id);
+
 /** Removed pins whose object has no other pin left. */
 function lastPins(removed: Pin[], all: Pin[]): Pin[] {
-  const gone = new Set(removed.map(pinKey));
-  const stillPinned = new Set(all.filter((p) => p.object && !gone.has(pinKey(p))).map((p) => `${p.object!.kind}:${p.object!.id}`));
-  return removed.filter((p) => !stillPinned.has(`${p.object!.kind}:${p.object!.id}`));
+  const gone = new Set(removed.map(pinPlace));
+  const stillPinned = new Set(all.filter((p) => p.object && !gone.has(pinPlace(p))).map(objectKeyOf));
+  return removed.filter((p) => !stillPinned.has(objectKeyOf(p)));
 }
 
 /** The kernel frees an object once its last reference goes; it may take a moment (RCU). */
 async function verifyFreed(result: CleanResult, all: Pin[]): Promise<void> {
   const last = lastPins(result.removed, all);
-  const pending = new Map(last.map((p) => [`${p.object!.kind}:${p.object!.id}`, p]));
+  const pending = new Map(last.map((p) => [objectKeyOf(p), p]));
   const deadline = Date.now() + 3000;
   while (pending.size && Date.now() < deadline) {
     // Walk the id tables, never open by id: opening a prog array with no user reference
@@ -186,7 +188,7 @@ async function verifyFreed(result: CleanResult, all: Pin[]): Promise<void> {
     if (pending.size) await new Promise((r) => setTimeout(r, 50));
   }
   result.notFreed = [...pending.values()].map((p) => ({ kind: p.object!.kind, id: p.object!.id }));
-  result.freedBytes = memlockOnce(last.filter((p) => !pending.has(`${p.object!.kind}:${p.object!.id}`)));
+  result.freedBytes = memlockOnce(last.filter((p) => !pending.has(objectKeyOf(p))));
 }
 
 /** Who ran the clean, for the audit table. */

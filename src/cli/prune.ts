@@ -7,6 +7,7 @@ import { parseDuration } from '../analysis/config.js';
 import { pruneSnapshots } from '../store/index.js';
 import { bytes } from '../report/format.js';
 import { type GlobalArgs, openDb, dbPath, emitJson, summary } from './common.js';
+import { plural } from '../plural.js';
 
 interface Args extends GlobalArgs {
   keep?: number;
@@ -36,7 +37,7 @@ export const pruneCommand = {
       const { removed } = pruneSnapshots(store, { keep: a.keep, olderThanMs });
       const after = fileSize(file);
       if (a.json) emitJson({ schemaVersion: SCHEMA_VERSION, removed, bytesBefore: before, bytesAfter: after });
-      else summary(a, `removed ${removed} snapshot${removed === 1 ? '' : 's'}; ${file} went from ${bytes(before)} to ${bytes(after)}`);
+      else summary(a, `removed ${plural(removed, 'snapshot')}; ${file} went from ${bytes(before)} to ${bytes(after)}`);
     } finally {
       store.close();
     }

@@ -10,6 +10,7 @@ import { chartLibrary, renderReportHtml } from '../report/html.js';
 import { pinleakVersion } from '../package.js';
 import { type GlobalArgs, openDb, emitJson, summary, dbPath } from './common.js';
 import { writeFileAtomic } from './files.js';
+import { plural } from '../plural.js';
 
 interface Args extends GlobalArgs {
   since?: string;
@@ -59,6 +60,6 @@ export const reportCommand = {
     }
     writeFileAtomic(a.output, html, { refuse: [dbPath(a)] });
     if (a.json) emitJson({ schemaVersion: SCHEMA_VERSION, output: a.output, snapshots, bytes: Buffer.byteLength(html) });
-    else summary(a, `wrote the report of ${snapshots} snapshot${snapshots === 1 ? '' : 's'} to ${a.output}`);
+    else summary(a, `wrote the report of ${plural(snapshots, 'snapshot')} to ${a.output}`);
   },
 };

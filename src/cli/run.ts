@@ -106,7 +106,7 @@ export const runCommand = {
         store, config, label: 'run:after', onProgress: progressReporter(a),
         creatorHint: (p) => {
           const k = key(p.object!.kind, p.object!.id);
-          if (existed.has(`${p.instance}\u0000${p.path}\u0000${k}`)) return null;
+          if (existed.has(beforeKey(p))) return null;
           const seen = sightings.get(k);
           if (seen) return seen;
           // Weaker evidence: pinned while CMD ran, but never seen held by its tree. Reported,

@@ -2,13 +2,14 @@
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
 import { takeSnapshot } from '../scan/snapshot.js';
-import { saveSnapshot } from '../store/index.js';
+import { saveSnapshot, namesSnapshotById } from '../store/index.js';
 import { renderLeaks, renderSummary } from '../report/text.js';
 import { isLeak } from '../analysis/summary.js';
 import {
   type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle,
 } from './common.js';
 import { openHistory } from './history.js';
+import { looksLikeFile } from './baseline.js';
 import { retentionAfterStore } from './retention.js';
 import { announcePartial, refusePartial } from './partial.js';
 
@@ -22,7 +23,7 @@ interface Args extends GlobalArgs {
 /** A label must not read as something else where SNAPSHOT or a baseline is expected. */
 export function checkLabel(label: string | undefined): void {
   if (label === undefined) return;
-  if (!label.trim() || /^(latest(~\d+)?|\d+)$/.test(label) || label.includes('/') || label.endsWith('.json')) {
+  if (!label.trim() || namesSnapshotById(label) || looksLikeFile(label)) {
     throw new PinleakError(`--label ${JSON.stringify(label)}: a label must not be empty, a number, "latest", "latest~N", contain "/" or end in ".json" (those name snapshots or files)`);
   }
 }

@@ -3,7 +3,8 @@
 import type { HostObject, ObjectsDoc, ObjectTotals, UsedBy } from '../model.js';
 import { ownerGroup } from '../analysis/objects.js';
 import { ago, bytes, paint, safe, type Style } from './format.js';
-import { plural, snapshotRef, statusText } from './text.js';
+import { snapshotRef, statusText } from './text.js';
+import { plural } from '../plural.js';
 
 /** How many references of one object a line lists before it counts the rest. */
 const REFS_SHOWN = 5;

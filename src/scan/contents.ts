@@ -18,6 +18,7 @@ import type { KernelRef, ScanError, ScannedPin } from '../model.js';
 import { pathThrough, type InstanceAccess } from './instances.js';
 import type { FdRef, PerfFd, ProcessScan } from './processes.js';
 import type { ReferenceGraph } from './references.js';
+import { plural } from '../plural.js';
 
 export interface ContentLimits {
   /** entries read from one map */
@@ -223,7 +224,7 @@ function refsOfMap(fd: number, m: MapDetails, budget: Budget, linkedProgs: Set<n
       if (!known) {
         refs.push({ to: { kind: 'map', id: m.id }, from: { kind: 'sockets', id: 0 }, what: 'may hold sockets (a sockmap with 4-byte values does not say which slots are taken)', count: null });
       } else if (sockets.size) {
-        refs.push({ to: { kind: 'map', id: m.id }, from: { kind: 'sockets', id: sockets.size }, what: `holds ${sockets.size} socket${sockets.size === 1 ? '' : 's'}`, count: null });
+        refs.push({ to: { kind: 'map', id: m.id }, from: { kind: 'sockets', id: sockets.size }, what: `holds ${plural(sockets.size, 'socket')}`, count: null });
       }
       for (const [type, name] of Object.entries(SOCK_MAP_ATTACH_TYPES)) {
         let ids: number[];

@@ -17,6 +17,7 @@ const MAX_DEPTH = 512;
 export const PRELOAD_NAMES = new Set(['/maps.debug', '/progs.debug']);
 
 export type { ScannedObject };
+/** @deprecated ScannedPin (model.ts); kept only for scan/host.ts and scan/objects.ts until the perf branch is merged */
 export type RawPin = ScannedPin;
 
 export interface WalkStats {
@@ -76,9 +77,9 @@ export function objectReader(): ObjectReader {
 }
 
 /** The pins of one instance; null when every mount of it went away during the scan. */
-export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: ScanError[], stats: WalkStats): RawPin[] | null {
+export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: ScanError[], stats: WalkStats): ScannedPin[] | null {
   const inst = iv.instance;
-  const pins = new Map<string, RawPin>();
+  const pins = new Map<string, ScannedPin>();
   const groups = mountsToWalk(iv.accesses);
   if (!groups.length) {
     inst.error = 'no process can reach any of its mounts';
@@ -197,8 +198,8 @@ function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: 
 }
 
 /** null when the pin was removed between the listing and the open: normal on a busy host. */
-function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader: ObjectReader): RawPin | null {
-  const pin: RawPin = {
+function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader: ObjectReader): ScannedPin | null {
+  const pin: ScannedPin = {
     instance: dev, path: rel, mountPaths: [], inode: st.ino, ctimeMs: st.ctimeMs, uid: st.uid, gid: st.gid,
     mode: st.mode & 0o7777, object: null, error: null, preload: PRELOAD_NAMES.has(rel),
   };

@@ -1,6 +1,6 @@
 // From a scan of the host to a classified snapshot document (SPEC section 4).
-import { SCHEMA_VERSION, objectKey, type HostObject, type Holder, type SnapshotDoc } from '../model.js';
-import { classifyPins, key, type ClassifyContext, type Sighting } from '../analysis/classify.js';
+import { SCHEMA_VERSION, objectKey, type HostObject, type Holder, type ScannedPin, type SnapshotDoc } from '../model.js';
+import { classifyPins, type ClassifyContext, type Sighting } from '../analysis/classify.js';
 import { summarize, fillInstanceTotals } from '../analysis/summary.js';
 import { loadCatalog } from '../analysis/owners.js';
 import { catalogOwners, describeObjects, objectTotals, withHistory, type CatalogOwner } from '../analysis/objects.js';
@@ -9,7 +9,6 @@ import { earliestHolders, recordedCreators, pinObjectCache, staleRuns, unexplain
 import type { StaleRecord } from '../analysis/stale.js';
 import { readBootId } from '../kernel/procfs.js';
 import { scanHost, type HostScan, type Progress } from './host.js';
-import type { RawPin } from './pins.js';
 import { partialReasons } from './partial.js';
 
 export interface SnapshotOptions {
@@ -18,7 +17,7 @@ export interface SnapshotOptions {
   label?: string | null;
   onProgress?: Progress;
   /** creators `pinleak run` observed during this invocation, not yet stored (evidence 1) */
-  creatorHint?: (p: RawPin) => Sighting | null;
+  creatorHint?: (p: ScannedPin) => Sighting | null;
   /** keep the namespace anchors alive for the caller (see scanHost) */
   keepAnchors?: boolean;
 }
@@ -46,7 +45,7 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   if (opts.creatorHint) {
     for (const p of scan.pins) {
       const s = p.object ? opts.creatorHint(p) : null;
-      if (s) recorded.set(key(p.object!.kind, p.object!.id), { ...s, source: s.source ?? 'run' });
+      if (s) recorded.set(objectKey(p.object!.kind, p.object!.id), { ...s, source: s.source ?? 'run' });
     }
   }
   const ctx = contextFromScan(scan, opts.config, history, recorded, stale);
@@ -107,8 +106,6 @@ export function contextFromScan(
     objectOwners: objectOwnersOf(scan, catalog),
   };
 }
-
-export { key };
 
 /** The catalog's owner of every object the scan read, by its pin paths and its name. */
 function objectOwnersOf(scan: HostScan, catalog: ReturnType<typeof loadCatalog>): Map<string, CatalogOwner> {

@@ -2,7 +2,8 @@
 // holders (fds, mmaps) and live kernel references, from a sweep at most maxAgeMs old, and
 // the count guard read afresh for every check (each unlink changes the counts).
 import { pageSize } from '../kernel/procfs.js';
-import { liveObjects, key } from '../analysis/classify.js';
+import { liveObjects } from '../analysis/classify.js';
+import { objectKey } from '../model.js';
 import { scanProcesses } from './processes.js';
 import { readReferenceGraph } from './references.js';
 import { buildHolders } from './holders.js';
@@ -47,14 +48,14 @@ export function usageProbe(
       // a kernel graph read only in part cannot prove that nothing uses the object
       if (errors.length) return `cannot confirm it is unused: ${errors[0]!.scope}: ${errors[0]!.message}`;
       if (ps.unreadable.length) return `cannot confirm it is unused: the fds of pid ${ps.unreadable[0]} could not be read`;
-      const h = holders.byObject.get(key(kind, id));
+      const h = holders.byObject.get(objectKey(kind, id));
       if (h?.length) return `held by pid ${h[0]!.pid} (${h[0]!.comm}) now`;
-      const why = kind !== 'link' ? live.live.get(key(kind, id)) : undefined;
+      const why = kind !== 'link' ? live.live.get(objectKey(kind, id)) : undefined;
       if (why !== undefined) return `in use now: ${why}`;
       // The counts right now: any referrer the kernel counts that nothing names keeps it.
       const now = readCounts();
       if (now.ok) {
-        const left = residue(now.counts, pinsNow(), graph.refs).get(key(kind, id));
+        const left = residue(now.counts, pinsNow(), graph.refs).get(objectKey(kind, id));
         if (left) return `in use now: ${unexplainedReason(left)}`;
       }
       return null;

@@ -1,5 +1,6 @@
 // What the store knows of the model's fields, and the snapshots row shared by the readers.
 import type { SnapshotMeta, Status } from '../model.js';
+import { LEAK_STATUSES as LEAKS } from '../analysis/summary.js';
 import { PinleakError } from '../errors.js';
 import { keys } from './codec.js';
 
@@ -18,8 +19,8 @@ export const OWNER_KEYS = keys('tool', 'persistent', 'pathPid', 'pathPidAlive');
 export const CREATOR_KEYS = keys('pid', 'startTime', 'comm', 'alive', 'firstSeenSnapshot', 'source', 'container');
 export const ERROR_KEYS = keys('scope', 'message');
 
-/** A pin counts as a leak when it is orphaned or leaked (SPEC section 2). */
-export const LEAK_STATUSES: ReadonlySet<Status> = new Set<Status>(['orphaned', 'leaked']);
+/** @deprecated use isLeak (analysis/summary.ts); kept only for store/save.ts until the perf branch is merged */
+export const LEAK_STATUSES: ReadonlySet<Status> = new Set<Status>(LEAKS);
 
 export function unknownSnapshot(spec: string): PinleakError {
   return new PinleakError(`unknown snapshot "${spec}": run \`pinleak snapshots\` to list them`);

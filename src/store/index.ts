@@ -3,10 +3,10 @@ export { openStore, BUSY_TIMEOUT_MS, type Store, type OpenOptions } from './db.j
 export { DB_SCHEMA_VERSION } from './schema.js';
 export { saveSnapshot } from './save.js';
 export { loadSnapshot } from './load.js';
-export { listSnapshots, resolveSnapshot, type SnapshotListEntry } from './snapshots.js';
+export { listSnapshots, resolveSnapshot, namesSnapshotById, type SnapshotListEntry } from './snapshots.js';
 export {
   earliestHolders, recordCreators, staleRuns, recordedCreators, pinObjectCache, type CachedObject,
-  type HolderSighting, type CreatorRecord, type ObjectKey,
+  type HolderSighting, type CreatorRecord,
 } from './history.js';
 export { recordAction, listActions, type ActionRecord, type ActionEntry } from './actions.js';
 export { pruneSnapshots, type PruneOptions } from './prune.js';

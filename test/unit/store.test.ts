@@ -485,7 +485,7 @@ describe('stale runs (issue 14)', () => {
     p.stale = stale;
     return d;
   }
-  const MAP = [{ kind: 'map', id: 77 }];
+  const MAP = [{ kind: 'map' as const, id: 77 }];
 
   it('a run starts at the snapshot that first stores it, continues, and ends when a stored scan finds the object used', () => {
     const s = open();
