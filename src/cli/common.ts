@@ -4,7 +4,7 @@ import { effectiveCapabilities } from '../kernel/procfs.js';
 import { Capability } from '../kernel/abi.js';
 import { PinleakError } from '../errors.js';
 import { openStore, resolveSnapshot, loadSnapshot, type Store } from '../store/index.js';
-import { loadConfig, type Config } from '../analysis/config.js';
+import { loadConfig, parseDuration, type Config } from '../analysis/config.js';
 import type { SnapshotDoc } from '../model.js';
 import { styleFor, type Style } from '../report/format.js';
 import type { Progress } from '../scan/host.js';
@@ -99,18 +99,46 @@ export function loadStored(store: Store, spec: string | undefined): SnapshotDoc 
   return loadSnapshot(store, resolveSnapshot(store, spec ?? 'latest'));
 }
 
-/** --instance names a bpffs instance by its superblock MAJ:MIN. */
-export function checkInstance(dev: string | undefined): void {
-  if (dev !== undefined && !/^\d+:\d+$/.test(dev)) {
-    throw new PinleakError(`--instance ${dev}: name an instance by its MAJ:MIN, as \`pinleak mounts\` lists them (e.g. 0:39)`);
-  }
-}
+// Option values yargs checks and converts (coerce) before a handler runs: a bad one is a
+// usage error, one line, and the handler gets the value it needs (a list, milliseconds).
 
-export function parseList<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T[] | null {
-  if (value === undefined) return null;
+/** A comma-separated list of some of `allowed`. */
+export const listOf = <T extends string>(allowed: readonly T[], flag: string) => (value: string): T[] => {
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   for (const i of items) {
     if (!allowed.includes(i as T)) throw new PinleakError(`--${flag} ${i}: must be one of ${allowed.join(', ')}`);
   }
   return items as T[];
+};
+
+/** A duration (90s, 15m, 12h, 7d, 2w), in milliseconds. */
+export const durationOption = (value: string): number => parseDuration(value);
+
+/** A whole number >= 0; `why` is the message for anything else. */
+export const countOption = (why: (value: number) => string) => (value: number): number => {
+  if (!Number.isInteger(value) || value < 0) throw new PinleakError(why(value));
+  return value;
+};
+
+/** --instance names a bpffs instance by its superblock MAJ:MIN. */
+export const instanceOption = (dev: string): string => {
+  if (!/^\d+:\d+$/.test(dev)) {
+    throw new PinleakError(`--instance ${dev}: name an instance by its MAJ:MIN, as \`pinleak mounts\` lists them (e.g. 0:39)`);
+  }
+  return dev;
+};
+
+/** --output FILE: a file name, not an empty string. */
+export const outputOption = (file: string): string => {
+  if (file.trim() === '') throw new PinleakError('--output needs a file name');
+  return file;
+};
+
+/** Runs a scan with the progress line on, and clears the line however the scan ends. */
+export async function withProgress<T>(a: GlobalArgs, scan: (onProgress: Progress | undefined) => Promise<T>): Promise<T> {
+  try {
+    return await scan(progressReporter(a));
+  } finally {
+    endProgress(a);
+  }
 }

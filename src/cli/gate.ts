@@ -1,12 +1,11 @@
 // pinleak gate --baseline SNAPSHOT: scan now, compare with the baseline, exit 1 past the thresholds.
 import type { Argv } from 'yargs';
-import { PinleakError } from '../errors.js';
 import { diffSnapshots, gate } from '../analysis/diff.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { retentionAfterStore } from './retention.js';
 import { saveSnapshot } from '../store/index.js';
 import { renderGate, renderJunit } from '../report/changes.js';
-import { type GlobalArgs, requirePrivileges, userConfig, openDb, dbPath, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, countOption, dbPath, emitJson, summary, outStyle } from './common.js';
 import { loadBaseline } from './baseline.js';
 import { openHistory } from './history.js';
 import { refusePartial } from './partial.js';
@@ -24,32 +23,27 @@ interface Args extends GlobalArgs {
   store: boolean;
 }
 
-const nonNegative = (v: number | undefined, flag: string) => {
-  if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new PinleakError(`--${flag} must be a whole number >= 0, got ${v}`);
-  return v;
-};
+const nonNegative = (flag: string) => countOption((v) => `--${flag} must be a whole number >= 0, got ${v}`);
 
 export const gateCommand = {
   command: 'gate',
   describe: 'scan now, diff against a baseline, exit 1 when new leaks pass the thresholds (CI gate)',
   builder: (y: Argv) => y
     .option('baseline', { type: 'string', demandOption: true, describe: 'snapshot (id, label, latest~N) or `scan --json` file' })
-    .option('max-new-leaks', { type: 'number', describe: 'new leaks allowed (default 0, or no limit when only --max-leaked-bytes is given)' })
-    .option('max-leaked-bytes', { type: 'number', describe: 'memory the new leaks may hold' })
+    .option('max-new-leaks', { type: 'number', coerce: nonNegative('max-new-leaks'), describe: 'new leaks allowed (default 0, or no limit when only --max-leaked-bytes is given)' })
+    .option('max-leaked-bytes', { type: 'number', coerce: nonNegative('max-leaked-bytes'), describe: 'memory the new leaks may hold' })
     .option('junit', { type: 'string', describe: 'write a JUnit XML report here (one case per new leak)' })
     .option('html', { type: 'string', describe: 'write a self-contained HTML page of the finding here (new leaks, baseline vs now)' })
     .option('allow-partial', { type: 'boolean', default: false, describe: 'judge even a scan that could not see the whole host' })
     .option('store', { type: 'boolean', default: true, describe: 'store the scan with label "gate" (--no-store: do not)' }),
   handler: async (a: Args) => {
-    const maxNewLeaks = nonNegative(a.maxNewLeaks, 'max-new-leaks');
-    const maxLeakedBytes = nonNegative(a.maxLeakedBytes, 'max-leaked-bytes');
+    const { maxNewLeaks, maxLeakedBytes } = a;
     requirePrivileges('pinleak gate');
     const config = userConfig(a);
     const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
       const baseline = loadBaseline(store, a.baseline); // resolved before scanning: a typo fails fast
-      const { doc, scan, objects } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });
-      endProgress(a);
+      const { doc, objects } = await withProgress(a, (onProgress) => takeSnapshot({ store, config, label: 'gate', onProgress }));
       if (!a.allowPartial) refusePartial(doc.snapshot, 'the gate does not judge it (pass --allow-partial to judge anyway)');
       if (a.store && store) {
         saveSnapshot(store, doc, objects);

@@ -34,6 +34,9 @@ function fail(err: unknown, debug: boolean): never {
   process.exit(2);
 }
 
+/** yargs writes some messages over several lines ("Invalid values:\n  Argument: ..."): the contract is one. */
+const oneLine = (text: string): string => text.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+
 export async function main(argv: string[]): Promise<void> {
   const debug = argv.includes('--debug');
   // `pinleak leaks | head`: a reader that stops early is not an error.
@@ -65,8 +68,10 @@ export async function main(argv: string[]): Promise<void> {
     .help()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      if (err) throw err;
-      throw new PinleakError(`${msg.replace(/\n.*/s, '')} (see pinleak --help)`);
+      // yargs' own errors (its validation, and a coerce function's throw, which it re-wraps
+      // as a YError) are usage errors; anything else comes from a handler, as it was thrown
+      if (err && err.name !== 'YError') throw err;
+      throw new PinleakError(`${oneLine(msg ?? err.message)} (see pinleak --help)`);
     });
   try {
     await cli.parseAsync();

@@ -1,5 +1,5 @@
 // The SQLite store (SPEC section 5).
-export { openStore, BUSY_TIMEOUT_MS, type Store, type OpenOptions } from './db.js';
+export { openStore, writeTransaction, BUSY_TIMEOUT_MS, type Store, type OpenOptions } from './db.js';
 export { DB_SCHEMA_VERSION } from './schema.js';
 export { saveSnapshot } from './save.js';
 export { loadSnapshot } from './load.js';
