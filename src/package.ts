@@ -24,11 +24,3 @@ export function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
 }
 
-/** The version for output files (metrics, reports): never fails, `unknown` at worst. */
-export function pinleakVersion(): string {
-  try {
-    return packageVersion();
-  } catch {
-    return 'unknown';
-  }
-}

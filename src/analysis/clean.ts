@@ -6,7 +6,7 @@ import { isLeakStatus } from './summary.js';
 
 export interface CleanFilter {
   statuses: Status[];
-  instance?: string;
+  /** the place filters (--instance, --path) */
   keep: (p: Pin) => boolean;
   /** only pins made before this time (ms since the epoch); stale pins: unused since before it */
   createdBefore?: number;

@@ -9,7 +9,7 @@ import { listSnapshots, resolveSnapshot, loadSnapshot } from '../store/index.js'
 import { renderPrometheus } from '../report/prometheus.js';
 import { type GlobalArgs, openDb, emitJson, summary, dbPath, outputOption } from './common.js';
 import { writeFileAtomic } from './files.js';
-import { pinleakVersion } from '../package.js';
+import { packageVersion } from '../package.js';
 
 const FORMATS = ['prometheus'] as const;
 
@@ -52,7 +52,7 @@ export const exportCommand = {
         throw e;
       }
       const doc = loadSnapshot(store, id);
-      const text = renderPrometheus(doc, { version: pinleakVersion() });
+      const text = renderPrometheus(doc, { version: packageVersion() });
       if (a.output === undefined) {
         process.stdout.write(text);
         return;

@@ -11,7 +11,7 @@ import { openHistory } from './history.js';
 import { refusePartial } from './partial.js';
 import { writeFileAtomic } from './files.js';
 import { renderGateHtml } from '../report/html.js';
-import { pinleakVersion } from '../package.js';
+import { packageVersion } from '../package.js';
 
 interface Args extends GlobalArgs {
   baseline: string;
@@ -55,7 +55,7 @@ export const gateCommand = {
       });
       if (a.junit) writeFileAtomic(a.junit, renderJunit(result), { refuse: [dbPath(a)] });
       if (a.html) {
-        const page = renderGateHtml(result, baseline, doc, diffSnapshots(baseline, doc), { version: pinleakVersion(), generatedAt: new Date().toISOString() });
+        const page = renderGateHtml(result, baseline, doc, diffSnapshots(baseline, doc), { version: packageVersion(), generatedAt: new Date().toISOString() });
         writeFileAtomic(a.html, page, { refuse: [dbPath(a)] });
       }
       if (a.json) emitJson(result);

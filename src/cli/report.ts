@@ -6,7 +6,7 @@ import { SCHEMA_VERSION } from '../model.js';
 import { historySeries, loadSnapshot, resolveSnapshot, type Store } from '../store/index.js';
 import { historyModel } from '../report/history.js';
 import { chartLibrary, renderReportHtml } from '../report/html.js';
-import { pinleakVersion } from '../package.js';
+import { packageVersion } from '../package.js';
 import { type GlobalArgs, openDb, emitJson, summary, dbPath, durationOption, outputOption } from './common.js';
 import { writeFileAtomic } from './files.js';
 import { plural } from '../plural.js';
@@ -48,7 +48,7 @@ export const reportCommand = {
       const series = historySeries(store, since ?? '');
       snapshots = series.points.length;
       const model = historyModel(series, latest, stored(store, 'latest~1'), since);
-      html = renderReportHtml(model, chartLibrary(), { version: pinleakVersion(), generatedAt: now.toISOString() });
+      html = renderReportHtml(model, chartLibrary(), { version: packageVersion(), generatedAt: now.toISOString() });
     } finally {
       store.close();
     }

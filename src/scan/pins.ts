@@ -20,6 +20,7 @@ export type { ScannedObject };
 /** @deprecated ScannedPin (model.ts); kept only for scan/host.ts and scan/objects.ts until the perf branch is merged */
 export type RawPin = ScannedPin;
 
+/** @deprecated never read: walkInstance no longer counts; scan/host.ts still passes one until the perf branch is merged */
 export interface WalkStats {
   symlinksSkipped: number;
   foreignSkipped: number;
@@ -77,7 +78,7 @@ export function objectReader(): ObjectReader {
 }
 
 /** The pins of one instance; null when every mount of it went away during the scan. */
-export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: ScanError[], stats: WalkStats): ScannedPin[] | null {
+export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: ScanError[], _unused?: WalkStats): ScannedPin[] | null {
   const inst = iv.instance;
   const pins = new Map<string, ScannedPin>();
   const groups = mountsToWalk(iv.accesses);
@@ -110,7 +111,7 @@ export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: Sca
           if (pins.has(rel)) return;
           const pin = readPin(inst.dev, rel, st, fdPath, reader);
           if (pin) pins.set(rel, pin);
-        }, errors, stats);
+        }, errors);
         walked = true;
       } finally {
         closeFd(fd);
@@ -147,7 +148,7 @@ function stillMounted(a: InstanceAccess, dev: string): boolean {
 
 type PinVisitor = (rel: string, st: fs.Stats, fdPath: string) => void;
 
-function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: PinVisitor, errors: ScanError[], stats: WalkStats): void {
+function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: PinVisitor, errors: ScanError[]): void {
   const base = `/proc/self/fd/${dirFd}`;
   let entries: fs.Dirent[];
   try {
@@ -159,10 +160,7 @@ function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: 
   for (const e of entries) {
     const childRel = `${rel}/${e.name}`;
     const fdPath = `${base}/${e.name}`;
-    if (e.isSymbolicLink()) {
-      stats.symlinksSkipped++;
-      continue;
-    }
+    if (e.isSymbolicLink()) continue;
     if (e.isDirectory()) {
       if (depth >= MAX_DEPTH) {
         errors.push({ scope: `instance ${dev}`, message: `${childRel}: deeper than ${MAX_DEPTH} levels, not walked` });
@@ -176,10 +174,9 @@ function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: 
       }
       try {
         if (devString(fs.fstatSync(cfd).dev) !== dev) {
-          stats.foreignSkipped++; // something else mounted on top: not this instance
-          continue;
+          continue; // something else mounted on top: not this instance
         }
-        walkDir(cfd, childRel, depth + 1, dev, visit, errors, stats);
+        walkDir(cfd, childRel, depth + 1, dev, visit, errors);
       } finally {
         closeFd(cfd);
       }

@@ -35,13 +35,13 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   let stale = new Map<string, StaleRecord>();
   if (opts.store) {
     stale = staleRuns(opts.store, scan.bootId, pinned);
-    for (const [k, list] of earliestHolders(opts.store, scan.bootId, pinned)) {
-      history.set(k, list.map((s) => ({ pid: s.pid, startTime: s.startTime, comm: s.comm, snapshotId: s.snapshotId, container: s.container })));
-    }
+    for (const [k, list] of earliestHolders(opts.store, scan.bootId, pinned)) history.set(k, list);
     for (const [k, r] of recordedCreators(opts.store, scan.bootId, pinned)) {
       recorded.set(k, { pid: r.pid, startTime: r.startTime, comm: r.comm, snapshotId: r.snapshotId, container: r.container, source: 'run' });
     }
   }
+  // What `pinleak run` saw ranks first in this scan (evidence 1), a run-window guess too;
+  // run stores only what it saw held, so a later scan ranks a run-window guess below history.
   if (opts.creatorHint) {
     for (const p of scan.pins) {
       const s = p.object ? opts.creatorHint(p) : null;

@@ -9,9 +9,8 @@ export interface HolderSighting {
   pid: number;
   startTime: number;
   comm: string;
+  /** the first snapshot it was seen in (the sighting outlives the snapshot's pruning) */
   snapshotId: number;
-  /** when that snapshot was taken; null once prune has removed it (the sighting stays) */
-  takenAt: string | null;
   container: Container | null;
 }
 
@@ -46,24 +45,26 @@ function objectsParam(objects: readonly ObjectRef[]): { json: string; keys: stri
  * id. One indexed query however many objects (a json_each() list joined on the primary
  * key of `sightings`). Every requested object has an entry, empty when never held.
  */
+/** earliestHolders' query, exported so that a test explains this very statement. Parameters: objectsParam's json, the boot id. */
+export const EARLIEST_HOLDERS_SQL = `
+    SELECT h.kind, h.obj_id, h.pid, h.start_time, h.comm, h.container_json, h.first_snapshot_id
+    FROM json_each(?) AS j
+    CROSS JOIN sightings AS h
+      ON h.boot_id = ? AND h.kind = json_extract(j.value, '$[0]') AND h.obj_id = json_extract(j.value, '$[1]')
+    ORDER BY h.first_snapshot_id, h.pid, h.start_time`;
+
 export const earliestHolders = guarded(function earliestHolders(store: Store, bootId: string, objects: readonly ObjectRef[]): Map<string, HolderSighting[]> {
   const { json, keys } = objectsParam(objects);
   const out = new Map<string, HolderSighting[]>();
   for (const k of keys) out.set(k, []);
   if (keys.length === 0) return out;
-  const rows = stmt(store.db, `
-    SELECT h.kind, h.obj_id, h.pid, h.start_time, h.comm, h.container_json, h.first_snapshot_id, s.taken_at
-    FROM json_each(?) AS j
-    CROSS JOIN sightings AS h
-      ON h.boot_id = ? AND h.kind = json_extract(j.value, '$[0]') AND h.obj_id = json_extract(j.value, '$[1]')
-    LEFT JOIN snapshots AS s ON s.id = h.first_snapshot_id   -- the snapshot may be pruned; the evidence stays
-    ORDER BY h.first_snapshot_id, h.pid, h.start_time`).all(json, bootId) as {
+  const rows = stmt(store.db, EARLIEST_HOLDERS_SQL).all(json, bootId) as {
     kind: string; obj_id: number; pid: number; start_time: number; comm: string | null; container_json: string | null;
-    first_snapshot_id: number; taken_at: string | null;
+    first_snapshot_id: number;
   }[];
   for (const r of rows) {
     out.get(objectKey(r.kind, r.obj_id))!.push({
-      pid: r.pid, startTime: r.start_time, comm: r.comm ?? '', snapshotId: r.first_snapshot_id, takenAt: r.taken_at,
+      pid: r.pid, startTime: r.start_time, comm: r.comm ?? '', snapshotId: r.first_snapshot_id,
       container: fromJson<Container | null>(r.container_json) ?? null,
     });
   }
