@@ -47,11 +47,14 @@ describe('demo', () => {
       out += d;
       if (out.includes('2. Scan the host')) resolve();
     }));
-    expect(actors().length).toBeGreaterThan(0); // the world exists at this point
+    const ours = actors();
+    expect(ours.length).toBeGreaterThan(0); // the world exists at this point
     child.kill('SIGINT');
     expect(await exited).toBe(130);
     expect(err).toMatch(/demo interrupted/);
-    await new Promise((r) => setTimeout(r, 200)); // actors end when their stdin closes
+    // actors end when their stdin closes: wait for exactly that, not a fixed time
+    const deadline = Date.now() + 10_000;
+    while (actors().some((pid) => ours.includes(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expectNothingLeft(before);
   });
 });

@@ -615,6 +615,23 @@ describe('pruneSnapshots', () => {
 });
 
 describe('performance', () => {
+  it('a save that fails on its 5,000th pin leaves no row of it in any table', () => {
+    const s = open();
+    saveSnapshot(s, richDoc());
+    const tables = (s.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as { name: string }[]).map((t) => t.name);
+    const rows = () => Object.fromEntries(tables.map((t) => [t, (s.db.prepare(`SELECT COUNT(*) AS n FROM "${t}"`).get() as { n: number }).n]));
+    const before = rows();
+    const doc = bigDoc(10_000, 1_000);
+    (doc.pins[4_999] as { path: string | null }).path = null; // pins.path is NOT NULL: the 5,000th insert fails
+    expect(() => saveSnapshot(s, doc)).toThrow(/NOT NULL constraint failed: pins.path/);
+    expect(rows()).toEqual(before);
+    expect(listSnapshots(s)).toHaveLength(1);
+    // and the store still takes the next save
+    doc.pins[4_999]!.path = '/app/99/map_4999';
+    expect(saveSnapshot(s, doc)).toBe(2);
+    expect(loadSnapshot(s, 2).pins).toHaveLength(10_000);
+  });
+
   it('stores 10,000 pins, 10,000 objects and 1,000 holders in one transaction (prints the time)', () => {
     const s = open();
     saveSnapshot(s, bigDoc(10_000, 1_000)); // warm up the statements and the JIT
