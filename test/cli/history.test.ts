@@ -3,10 +3,9 @@
 // baseline file written by another schema.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, pinleak, pinleakJson, tempDb } from '../helpers.js';
+import { CLI, pinleak, pinleakJson, start, tempDb } from '../helpers.js';
 import { openStore, saveSnapshot } from '../../src/store/index.js';
 import { classifyPins } from '../../src/analysis/classify.js';
 import { ctx, doc, facts, map } from '../unit/fixtures.js';
@@ -90,13 +89,12 @@ describe('retention', () => {
 describe('a reader that stops early', () => {
   it('pins --json | head: pinleak ends quietly with exit 0 (EPIPE is no error)', async () => {
     storeSnapshots([new Date().toISOString()], 5_000); // megabytes of JSON: far more than a pipe holds
-    const child = spawn(process.execPath, [CLI, '--db', tmp.db, 'pins', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const { child, ended } = start(process.execPath, [CLI, '--db', tmp.db, 'pins', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-    child.stdout.destroy(); // what head does after its lines
-    expect(await exited).toBe(0);
+    child.stderr!.on('data', (d) => (stderr += d));
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    child.stdout!.destroy(); // what head does after its lines
+    expect((await ended).code).toBe(0);
     expect(stderr).toBe('');
   });
 });
