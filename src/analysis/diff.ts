@@ -3,6 +3,7 @@
 // mount point, path, kind and name.
 import { SCHEMA_VERSION, pinKey, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } from '../model.js';
 import { isLeak, memlockOnce } from './summary.js';
+import { pushTo } from '../lists.js';
 
 export interface StatusChange {
   pin: Pin;
@@ -50,9 +51,7 @@ function pairUp(from: SnapshotDoc, to: SnapshotDoc, sameBoot: boolean): { pairs:
   const before = new Map<string, Pin[]>();
   for (const p of from.pins) {
     const k = fromKey(p);
-    const l = before.get(k);
-    if (l) l.push(p);
-    else before.set(k, [p]);
+    pushTo(before, k, p);
   }
   const pairs: [Pin | undefined, Pin][] = to.pins.map((p) => [before.get(toKey(p))?.shift(), p]);
   const removed = [...before.values()].flat();

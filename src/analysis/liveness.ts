@@ -5,6 +5,7 @@
 // maps, a live prog array's programs, a live outer map's inner maps, and so on.
 import { isObjectKind, objectKey, type KernelRef, type UsedBy } from '../model.js';
 import { plural } from '../plural.js';
+import { pushTo } from '../lists.js';
 
 export interface Liveness {
   /** object key -> why something alive reaches it (the first, shortest chain) */
@@ -34,9 +35,7 @@ export function liveness(roots: Map<string, string>, refs: KernelRef[], fallback
   for (const r of refs) {
     if (isObjectKind(r.from.kind)) {
       const k = objectKey(r.from.kind, r.from.id);
-      const list = edges.get(k);
-      if (list) list.push(r);
-      else edges.set(k, [r]);
+      pushTo(edges, k, r);
     } else {
       reach(objectKey(r.to.kind, r.to.id), r.what, 1);
     }
@@ -85,9 +84,7 @@ export function usedByIndex(refs: KernelRef[]): Map<string, UsedBy[]> {
   for (const r of refs) {
     const k = objectKey(r.to.kind, r.to.id);
     const entry: UsedBy = { kind: r.from.kind, id: r.from.id, via: r.what };
-    const list = idx.get(k);
-    if (list) list.push(entry);
-    else idx.set(k, [entry]);
+    pushTo(idx, k, entry);
   }
   return idx;
 }

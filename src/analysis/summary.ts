@@ -1,6 +1,7 @@
 // Counts and memory totals. An object pinned at several paths is several pins but its
 // memory is counted once.
 import { STATUSES, objectKey, type BpffsInstance, type Pin, type Status, type Summary } from '../model.js';
+import { pushTo } from '../lists.js';
 
 /** The statuses that are leaks (SPEC section 2): nothing alive uses the object and no owner keeps it on purpose. */
 export const LEAK_STATUSES = ['orphaned', 'leaked'] as const satisfies readonly Status[];
@@ -62,9 +63,7 @@ export function summarize(pins: Pin[], namespaces: number, instances: number): S
 export function fillInstanceTotals(instances: BpffsInstance[], pins: Pin[]): void {
   const byDev = new Map<string, Pin[]>();
   for (const p of pins) {
-    const l = byDev.get(p.instance) ?? [];
-    l.push(p);
-    byDev.set(p.instance, l);
+    pushTo(byDev, p.instance, p);
   }
   for (const inst of instances) {
     const list = byDev.get(inst.dev) ?? [];

@@ -5,6 +5,7 @@ import type { SnapshotListEntry } from '../store/index.js';
 import { isLeak, leakCount, memlockOnce } from '../analysis/summary.js';
 import { ago, bytes, paint, safe, table, type Style } from './format.js';
 import { plural } from '../plural.js';
+import { pushTo } from '../lists.js';
 
 const STATUS_COLOR: Record<Status, 'red' | 'yellow' | 'green' | 'dim' | 'cyan'> = {
   held: 'green', 'in-use': 'green', orphaned: 'yellow', leaked: 'red', persistent: 'dim', unreadable: 'cyan',
@@ -193,9 +194,7 @@ function groupLines(pins: Pin[], style: Style, view: LeaksView): string[] {
   const groups = new Map<string, Pin[]>();
   for (const p of pins) {
     const g = `${p.owner.tool ?? 'unknown owner'}\u0000${p.instance}`;
-    const l = groups.get(g) ?? [];
-    l.push(p);
-    groups.set(g, l);
+    pushTo(groups, g, p);
   }
   const out: string[] = [];
   for (const [g, pins] of [...groups].sort((a, b) => memlockOnce(b[1]) - memlockOnce(a[1]))) {

@@ -19,6 +19,7 @@ import { pathThrough, type InstanceAccess } from './instances.js';
 import type { FdRef, PerfFd, ProcessScan } from './processes.js';
 import type { ReferenceGraph } from './references.js';
 import { plural } from '../plural.js';
+import { pushTo } from '../lists.js';
 
 export interface ContentLimits {
   /** entries read from one map */
@@ -54,12 +55,6 @@ export interface ContentSources {
   heldFds: Map<number, { pid: number; fd: number }[]>;
 }
 
-function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
-  const list = m.get(k);
-  if (list) list.push(v);
-  else m.set(k, [v]);
-}
-
 export function contentSources(input: {
   pins: ScannedPin[];
   access: Map<string, InstanceAccess[]>;
@@ -74,7 +69,7 @@ export function contentSources(input: {
   for (const f of input.fds) {
     if (f.kind !== 'map' || !f.mapType || !isContentMap(f.mapType)) continue;
     src.types.set(f.id, f.mapType);
-    push(src.heldFds, f.id, { pid: f.pid, fd: f.fd });
+    pushTo(src.heldFds, f.id, { pid: f.pid, fd: f.fd });
   }
   for (const p of input.pins) {
     const o = p.object;
@@ -82,7 +77,7 @@ export function contentSources(input: {
     src.types.set(o.id, o.type);
     for (const a of input.access.get(p.instance) ?? []) {
       const at = pathThrough(a, p.path);
-      if (at) push(src.pinPaths, o.id, at);
+      if (at) pushTo(src.pinPaths, o.id, at);
     }
   }
   return src;

@@ -10,6 +10,7 @@ import type { StaleRecord } from '../analysis/stale.js';
 import { readBootId } from '../kernel/procfs.js';
 import { scanHost, type HostScan, type Progress } from './host.js';
 import { partialReasons } from './partial.js';
+import { pushTo } from '../lists.js';
 
 export interface SnapshotOptions {
   store: Store | null;
@@ -113,9 +114,7 @@ function objectOwnersOf(scan: HostScan, catalog: ReturnType<typeof loadCatalog>)
   for (const p of scan.pins) {
     if (!p.object) continue;
     const k = objectKey(p.object.kind, p.object.id);
-    const list = paths.get(k);
-    if (list) list.push(p.path);
-    else paths.set(k, [p.path]);
+    pushTo(paths, k, p.path);
   }
   return catalogOwners(scan.objects.values(), paths, catalog);
 }
