@@ -32,6 +32,9 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist/pinleak.mjs');
 const RSS_WRAPPER = fileURLToPath(new URL('./bench-rss.mjs', import.meta.url));
 const TARGET = { wallMs: 2000, rssMB: 250, ratio: 1, perPinSpread: 1.5 };
+// pinleak runs under the bench's own node (process.execPath): every figure is of this
+// Node.js, so it is printed beside them (scripts/with-node 24 node scripts/bench.mjs: Node 24)
+const NODE = process.version;
 
 // ---- arguments ----
 
@@ -338,7 +341,7 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
     pins, instances: o.instances, nsInstances: o.nsInstances, procs: o.procs, workers: o.workers, log,
   });
   const res = {
-    dir: world.dir, pins, instances: o.instances, nsInstances: o.nsInstances, idleProcesses: o.procs,
+    dir: world.dir, node: NODE, pins, instances: o.instances, nsInstances: o.nsInstances, idleProcesses: o.procs,
     world: {
       expected: world.expected, buildMs: world.buildMs, processesOnHost: world.processesOnHost,
       namespaces: world.namespaces.length, hostInstances: world.hostInstances.length,
@@ -452,7 +455,7 @@ const verdict = (ok) => (ok === null ? 'n/a' : ok ? 'MET' : 'NOT MET');
 function printScale(s, main) {
   const out = [];
   out.push('');
-  out.push(`== ${s.pins} pins, ${s.instances} bpffs instances (${s.nsInstances} in private mount namespaces with a live process), `
+  out.push(`== ${s.pins} pins on Node.js ${s.node}, ${s.instances} bpffs instances (${s.nsInstances} in private mount namespaces with a live process), `
     + `${s.idleProcesses} idle processes (${s.world.processesOnHost} processes on the host) ==`);
   out.push(`   world: ${s.world.expected.maps} maps, ${s.world.expected.progs} programs (${s.world.expected.progsWithMap} using a map), `
     + `${s.world.expected.held} objects held by live processes; built in ${(s.world.buildMs.total / 1000).toFixed(1)} s`);
@@ -562,7 +565,7 @@ function scalingSummary(scales, base) {
 }
 
 function printScaling(sc) {
-  const out = ['', '== scaling: time per pin (pinleak median / pins) =='];
+  const out = ['', `== scaling on Node.js ${NODE}: time per pin (pinleak median / pins) ==`];
   if (sc.baseline) {
     out.push(`   fixed cost, same instances and processes with 0 pins: wall median ${fmtMs(sc.baseline.wallMedianMs)}, phases ${fmtMs(sc.baseline.phaseSumMedianMs)}, `
       + `CPU ${fmtMs(sc.baseline.cpuMedianMs)} (phases ${Object.entries(sc.baseline.phasesMedianMs).filter(([, v]) => v >= 1).map(([k, v]) => `${k} ${v}`).join(', ')})`);
@@ -611,7 +614,7 @@ async function main() {
   const meta = {
     startedAt: started.toISOString(),
     host: { hostname: os.hostname(), kernel: os.release(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, memMB: Math.round(os.totalmem() / 1e6), loadavg: os.loadavg() },
-    node: process.version,
+    node: NODE,
     bpftool: versionOf(bpftool, ['version']),
     pinleak: {
       commit: versionOf('git', ['-C', ROOT, 'rev-parse', 'HEAD']),
@@ -633,7 +636,7 @@ async function main() {
     },
     options: o,
   };
-  log(`scales ${scales.join(', ')} pins; ${o.instances} instances (${o.nsInstances} in private namespaces); ${o.procs} idle processes; `
+  log(`Node.js ${NODE}; scales ${scales.join(', ')} pins; ${o.instances} instances (${o.nsInstances} in private namespaces); ${o.procs} idle processes; `
     + `${o.runs} timed runs (+${o.warmup} warm-up, +${o.historyRuns} into an existing db)`);
 
   // the floor under every pinleak run: node startup and loading the CLI's modules
@@ -665,7 +668,7 @@ async function main() {
 
   const mainScale = results.find((s) => s.pins === o.pins) ?? results[0];
   const report = [];
-  report.push(`startup floor, node dist/pinleak.mjs --version: median ${fmtMs(meta.startupFloor.wallMs.median)} wall, ${meta.startupFloor.rssMB.median ?? '-'} MB RSS (part of every pinleak wall time below)`);
+  report.push(`startup floor, node dist/pinleak.mjs --version on Node.js ${NODE}: median ${fmtMs(meta.startupFloor.wallMs.median)} wall, ${meta.startupFloor.rssMB.median ?? '-'} MB RSS (part of every pinleak wall time below)`);
   for (const s of results) report.push(printScale(s, s === mainScale));
   let scaling = null;
   if (results.length > 1) {

@@ -1,6 +1,6 @@
-// The data pinleak passes between its layers. The shapes marked "public" are
-// SPEC section 4 (schemaVersion 1): scripts parse them, so fields are only ever
-// added, never renamed or dropped.
+// The data pinleak passes between its layers. The shapes marked "public" are the JSON
+// contract (schemaVersion 1, docs/json.md, a JSON Schema each in docs/schema/): scripts
+// parse them, so fields are only ever added, never renamed or dropped.
 
 export const SCHEMA_VERSION = 1;
 

@@ -20,6 +20,12 @@ export function packageRoot(): string {
   return root;
 }
 
+/** Where the JSON Schemas of the --json documents are, installed (docs/schema/ ships in the package) or in the repository. */
+export function schemaDir(): string {
+  const dir = path.join(packageRoot(), 'docs', 'schema');
+  return fs.existsSync(dir) ? dir : "docs/schema/ in pinleak's repository";
+}
+
 export function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
 }

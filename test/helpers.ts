@@ -56,7 +56,7 @@ export function tempDb(): { db: string; dir: string; remove: () => void } {
 
 /** bpftool as an independent witness (tests only; pinleak never runs it). */
 export function bpftool(args: string[]): unknown {
-  const r = spawnSync('bpftool', ['-j', ...args], { encoding: 'utf8' });
+  const r = spawnSync('bpftool', ['-j', ...args], { encoding: 'utf8', maxBuffer: 1 << 30 }); // a busy host lists megabytes
   if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
     throw new Error('bpftool is missing: run the tests with `bash .ci/run` (it installs bpftool)');
   }

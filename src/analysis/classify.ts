@@ -150,6 +150,11 @@ function classifyPin(
     } else if (keptOnPurpose) {
       status = 'persistent';
       reasons.push(keptOnPurpose);
+    } else if (creator && !creator.alive && creator.source === 'run-window') {
+      // Pinned while `run` ran its command, never seen held by it: on a busy host another
+      // process may have pinned it in that window, so timing alone never makes a leak.
+      status = 'orphaned';
+      reasons.push(`${creatorReason(creator)}; only the time points at it, so who made the pin is not known for sure`);
     } else if (creator && !creator.alive) {
       status = 'leaked';
       reasons.push(creatorReason(creator));

@@ -1,4 +1,4 @@
-// Comparing two snapshots (SPEC sections 3 and 4). Within one boot a pin is matched by
+// Comparing two snapshots (docs/diff.md; the documents: docs/json.md). Within one boot a pin is matched by
 // instance, path and object id; across boots (ids, pids and MAJ:MIN all reset) by
 // mount point, path, kind and name.
 import { SCHEMA_VERSION, pinKey, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } from '../model.js';

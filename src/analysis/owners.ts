@@ -95,6 +95,11 @@ function compileComponent(comp: string): string {
         }
       }
       if (j >= comp.length) throw new Error(`unclosed '[' in "${comp}"`);
+      try {
+        new RegExp(`[${body}]`);
+      } catch {
+        throw new Error(`"${comp.slice(i, j + 1)}" is not a valid character class (a range goes up, as in [a-z])`);
+      }
       out += negate ? `[^/${body}]` : `(?![/])[${body}]`;
       i = j;
     } else {
@@ -187,7 +192,7 @@ export function ownerRuleProblem(v: unknown, field: string): string | null {
     if (!RULE_KEYS.has(k)) return `${field}.${k} is not a known key (expected ${[...RULE_KEYS].join(', ')})`;
   }
   if (typeof r.tool !== 'string' || r.tool.trim() === '') return `${field}.tool must be a non-empty string`;
-  if (typeof r.persistent !== 'boolean') return `${field}.persistent must be true or false`;
+  if (r.persistent !== undefined && typeof r.persistent !== 'boolean') return `${field}.persistent must be true or false (default false)`;
   if (r.source !== undefined && typeof r.source !== 'string') return `${field}.source must be a string`;
   for (const key of ['paths', 'names'] as const) {
     const list = r[key];
@@ -211,7 +216,7 @@ export function ownerRuleProblem(v: unknown, field: string): string | null {
 
 /** A rule of its own (the catalog is handed out as copies: a caller may change its copy). */
 export function copyRule(r: OwnerRule): OwnerRule {
-  const out: OwnerRule = { tool: r.tool, persistent: r.persistent };
+  const out: OwnerRule = { tool: r.tool, persistent: r.persistent ?? false };
   if (r.paths) out.paths = [...r.paths];
   if (r.names) out.names = [...r.names];
   if (r.source !== undefined) out.source = r.source;

@@ -4,7 +4,7 @@ import { STATUSES, objectKey, type BpffsInstance, type Pin, type Status, type Su
 import { pushTo } from '../lists.js';
 
 /** The statuses that are leaks (SPEC section 2): nothing alive uses the object and no owner keeps it on purpose. */
-export const LEAK_STATUSES = ['orphaned', 'leaked'] as const satisfies readonly Status[];
+export const LEAK_STATUSES = ['leaked', 'orphaned'] as const satisfies readonly Status[];
 export type LeakStatus = (typeof LEAK_STATUSES)[number];
 
 /** Is this status a leak? The one test; every "is it a leak?" goes through it. */

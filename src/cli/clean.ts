@@ -6,7 +6,7 @@ import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
 import { SCHEMA_VERSION, STATUSES, objectKey, pinPlace, type Pin, type Status } from '../model.js';
 import { recheck, selectCandidates } from '../analysis/clean.js';
-import { isLeakStatus, memlockOnce } from '../analysis/summary.js';
+import { LEAK_STATUSES, isLeakStatus, memlockOnce } from '../analysis/summary.js';
 import { allIds } from '../kernel/bpf.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { releaseAll } from '../scan/host.js';
@@ -50,7 +50,7 @@ export const cleanCommand = {
   describe: 'unpin leaked pins (a dry run unless --yes); never held, in-use or persistent ones',
   builder: (y: Argv) => placeOptions(y
     .positional('snapshot', { type: 'string', describe: 'the snapshot whose leaks to remove (default latest); each is re-checked now' })
-    .option('status', { type: 'string', default: 'leaked', coerce: listOf(STATUSES, 'status'), describe: 'which leaks: leaked, orphaned or both (comma-separated); persistent only with --stale' }))
+    .option('status', { type: 'string', default: 'leaked', coerce: listOf(STATUSES, 'status', [...LEAK_STATUSES, 'persistent']), describe: 'which leaks: leaked, orphaned or both (comma-separated); persistent only with --stale' }))
     .option('stale', { type: 'boolean', default: false, describe: 'with --status persistent: the persistent pins nothing uses any more (see leaks --stale)' })
     .option('older-than', { type: 'string', coerce: durationOption, describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w); stale pins: unused for longer' })
     .option('yes', { type: 'boolean', default: false, describe: 'really unpin (without it, only show what would go)' }),

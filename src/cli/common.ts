@@ -21,7 +21,7 @@ export interface GlobalArgs {
 
 export const globalOptions = {
   db: { type: 'string', describe: `database file (env PINLEAK_DB, default ${DEFAULT_DB})` },
-  json: { type: 'boolean', default: false, describe: 'machine output on stdout (SPEC schemaVersion 1)' },
+  json: { type: 'boolean', default: false, describe: 'machine output on stdout (schemaVersion 1; the documents: docs/json.md, their JSON Schemas: docs/schema/)' },
   config: { type: 'string', describe: 'config file (default /etc/pinleak/config.json when present)' },
   quiet: { type: 'boolean', default: false, describe: 'no progress, and no summary from scan, gate, run, clean, prune and export --output (errors still print)' },
   debug: { type: 'boolean', default: false, describe: 'stack traces with errors; scan also prints its phase timings' },
@@ -102,23 +102,17 @@ export function loadStored(store: Store, spec: string | undefined): SnapshotDoc 
 // Option values yargs checks and converts (coerce) before a handler runs: a bad one is a
 // usage error, one line, and the handler gets the value it needs (a list, milliseconds).
 
-/** A comma-separated list of some of `allowed`. */
-export const listOf = <T extends string>(allowed: readonly T[], flag: string) => (value: string): T[] => {
+/** A comma-separated list of some of `allowed`; `accepted`: what this command takes, when fewer (the message names only those). */
+export const listOf = <T extends string>(allowed: readonly T[], flag: string, accepted: readonly T[] = allowed) => (value: string): T[] => {
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   for (const i of items) {
-    if (!allowed.includes(i as T)) throw new PinleakError(`--${flag} ${i}: must be one of ${allowed.join(', ')}`);
+    if (!allowed.includes(i as T)) throw new PinleakError(`--${flag} ${i}: must be one of ${accepted.join(', ')}`);
   }
   return items as T[];
 };
 
 /** A duration (90s, 15m, 12h, 7d, 2w), in milliseconds. */
 export const durationOption = (value: string): number => parseDuration(value);
-
-/** A whole number >= 0; `why` is the message for anything else. */
-export const countOption = (why: (value: number) => string) => (value: number): number => {
-  if (!Number.isInteger(value) || value < 0) throw new PinleakError(why(value));
-  return value;
-};
 
 /** --instance names a bpffs instance by its superblock MAJ:MIN. */
 export const instanceOption = (dev: string): string => {
@@ -141,4 +135,15 @@ export async function withProgress<T>(a: GlobalArgs, scan: (onProgress: Progress
   } finally {
     endProgress(a);
   }
+}
+
+/** A whole number option, from the text the user typed (yargs would have turned `abc` into NaN). */
+export function wholeNumber(flag: string, min: number): (raw: unknown) => number | undefined {
+  return (raw) => {
+    if (raw === undefined) return undefined;
+    const text = String(Array.isArray(raw) ? raw.at(-1) : raw);
+    const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new PinleakError(`--${flag} ${text}: must be a whole number >= ${min}`);
+    return n;
+  };
 }

@@ -10,6 +10,7 @@ import { renderPrometheus } from '../report/prometheus.js';
 import { type GlobalArgs, openDb, emitJson, summary, dbPath, outputOption } from './common.js';
 import { writeFileAtomic } from './files.js';
 import { packageVersion } from '../package.js';
+import { plural } from '../plural.js';
 
 const FORMATS = ['prometheus'] as const;
 
@@ -62,7 +63,7 @@ export const exportCommand = {
       if (a.json) {
         emitJson({ schemaVersion: SCHEMA_VERSION, format: a.format, output: a.output, snapshot: doc.snapshot, samples });
       } else {
-        summary(a, `wrote ${samples} samples of snapshot ${doc.snapshot.id} to ${a.output}`);
+        summary(a, `wrote ${plural(samples, 'sample')} of snapshot ${doc.snapshot.id} to ${a.output}`);
       }
     } finally {
       store.close();

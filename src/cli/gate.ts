@@ -5,7 +5,7 @@ import { takeSnapshot } from '../scan/snapshot.js';
 import { retentionAfterStore } from './retention.js';
 import { saveSnapshot } from '../store/index.js';
 import { renderGate, renderJunit } from '../report/changes.js';
-import { type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, countOption, dbPath, emitJson, summary, outStyle } from './common.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, wholeNumber, dbPath, emitJson, summary, outStyle } from './common.js';
 import { loadBaseline } from './baseline.js';
 import { openHistory } from './history.js';
 import { refusePartial } from './partial.js';
@@ -23,15 +23,13 @@ interface Args extends GlobalArgs {
   store: boolean;
 }
 
-const nonNegative = (flag: string) => countOption((v) => `--${flag} must be a whole number >= 0, got ${v}`);
-
 export const gateCommand = {
   command: 'gate',
   describe: 'scan now, diff against a baseline, exit 1 when new leaks pass the thresholds (CI gate)',
   builder: (y: Argv) => y
     .option('baseline', { type: 'string', demandOption: true, describe: 'snapshot (id, label, latest~N) or `scan --json` file' })
-    .option('max-new-leaks', { type: 'number', coerce: nonNegative('max-new-leaks'), describe: 'new leaks allowed (default 0, or no limit when only --max-leaked-bytes is given)' })
-    .option('max-leaked-bytes', { type: 'number', coerce: nonNegative('max-leaked-bytes'), describe: 'memory the new leaks may hold' })
+    .option('max-new-leaks', { type: 'string', coerce: wholeNumber('max-new-leaks', 0), describe: 'new leaks allowed (default 0, or no limit when only --max-leaked-bytes is given)' })
+    .option('max-leaked-bytes', { type: 'string', coerce: wholeNumber('max-leaked-bytes', 0), describe: 'memory the new leaks may hold' })
     .option('junit', { type: 'string', describe: 'write a JUnit XML report here (one case per new leak)' })
     .option('html', { type: 'string', describe: 'write a self-contained HTML page of the finding here (new leaks, baseline vs now)' })
     .option('allow-partial', { type: 'boolean', default: false, describe: 'judge even a scan that could not see the whole host' })

@@ -22,10 +22,10 @@ export const leaksCommand = {
     .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when there is any leak; exit 2 on a snapshot that could not see the whole host' })
     .option('stale', { type: 'boolean', default: false, describe: 'also the persistent pins nothing uses any more (kept on purpose: never counted as leaks)' })),
   handler: (a: Args) => {
+    const keep = pinFilter({ instance: a.instance, path: a.path }); // bad arguments fail before the database is opened
     const store = openDb(a, 'read');
     try {
       const doc = loadStored(store, a.snapshot);
-      const keep = pinFilter({ instance: a.instance, path: a.path });
       const shown = { ...doc, pins: doc.pins.filter(keep) };
       const leaks = shown.pins.filter(isLeak);
       const stale = a.stale ? shown.pins.filter((p) => p.stale) : [];

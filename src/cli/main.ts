@@ -4,8 +4,9 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { PinleakError } from '../errors.js';
-import { packageVersion } from '../package.js';
-import { globalOptions } from './common.js';
+import { packageVersion, schemaDir } from '../package.js';
+import { globalOptions, type GlobalArgs } from './common.js';
+import { loadConfig } from '../analysis/config.js';
 import { scanCommand } from './scan.js';
 import { pinsCommand } from './pins.js';
 import { mountsCommand } from './mounts.js';
@@ -37,6 +38,69 @@ function fail(err: unknown, debug: boolean): never {
 /** yargs writes some messages over several lines ("Invalid values:\n  Argument: ..."): the contract is one. */
 const oneLine = (text: string): string => text.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
 
+const COMMANDS = [
+  scanCommand, mountsCommand, pinsCommand, objectsCommand, leaksCommand, snapshotsCommand, diffCommand, gateCommand, runCommand,
+  cleanCommand, pruneCommand, exportCommand, reportCommand, demoCommand,
+];
+const COMMAND_NAMES = COMMANDS.map((c) => c.command.split(' ')[0]!);
+
+/** The command word: the first argument that is not an option or a global option's value. */
+function commandWord(argv: string[]): { word: string | undefined; rest: string[] } {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a === '--db' || a === '--config') i++;
+    else if (!a.startsWith('-')) return { word: a, rest: argv.slice(i + 1) };
+  }
+  return { word: undefined, rest: [] };
+}
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** What yargs would only call an "unknown argument": a mistyped command, or run's command without `--`. */
+function checkCommandLine(argv: string[]): void {
+  const { word, rest } = commandWord(argv);
+  if (word === undefined) return;
+  if (!COMMAND_NAMES.includes(word)) {
+    const best = Math.min(...COMMAND_NAMES.map((n) => distance(word, n)));
+    const near = best <= 2 ? COMMAND_NAMES.filter((n) => distance(word, n) === best) : [];
+    throw new PinleakError(`unknown command "${word}"${near.length ? ` (did you mean ${near.join(' or ')}?)` : ''}: pinleak --help lists the commands`);
+  }
+  if (word === 'run') {
+    const dashes = rest.indexOf('--');
+    const before = dashes < 0 ? rest : rest.slice(0, dashes);
+    // run's own options: --interval takes a value, the others are flags
+    const stray = before.filter((a, i) => !a.startsWith('-') && before[i - 1] !== '--interval' && before[i - 1] !== '--db' && before[i - 1] !== '--config');
+    if (stray.length) {
+      const cmd = dashes < 0 ? before.slice(before.indexOf(stray[0]!)) : stray;
+      throw new PinleakError(`run takes the command after --: pinleak run -- ${cmd.join(' ')}`);
+    }
+  }
+}
+
+/**
+ * Every command validates the config file, also those that do not use it, so a broken file
+ * never passes silently. A default file this user cannot read is left to the commands that
+ * need it (reading snapshots must work for any user who can read the database).
+ */
+function checkConfig(a: GlobalArgs): void {
+  try {
+    loadConfig(a.config);
+  } catch (e) {
+    if (a.config === undefined && e instanceof PinleakError && e.message.endsWith('permission denied')) return;
+    throw e;
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const debug = argv.includes('--debug');
   // `pinleak leaks | head`: a reader that stops early is not an error.
@@ -48,32 +112,22 @@ export async function main(argv: string[]): Promise<void> {
     .scriptName('pinleak')
     .usage('$0 <command> [options]\n\nFind BPF objects kept alive only by a bpffs pin, in every mount namespace.')
     .options(globalOptions)
-    .command(scanCommand as never)
-    .command(mountsCommand as never)
-    .command(pinsCommand as never)
-    .command(objectsCommand as never)
-    .command(leaksCommand as never)
-    .command(snapshotsCommand as never)
-    .command(diffCommand as never)
-    .command(gateCommand as never)
-    .command(runCommand as never)
-    .command(cleanCommand as never)
-    .command(pruneCommand as never)
-    .command(exportCommand as never)
-    .command(reportCommand as never)
-    .command(demoCommand as never)
+    .command(COMMANDS as never)
+    .middleware((a) => checkConfig(a as unknown as GlobalArgs))
     .demandCommand(1, 'name a command: pinleak --help lists them')
     .strict()
     .version(packageVersion())
     .help()
+    .epilogue(`--json prints schemaVersion 1 documents (docs/json.md); a JSON Schema (draft 2020-12) of each is in ${schemaDir()}`)
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      // yargs' own errors (its validation, and a coerce function's throw, which it re-wraps
-      // as a YError) are usage errors; anything else comes from a handler, as it was thrown
-      if (err && err.name !== 'YError') throw err;
-      throw new PinleakError(`${oneLine(msg ?? err.message)} (see pinleak --help)`);
+      // yargs re-wraps what an option's coerce threw (our PinleakError) in its own YError;
+      // its own validation comes as a message only, sometimes over several lines
+      if (err) throw err.name === 'YError' ? new PinleakError(oneLine(err.message)) : err;
+      throw new PinleakError(`${oneLine(msg)} (see pinleak --help)`);
     });
   try {
+    checkCommandLine(argv);
     await cli.parseAsync();
   } catch (err) {
     fail(err, debug);

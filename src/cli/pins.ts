@@ -26,7 +26,7 @@ export interface PinFilter {
 /** --status S[,S], --instance MAJ:MIN, --path GLOB (relative to the instance's root). */
 export function pinFilter(f: PinFilter): (p: Pin) => boolean {
   const statuses = f.status;
-  const glob = f.path?.replace(/^\/+/, '');
+  const glob = f.path?.replace(/^\/+/, ''); // checked by globOption
   return (p) => (!statuses || statuses.includes(p.status))
     && (!f.instance || p.instance === f.instance)
     && (glob === undefined || globMatch(glob, p.path.replace(/^\/+/, '')))
@@ -36,7 +36,7 @@ export function pinFilter(f: PinFilter): (p: Pin) => boolean {
 /** --path GLOB, checked before any database is opened. */
 const globOption = (glob: string): string => {
   const problem = globProblem(glob.replace(/^\/+/, ''));
-  if (problem) throw new PinleakError(`bad glob "${glob}": ${problem}`);
+  if (problem) throw new PinleakError(`--path ${glob}: ${problem}`);
   return glob;
 };
 

@@ -5,7 +5,7 @@ import { PinleakError } from '../errors.js';
 import { SCHEMA_VERSION } from '../model.js';
 import { pruneSnapshots } from '../store/index.js';
 import { bytes } from '../report/format.js';
-import { type GlobalArgs, openDb, dbPath, emitJson, summary, countOption, durationOption } from './common.js';
+import { type GlobalArgs, openDb, dbPath, emitJson, summary, wholeNumber, durationOption } from './common.js';
 import { plural } from '../plural.js';
 
 interface Args extends GlobalArgs {
@@ -20,7 +20,7 @@ export const pruneCommand = {
   command: 'prune',
   describe: 'drop old snapshots (the latest always stays) and shrink the database file',
   builder: (y: Argv) => y
-    .option('keep', { type: 'number', coerce: countOption(() => '--keep takes a whole number of snapshots (0 or more; the latest always stays)'), describe: 'keep only the newest N snapshots' })
+    .option('keep', { type: 'string', coerce: wholeNumber('keep', 0), describe: 'keep only the newest N snapshots' })
     .option('older-than', { type: 'string', coerce: durationOption, describe: 'drop snapshots older than this (90s, 15m, 12h, 7d, 2w)' }),
   handler: (a: Args) => {
     if (a.keep === undefined && a.olderThan === undefined) {

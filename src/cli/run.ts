@@ -16,7 +16,7 @@ import { retentionAfterStore } from './retention.js';
 import { announcePartial, refusePartial } from './partial.js';
 import { saveSnapshot, recordCreators } from '../store/index.js';
 import { renderRun } from '../report/changes.js';
-import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle } from './common.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle, wholeNumber } from './common.js';
 
 interface Args extends GlobalArgs {
   failOnLeak: boolean;
@@ -41,11 +41,10 @@ export const runCommand = {
   builder: (y: Argv) => y
     .parserConfiguration({ 'populate--': true })
     .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when the command left pins behind' })
-    .option('interval', { type: 'number', default: 100, describe: 'how often to sample the command\'s process tree, in ms' }),
+    .option('interval', { type: 'string', default: '100', coerce: wholeNumber('interval', 1), describe: 'how often to sample the command\'s process tree, in ms' }),
   handler: async (a: Args) => {
     const command = (a['--'] ?? []).map(String);
     if (!command.length) throw new PinleakError('run needs a command after --, e.g. pinleak run -- ./my-loader --flag');
-    if (!Number.isInteger(a.interval) || a.interval < 1) throw new PinleakError(`--interval must be a whole number of milliseconds >= 1, got ${a.interval}`);
     requirePrivileges('pinleak run');
     const config = userConfig(a);
     const store = openDb(a, 'create');
@@ -53,7 +52,6 @@ export const runCommand = {
       // stored only once the command has run: a command that cannot start leaves nothing behind
       const before = await takeSnapshot({ store, config, label: 'run:before', onProgress: progressReporter(a) });
       endProgress(a);
-      saveSnapshot(store, before.doc, before.objects);
 
       const startedMs = Date.now();
       const child = spawn(command[0]!, command.slice(1), { stdio: a.json ? ['inherit', 2, 'inherit'] : 'inherit' });
@@ -94,7 +92,7 @@ export const runCommand = {
       });
       const endedMs = Date.now();
       // before the after-snapshot, whose creators it is evidence for
-      saveSnapshot(store, before.doc);
+      saveSnapshot(store, before.doc, before.objects);
 
       // Pins new since `before`: CMD's when its tree was seen holding the object, or when
       // they were pinned while it ran (a short-lived process can slip between samples).

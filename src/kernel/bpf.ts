@@ -237,7 +237,8 @@ export function linkInfo(fd: number): LinkDetails {
     if (t.bits === 32 && type !== 'xdp') out.attachType = Number(word >> 32n);
   }
   if (type === 'uprobe_multi') out.targetPid = Number(BigInt(i[UPROBE_MULTI_PID_WORD]) >> 32n);
-  if (type === 'sockmap') out.mapId = Number(BigInt(i.u0) & 0xffffffffn);
+  // sockmap { map_id, attach_type }, struct_ops { map_id }: the map comes first
+  if (type === 'sockmap' || type === 'struct_ops') out.mapId = Number(BigInt(i.u0) & 0xffffffffn);
   return out;
 }
 
@@ -274,10 +275,10 @@ export function allIds(kind: 'map' | 'prog' | 'link'): number[] {
   }
 }
 
-/** BPF_*_GET_FD_BY_ID; null when the object went away in between. */
-export function fdById(kind: 'map' | 'prog' | 'link', id: number): number | null {
+/** BPF_*_GET_FD_BY_ID; null when the object went away in between. Maps open read-only unless `writable` (tests change maps). */
+export function fdById(kind: 'map' | 'prog' | 'link', id: number, writable = false): number | null {
   try {
-    const flags = kind === 'map' ? BPF_F_RDONLY : 0;
+    const flags = kind === 'map' && !writable ? BPF_F_RDONLY : 0;
     return bpf(FD_BY_ID[kind], IdAttr, { id, next_id: 0, open_flags: flags }, `BPF_${kind.toUpperCase()}_GET_FD_BY_ID`, String(id)).ret;
   } catch (e) {
     if (e instanceof KernelError && e.code === 'ENOENT') return null;

@@ -97,7 +97,7 @@ export function renderJunit(g: GateResult): string {
 export function renderRun(r: { command: string[]; exitCode: number; samples: number; created: Pin[]; leftBehind: Pin[] }, style: Style): string {
   const cmd = r.command.map((c) => (/[\s'"\\]/.test(c) ? JSON.stringify(c) : c)).join(' ');
   const out = [
-    `${paint(style, 'bold', safe(cmd))} exited with code ${r.exitCode} (${r.samples} samples of its process tree)`,
+    `${paint(style, 'bold', safe(cmd))} exited with code ${r.exitCode} (${plural(r.samples, 'sample')} of its process tree)`,
     `  created ${plural(r.created.length, 'pin')}, left ${r.leftBehind.length} behind holding ${bytes(memlockOnce(r.leftBehind))}`,
   ];
   if (r.leftBehind.length) out.push('', paint(style, 'red', 'Left behind:'), ...pinLines(r.leftBehind, style));

@@ -14,6 +14,7 @@ import {
   type LinkDetails, type MapDetails, type ProgDetails,
 } from '../kernel/bpf.js';
 import { SOCK_MAP_ATTACH_TYPES } from '../kernel/abi.js';
+import { readStructOps } from '../kernel/structops.js';
 import type { KernelRef, ScanError, ScannedPin } from '../model.js';
 import { pathThrough, type InstanceAccess } from './instances.js';
 import type { FdRef, PerfFd, ProcessScan } from './processes.js';
@@ -41,6 +42,7 @@ const CONTENT_TYPES: Record<string, { hashed: boolean; label: string }> = {
   cpumap: { hashed: false, label: 'cpumap' },
   sockmap: { hashed: false, label: 'sockmap' },
   sockhash: { hashed: true, label: 'sockhash' },
+  struct_ops: { hashed: false, label: 'struct_ops map' },
 };
 
 export const isContentMap = (type: string): boolean => Object.hasOwn(CONTENT_TYPES, type);
@@ -238,6 +240,18 @@ function refsOfMap(fd: number, m: MapDetails, budget: Budget, linkedProgs: Set<n
       }
       break;
     }
+    case 'struct_ops': {
+      // one value (key 0): its state, and the kernel's program id in each function-pointer slot
+      const ops = readStructOps(fd);
+      const what = `${ops.structName}${ops.name ? ` '${ops.name}'` : ''}`;
+      // registered without a link: the registration holds one reference on the map (KERNEL-FACTS)
+      if (ops.state === 'inuse') refs.push({ to: { kind: 'map', id: m.id }, from: { kind: 'struct_ops', id: m.id }, what: `registered ${what}`, count: 1 });
+      for (const slot of ops.slots) {
+        // each slot holds one reference on its program (KERNEL-FACTS: struct_ops slots)
+        refs.push({ to: { kind: 'prog', id: slot.progId }, from, what: `${slot.member} of ${what} (${label})`, count: 1 });
+      }
+      return refs;
+    }
     default:
       return refs;
   }
@@ -251,12 +265,17 @@ function refsOfMap(fd: number, m: MapDetails, budget: Budget, linkedProgs: Set<n
   return refs;
 }
 
-/** References held by map contents: tail calls, inner maps, devmap/cpumap programs, sock maps' programs and sockets. */
+/** References held by map contents: tail calls, inner maps, devmap/cpumap programs, sock maps' programs and sockets, struct_ops registrations and slots. */
 export function mapContentRefs(src: ContentSources, links: Map<number, LinkDetails>, errors: ScanError[]): KernelRef[] {
   const refs: KernelRef[] = [];
   const linked = new Map<number, Set<number>>();
   for (const l of links.values()) {
     if (l.mapId === undefined) continue;
+    if (l.type === 'struct_ops') {
+      // a struct_ops link registers its map and holds one reference on it (KERNEL-FACTS)
+      refs.push({ to: { kind: 'map', id: l.mapId }, from: { kind: 'link', id: l.id }, what: `registered by struct_ops link ${l.id}`, count: 1 });
+      continue;
+    }
     let s = linked.get(l.mapId);
     if (!s) linked.set(l.mapId, (s = new Set()));
     s.add(l.progId);

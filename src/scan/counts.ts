@@ -13,8 +13,12 @@ export type CountGuard =
   | { ok: true; counts: KernelCounts }
   | { ok: false; why: string };
 
+/** Set to 0 to run without BPF iterators (no program is loaded): verdicts then lack the count guard. */
+export const ITERATORS_ENV = 'PINLEAK_ITERATORS';
+
 /** One read of every object's counts, or why the kernel refuses it. */
 export function readCounts(): CountGuard {
+  if (process.env[ITERATORS_ENV] === '0') return { ok: false, why: `turned off by ${ITERATORS_ENV}=0` };
   const support = iteratorSupport();
   if (!support.ok) return { ok: false, why: support.why };
   try {

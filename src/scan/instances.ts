@@ -10,6 +10,8 @@ export interface InstanceAccess {
   path: string;
   /** the process whose root the path goes through */
   readerPid: number;
+  /** every process of that namespace: tells a namespace that ended during the scan from one that could not be read */
+  nsPids: number[];
   mount: InstanceMount;
 }
 
@@ -33,7 +35,7 @@ export function collectInstances(views: NamespaceView[]): InstanceView[] {
       }
       const mount: InstanceMount = { mntNs: v.ns.mntNs, mountId: m.mountId, mountPoint: m.mountPoint, root: m.root, superOptions: m.superOptions };
       iv.instance.mounts.push(mount);
-      if (v.readerPid !== null) iv.accesses.push({ path: `${PROC}/${v.readerPid}/root${m.mountPoint === '/' ? '' : m.mountPoint}`, readerPid: v.readerPid, mount });
+      if (v.readerPid !== null) iv.accesses.push({ path: `${PROC}/${v.readerPid}/root${m.mountPoint === '/' ? '' : m.mountPoint}`, readerPid: v.readerPid, nsPids: v.ns.pids, mount });
     }
   }
   return [...byDev.values()];

@@ -1,9 +1,9 @@
 // Mount namespaces: those processes are in, and those nothing runs in (kept alive by
 // an nsfs bind mount or an open fd). Each namespace's mountinfo is read once.
-import { PROC, readMountinfo, parseNsLink, type MountinfoEntry } from '../kernel/procfs.js';
+import { PROC, readMountinfo, readStat, parseNsLink, type MountinfoEntry } from '../kernel/procfs.js';
 import { enterNamespace, type Anchor } from '../kernel/ns.js';
 import type { MountNamespace, ReachedVia, ScanError } from '../model.js';
-import type { ProcessScan } from './processes.js';
+import { isLive, type ProcessScan } from './processes.js';
 
 export interface NamespaceView {
   ns: MountNamespace;
@@ -37,19 +37,29 @@ export async function discoverNamespaces(ps: ProcessScan, anchors: Anchor[], err
   }
 
   const candidates: Candidate[] = [];
+  /** the nsfs mounts seen for namespaces already known, in case those turn out to have no process left */
+  const nsfsSeen = new Map<number, Candidate[]>();
   const readAll = (list: NamespaceView[]) => {
     for (const v of list) {
-      readNamespaceMounts(v);
+      if (readNamespaceMounts(v) === 'gone') {
+        // every process of it exited during the scan: like an instance unmounted meanwhile,
+        // it is not part of this snapshot, unless an nsfs mount keeps it: then it is entered through that
+        views.delete(v.ns.mntNs);
+        candidates.push(...(nsfsSeen.get(v.ns.mntNs) ?? []));
+        continue;
+      }
       if (v.readerPid === null) continue;
       for (const m of v.mounts) {
         if (m.fstype !== 'nsfs') continue;
         const target = parseNsLink(m.root);
         if (target === null) continue;
         const known = views.get(target);
+        const c: Candidate = { mntNs: target, via: 'nsfs', file: `${PROC}/${v.readerPid}/root${m.mountPoint}`, nsfsPath: m.mountPoint };
         if (known) {
           if (!known.ns.nsfsPaths.includes(m.mountPoint)) known.ns.nsfsPaths.push(m.mountPoint);
+          nsfsSeen.set(target, [...(nsfsSeen.get(target) ?? []), c]);
         } else {
-          candidates.push({ mntNs: target, via: 'nsfs', file: `${PROC}/${v.readerPid}/root${m.mountPoint}`, nsfsPath: m.mountPoint });
+          candidates.push(c);
         }
       }
     }
@@ -92,17 +102,22 @@ export async function discoverNamespaces(ps: ProcessScan, anchors: Anchor[], err
   return [...views.values()];
 }
 
-/** Reads mountinfo once, from the first process of the namespace that still exists. */
-function readNamespaceMounts(v: NamespaceView): void {
+/**
+ * Reads mountinfo once, from the first process of the namespace that still exists.
+ * 'gone': it had processes and all of them have exited since they were listed.
+ */
+function readNamespaceMounts(v: NamespaceView): 'read' | 'gone' | 'unreadable' {
   const tries = v.readerPid !== null ? [v.readerPid] : v.ns.pids;
   for (const pid of tries) {
     const mounts = readMountinfo(pid);
     if (mounts) {
       v.readerPid = pid;
       v.mounts = mounts;
-      return;
+      return 'read';
     }
   }
   v.readerPid = null;
-  v.ns.error = `could not read the mountinfo of any of its ${tries.length} process(es); they exited or are not visible`;
+  if (v.ns.reachedVia === 'process' && tries.every((pid) => { const st = readStat(pid); return !st || !isLive(st); })) return 'gone';
+  v.ns.error = `could not read the mountinfo of any of its ${tries.length} process(es)`;
+  return 'unreadable';
 }

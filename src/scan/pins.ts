@@ -5,7 +5,8 @@
 // symlink is never followed, and every directory must sit on the instance's device.
 import fs from 'node:fs';
 import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type ObjectDetails } from '../kernel/bpf.js';
-import { readBpfFdinfo, devString, readMountinfo } from '../kernel/procfs.js';
+import { readBpfFdinfo, devString, readMountinfo, readStat } from '../kernel/procfs.js';
+import { isLive } from './processes.js';
 import type { ObjectKind, ScanError, ScannedObject, ScannedPin } from '../model.js';
 import { mountsToWalk, pathBelowMount, type InstanceAccess, type InstanceView } from './instances.js';
 
@@ -141,9 +142,21 @@ export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: Sca
 }
 
 /** false only when a live reader's mount table no longer has the mount; a reader that exited proves nothing. */
+/**
+ * Is the mount still there? Asked of any process of its namespace that can still be read;
+ * when none can, it is gone only if none of them is alive any more (the namespace ended
+ * with its last process); a live process we cannot read proves nothing (a partial view).
+ */
 function stillMounted(a: InstanceAccess, dev: string): boolean {
-  const mounts = readMountinfo(a.readerPid);
-  return !mounts || mounts.some((m) => m.mountId === a.mount.mountId && m.dev === dev);
+  const pids = [a.readerPid, ...a.nsPids.filter((p) => p !== a.readerPid)];
+  for (const pid of pids) {
+    const mounts = readMountinfo(pid);
+    if (mounts) return mounts.some((m) => m.mountId === a.mount.mountId && m.dev === dev);
+  }
+  return pids.some((pid) => {
+    const st = readStat(pid);
+    return st !== null && isLive(st);
+  });
 }
 
 type PinVisitor = (rel: string, st: fs.Stats, fdPath: string) => void;

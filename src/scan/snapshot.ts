@@ -1,4 +1,4 @@
-// From a scan of the host to a classified snapshot document (SPEC section 4).
+// From a scan of the host to a classified snapshot document (docs/json.md).
 import { SCHEMA_VERSION, objectKey, type HostObject, type Holder, type ScannedPin, type SnapshotDoc } from '../model.js';
 import { classifyPins, type ClassifyContext, type Sighting } from '../analysis/classify.js';
 import { summarize, fillInstanceTotals } from '../analysis/summary.js';

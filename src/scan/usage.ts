@@ -1,17 +1,16 @@
 // "Is anything using this object right now?" for clean's last check before an unlink:
-// holders (fds, mmaps) and live kernel references, from a sweep at most maxAgeMs old, and
-// the count guard read afresh for every check (each unlink changes the counts).
+// holders (fds, mmaps), live kernel references and the count guard, from one sweep at most
+// maxAgeMs old.
 import { pageSize } from '../kernel/procfs.js';
 import { liveObjects } from '../analysis/classify.js';
-import { objectKey } from '../model.js';
 import { scanProcesses } from './processes.js';
 import { readReferenceGraph } from './references.js';
 import { buildHolders } from './holders.js';
 import { mapTypesOf, readCounts, residue } from './counts.js';
-import { unexplainedReason } from '../analysis/liveness.js';
+import { unexplainedReason, type Unexplained } from '../analysis/liveness.js';
 import { contentRefs } from './contents.js';
 import type { InstanceAccess } from './instances.js';
-import type { ScannedPin } from '../model.js';
+import { objectKey, type ScannedPin } from '../model.js';
 import { discoverNetns, type NetnsMount } from './netns.js';
 
 export interface UsageProbe {
@@ -39,11 +38,15 @@ export function usageProbe(
       withMaps: ps.mapMappings.size > 0, cgroupRoots: scope.cgroupRoots,
       netns: () => discoverNetns({ pids: ps.processes.keys(), netNsFds: ps.netNsFds, mounts: scope.netnsMounts }),
     }, errors);
+    // The counts and the pins at the same moment: an unlink made after this read is in both.
     const guard = readCounts();
-    graph.refs.push(...contentRefs({ ps, graph, pins: pinsNow(), access: scope.access, mapTypes: mapTypesOf(guard) }, errors));
+    const pins = pinsNow();
+    graph.refs.push(...contentRefs({ ps, graph, pins, access: scope.access, mapTypes: mapTypesOf(guard) }, errors));
     const exactMmaps = guard.ok ? guard.counts.vmas.filter((v) => v.pid !== process.pid) : undefined;
     const holders = buildHolders(ps, graph.maps, pageSize(), () => null, exactMmaps);
     const live = liveObjects({ holders: holders.byObject, links: graph.links, refs: graph.refs, unexplained: new Map() });
+    // any referrer the kernel counts that nothing names keeps an object
+    const left = guard.ok ? residue(guard.counts, pins, graph.refs) : new Map<string, Unexplained>();
     sweep = (kind, id) => {
       // a kernel graph read only in part cannot prove that nothing uses the object
       if (errors.length) return `cannot confirm it is unused: ${errors[0]!.scope}: ${errors[0]!.message}`;
@@ -52,12 +55,8 @@ export function usageProbe(
       if (h?.length) return `held by pid ${h[0]!.pid} (${h[0]!.comm}) now`;
       const why = kind !== 'link' ? live.live.get(objectKey(kind, id)) : undefined;
       if (why !== undefined) return `in use now: ${why}`;
-      // The counts right now: any referrer the kernel counts that nothing names keeps it.
-      const now = readCounts();
-      if (now.ok) {
-        const left = residue(now.counts, pinsNow(), graph.refs).get(objectKey(kind, id));
-        if (left) return `in use now: ${unexplainedReason(left)}`;
-      }
+      const unexplained = left.get(objectKey(kind, id));
+      if (unexplained) return `in use now: ${unexplainedReason(unexplained)}`;
       return null;
     };
     takenAt = Date.now();

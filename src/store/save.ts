@@ -31,7 +31,7 @@ const SQL = {
   error: `INSERT INTO scan_errors (snapshot_id, scope, message, extra) VALUES (?,?,?,?)`,
 };
 
-/** SPEC section 4: leaks count orphaned and leaked pins; leakedBytes is summary.memlockBytes.leaked. */
+/** docs/json.md: leaks count orphaned and leaked pins; leakedBytes is summary.memlockBytes.leaked. */
 function leakTotals(doc: SnapshotDoc): { leaks: number; leakedBytes: number } {
   let leaks = 0;
   for (const p of doc.pins) if (LEAK_STATUSES.has(p.status)) leaks++;

@@ -64,11 +64,46 @@ describe('errors', () => {
 
   it('an unknown flag or command, or a bad value', () => {
     expectOneLineError(pinleak(['scan', '--frobnicate'], { db: tmp.db }), /Unknown argument: frobnicate/);
-    expectOneLineError(pinleak(['explode'], { db: tmp.db }), /Unknown argument: explode/);
+    expectOneLineError(pinleak(['explode'], { db: tmp.db }), /^pinleak: unknown command "explode": pinleak --help lists the commands$/);
     expectOneLineError(pinleak([], { db: tmp.db }), /name a command/);
     expectOneLineError(pinleak(['pins', '--status', 'leakd'], { db: tmp.db }), /--status leakd: must be one of/);
     expectOneLineError(pinleak(['gate'], { db: tmp.db }), /Missing required argument: baseline/);
     expect(fs.existsSync(tmp.db)).toBe(false);
+  });
+
+  it('messages echo what the user typed, and name a mistyped command as a command', () => {
+    expectOneLineError(pinleak(['scna'], { db: tmp.db }), /^pinleak: unknown command "scna" \(did you mean scan\?\): pinleak --help lists the commands$/);
+    expectOneLineError(pinleak(['--quiet', 'leak'], { db: tmp.db }), /^pinleak: unknown command "leak" \(did you mean leaks\?\)/);
+    expectOneLineError(pinleak(['pins', '--path', '/app/[z-a]'], { db: tmp.db }), /^pinleak: --path \/app\/\[z-a\]: "\[z-a\]" is not a valid character class \(a range goes up, as in \[a-z\]\)$/);
+    expectOneLineError(pinleak(['leaks', '--path', 'a//b'], { db: tmp.db }), /^pinleak: --path a\/\/b: it has an empty path component/);
+    expectOneLineError(pinleak(['run', '--interval', 'abc', '--', 'true'], { db: tmp.db }), /^pinleak: --interval abc: must be a whole number >= 1$/);
+    expectOneLineError(pinleak(['gate', '--baseline', 'x', '--max-new-leaks', '-1'], { db: tmp.db }), /^pinleak: --max-new-leaks -1: must be a whole number >= 0$/);
+    expectOneLineError(pinleak(['gate', '--baseline', 'x', '--max-leaked-bytes', '1k'], { db: tmp.db }), /^pinleak: --max-leaked-bytes 1k: must be a whole number >= 0$/);
+    expectOneLineError(pinleak(['prune', '--keep', '1.5'], { db: tmp.db }), /^pinleak: --keep 1\.5: must be a whole number >= 0$/);
+    // clean names the statuses it takes, not all six
+    expectOneLineError(pinleak(['clean', '--status', 'bogus'], { db: tmp.db }), /^pinleak: --status bogus: must be one of leaked, orphaned, persistent$/);
+    expectOneLineError(pinleak(['clean', '--status', 'held'], { db: tmp.db }), /^pinleak: clean never removes held pins/);
+    expect(fs.existsSync(tmp.db)).toBe(false);
+  });
+
+  it('run without -- says where the command goes', () => {
+    expectOneLineError(pinleak(['run', 'true'], { db: tmp.db }), /^pinleak: run takes the command after --: pinleak run -- true$/);
+    expectOneLineError(pinleak(['run', '--interval', '50', 'ls', '-l'], { db: tmp.db }), /^pinleak: run takes the command after --: pinleak run -- ls -l$/);
+    expect(fs.existsSync(tmp.db)).toBe(false);
+  });
+
+  it('a malformed --config fails every command, also those that do not use it', () => {
+    expect(pinleak(['scan', '--quiet'], { db: tmp.db }).code).toBe(0);
+    const cfg = path.join(tmp.dir, 'config.json');
+    fs.writeFileSync(cfg, '{ "ignore": [ }');
+    const before = sha(tmp.db);
+    for (const args of [['pins'], ['leaks'], ['mounts'], ['snapshots'], ['diff', 'latest', 'latest'], ['prune', '--keep', '1'], ['export', 'prometheus'], ['demo']]) {
+      expectOneLineError(pinleak([...args, '--config', cfg], { db: tmp.db }), /^pinleak: config .*config\.json: not valid JSON/);
+    }
+    expect(sha(tmp.db)).toBe(before);
+    // a valid one that leaves out optional keys (owners[].persistent among them) is fine
+    fs.writeFileSync(cfg, JSON.stringify({ owners: [{ tool: 'mine', paths: ['mine/**'] }] }));
+    expect(pinleak(['snapshots', '--config', cfg], { db: tmp.db }).code).toBe(0);
   });
 
   it('a label that would read as a snapshot id, latest~N or a file is refused', () => {
@@ -103,6 +138,13 @@ describe('errors', () => {
     }
     const list = JSON.parse(pinleak(['snapshots', '--json'], { db: tmp.db }).stdout) as { snapshots: { label: string | null }[] };
     expect(list.snapshots.map((s) => s.label)).toEqual(['first']);
+  });
+
+  it('one sample is "1 sample"', () => {
+    // the first sample is taken at once; the next would come after 100 s, long after `true` exited
+    const r = pinleak(['run', '--interval', '100000', '--', 'true'], { db: tmp.db });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^true exited with code 0 \(1 sample of its process tree\)$/m);
   });
 
   it('an internal error is one line too, with the stack only under --debug', () => {

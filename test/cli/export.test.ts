@@ -291,7 +291,7 @@ describe('export prometheus', () => {
     const list = pinleakJson<{ snapshots: { id: number; leaks: number; leakedBytes: number }[] }>(['snapshots'], { db: db.db });
     const latest = list.snapshots.at(-1)!;
     expect(scalar('pinleak_leaks')).toBe(latest.leaks);
-    // snapshots' leakedBytes is SPEC's memlockBytes.leaked; the metric covers every leak (orphaned too)
+    // snapshots' leakedBytes is the summary's memlockBytes.leaked; the metric covers every leak (orphaned too)
     expect(latest.leakedBytes).toBe(doc.summary.memlockBytes.leaked);
     const leakObjects = new Map(doc.pins.filter((p) => p.status === 'orphaned' || p.status === 'leaked')
       .map((p) => [`${p.object!.kind}:${p.object!.id}`, p.object!.memlockBytes]));

@@ -60,7 +60,7 @@ describe('prune', () => {
     expectOneLineError(pinleak(['prune'], { db: tmp.db }), /prune needs --keep N or --older-than DUR/);
     expectOneLineError(pinleak(['prune', '--older-than', '3 days'], { db: tmp.db }), /bad duration "3 days"/);
     expectOneLineError(pinleak(['prune', '--older-than', '2y'], { db: tmp.db }), /bad duration "2y"/);
-    expectOneLineError(pinleak(['prune', '--keep', '1.5'], { db: tmp.db }), /--keep takes a whole number/);
+    expectOneLineError(pinleak(['prune', '--keep', '1.5'], { db: tmp.db }), /--keep 1\.5: must be a whole number >= 0/);
     expect(sha(tmp.db)).toBe(before);
   });
 });

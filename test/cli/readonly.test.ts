@@ -24,7 +24,7 @@ const contents = (dir: string) => Object.fromEntries(fs.readdirSync(dir).sort().
 
 function asNobody(args: string[]) {
   const r = spawnSync('setpriv', ['--reuid', NOBODY, '--regid', NOBODY, '--clear-groups', process.execPath, CLI, ...args],
-    { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } });
+    { encoding: 'utf8', timeout: 60_000, maxBuffer: 1 << 30, env: { ...process.env, NO_COLOR: '1' } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 

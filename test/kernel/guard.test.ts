@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mapCreate, progLoad, trivialProgram, objPin, closeFd } from '../../src/kernel/bpf.js';
 import { MapType, ProgType } from '../../src/kernel/abi.js';
-import { pinleakJson, start, type Started } from '../helpers.js';
+import { pinleak, pinleakJson, start, type Started } from '../helpers.js';
 import { worldForFile } from '../world/for-file.js';
 import type { Mount } from '../world/world.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
@@ -74,6 +74,12 @@ describe('count guard', () => {
     expect(flight.status).toBe('in-use');
     expect(flight.reasons[0]).toMatch(/^a file that pinleak cannot see still holds it/);
     expect(live.errors.filter((e) => e.scope === 'count guard')).toEqual([]);
+
+    // without iterators the scan says what its verdicts lack, in JSON and at the top of the text
+    const off = { db: t.db.db, env: { PINLEAK_ITERATORS: '0' } };
+    const blind = pinleakJson(['scan', '--no-store'], off);
+    expect(blind.errors).toContainEqual({ scope: 'count guard', message: expect.stringMatching(/^BPF iterators unavailable \(turned off by PINLEAK_ITERATORS=0\): verdicts rest on the references pinleak can name/) });
+    expect(pinleak(['scan', '--no-store'], off).stdout).toMatch(/warning: count guard: BPF iterators unavailable/);
 
     // clean never removes them while those referrers live
     const cleaned = pinleakJson<CleanResult>(['clean', '--status', 'orphaned,leaked', '--instance', bpffs.dev, '--yes'], { db: t.db.db });

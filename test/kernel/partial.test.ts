@@ -10,6 +10,11 @@ import type { Agent, Mount } from '../world/world.js';
 import { CLI, pinleak, pinleakJson } from '../helpers.js';
 import type { SnapshotDoc } from '../../src/model.js';
 import type { SnapshotListEntry } from '../../src/store/index.js';
+import type { ScanError } from '../../src/model.js';
+import type { Anchor } from '../../src/kernel/ns.js';
+import { discoverNamespaces } from '../../src/scan/namespaces.js';
+import { objectReader, walkInstance } from '../../src/scan/pins.js';
+import { pidMax } from '../../src/kernel/procfs.js';
 
 let bpffs: Mount;
 let holder: Agent;
@@ -31,7 +36,7 @@ const t = worldForFile(async ({ world }) => {
  */
 function blind(args: string[]) {
   const r = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'sh', '-c', 'sleep 120 & exec "$@"', 'sh', process.execPath, CLI, '--db', t.db.db, ...args],
-    { encoding: 'utf8', timeout: 120_000, env: { ...process.env, NO_COLOR: '1' } });
+    { encoding: 'utf8', timeout: 120_000, maxBuffer: 1 << 30, env: { ...process.env, NO_COLOR: '1' } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -117,5 +122,44 @@ describe('a blind scan', () => {
     expect(pinOf(after)).toMatchObject({ status: 'held', object: { id: heldId } });
     // and there is no flag to override it
     expect(pinleak(['clean', '--help']).stdout).not.toMatch(/--force|--allow-partial/);
+  });
+});
+
+describe('a namespace or instance whose processes all exit during the scan', () => {
+  const listed = (procs: [number, number][]) => ({
+    processes: new Map(procs.map(([pid, mntNs]) => [pid, { pid, startTime: 1, comm: 'p', ppid: 1, mntNs, cgroup: null }])),
+    unreadable: [], bpfFds: [], nsFds: [], mapMappings: new Map(),
+  });
+
+  it('is gone, not a blind spot: no view, no error, so the snapshot stays whole', async () => {
+    const vanished = pidMax() + 1; // listed, then gone: no such process can exist
+    const errors: ScanError[] = [];
+    const views = await discoverNamespaces(listed([[vanished, 4026599999]]), [], errors);
+    expect(views).toEqual([]);
+    expect(errors).toEqual([]);
+
+    const mount = { mntNs: 4026599999, mountId: 1, mountPoint: '/sys/fs/bpf', root: '/', superOptions: 'rw' };
+    const instance = { dev: '0:9999', mounts: [mount], delegation: null, pinCount: 0, memlockBytes: 0, error: null };
+    const walked = walkInstance({ instance, accesses: [{ path: `/proc/${vanished}/root/sys/fs/bpf`, readerPid: vanished, nsPids: [vanished], mount }] },
+      objectReader(), errors, { symlinksSkipped: 0, foreignSkipped: 0 });
+    expect(walked).toBeNull();
+    expect(errors).toEqual([]);
+  });
+
+  it('but kept by an nsfs mount, it is entered through that mount, whichever is read first', async () => {
+    const detached = await t.world.namespaceWithoutProcess({ mapName: 'kept_ns' });
+    const vanished = pidMax() + 1;
+    const host = process.pid; // in the namespace that has the nsfs bind mount
+    for (const order of [[[vanished, detached.mntNs], [host, t.world.hostMntNs]], [[host, t.world.hostMntNs], [vanished, detached.mntNs]]] as [number, number][][]) {
+      const anchors: Anchor[] = [];
+      try {
+        const errors: ScanError[] = [];
+        const views = await discoverNamespaces(listed(order), anchors, errors);
+        expect(errors).toEqual([]);
+        expect(views.find((v) => v.ns.mntNs === detached.mntNs)?.ns).toMatchObject({ reachedVia: 'nsfs', pids: [], error: null });
+      } finally {
+        for (const a of anchors) a.release();
+      }
+    }
   });
 });

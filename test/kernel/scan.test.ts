@@ -65,7 +65,7 @@ worldForFile(async (t) => {
 });
 
 describe('scan on the real kernel', () => {
-  it('prints the SPEC section 4 snapshot document', () => {
+  it('prints the snapshot document of docs/schema/snapshot.json', () => {
     assertSnapshotDoc(doc);
     expect(doc.snapshot.label).toBe('kernel-test');
   });

@@ -28,7 +28,7 @@ beforeAll(async () => {
   world = createWorld();
   bpffs = await world.mountBpffs('unpin');
   agent = await world.spawnAgent();
-  access = [{ path: bpffs.path, readerPid: process.pid, mount: { mntNs: world.hostMntNs, mountId: 0, mountPoint: bpffs.path, root: '/', superOptions: 'rw' } }];
+  access = [{ path: bpffs.path, readerPid: process.pid, nsPids: [process.pid], mount: { mntNs: world.hostMntNs, mountId: 0, mountPoint: bpffs.path, root: '/', superOptions: 'rw' } }];
 });
 afterAll(async () => {
   await world.cleanup();
@@ -101,7 +101,7 @@ describe('openPin', () => {
 describe('walkInstance', () => {
   const view = (mountId: number, p: string): InstanceView => ({
     instance: { dev: bpffs.dev, mounts: [], delegation: null, pinCount: 0, memlockBytes: 0, error: null },
-    accesses: [{ path: p, readerPid: process.pid, mount: { mntNs: world.hostMntNs, mountId, mountPoint: p, root: '/', superOptions: 'rw' } }],
+    accesses: [{ path: p, readerPid: process.pid, nsPids: [process.pid], mount: { mntNs: world.hostMntNs, mountId, mountPoint: p, root: '/', superOptions: 'rw' } }],
   });
 
   it('treats an instance unmounted during the scan as gone, not as an error', () => {

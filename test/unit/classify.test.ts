@@ -212,3 +212,15 @@ describe('persistent pins: stale, and reasons that agree (issue 14)', () => {
     expect(summarize(pins, 1, 1).stale).toEqual({ pins: 2, memlockBytes: 1000 });
   });
 });
+
+describe('run-window evidence', () => {
+  it('a pin made while `run` ran its command, never seen held by it, is orphaned, not leaked: timing is no proof', () => {
+    const recorded = new Map([[objectKey('map', 5), { pid: 77, startTime: 1, comm: 'loader', snapshotId: null, container: null, source: 'run-window' as const }]]);
+    const [p] = classifyPins([facts('/w', map(5))], ctx({ recorded }));
+    expect(p!.creator).toMatchObject({ pid: 77, source: 'run-window', alive: false });
+    expect(p!.status).toBe('orphaned');
+    expect(p!.reasons.join(' ')).toMatch(/run by pinleak run while the pin was made, has exited; only the time points at it/);
+    const seen = new Map([[objectKey('map', 5), { ...recorded.get(objectKey('map', 5))!, source: 'run' as const }]]);
+    expect(classifyPins([facts('/w', map(5))], ctx({ recorded: seen }))[0]!.status).toBe('leaked');
+  });
+});

@@ -65,6 +65,10 @@ describe('parseConfig', () => {
     expect(c.owners![0]!.source).toBe('our wiki');
   });
 
+  it('an owner without persistent is not persistent (every key is optional, as the README says)', () => {
+    expect(parseConfig('{"owners":[{"tool":"t","paths":["t/**"]}]}', F).owners).toEqual([{ tool: 't', persistent: false, paths: ['t/**'], source: `config ${F}` }]);
+  });
+
   it('accepts a UTF-8 byte order mark', () => {
     expect(parseConfig('\uFEFF{"ignore":[]}', F)).toEqual({ ignore: [] });
   });
@@ -75,7 +79,7 @@ describe('parseConfig', () => {
       [{ colour: 1 }, 'colour is not a known key (expected owners, ignore, retention)'],
       [{ owners: {} }, 'owners must be an array'],
       [{ owners: [{ tool: 'x', persistent: true }] }, 'owners[0] needs at least one entry in paths or names'],
-      [{ owners: [{ tool: 'x', persistent: 1, names: ['a'] }] }, 'owners[0].persistent must be true or false'],
+      [{ owners: [{ tool: 'x', persistent: 1, names: ['a'] }] }, 'owners[0].persistent must be true or false (default false)'],
       [{ owners: [{ tool: 'x', persistent: true, paths: [7] }] }, 'owners[0].paths[0] must be a string'],
       [{ owners: [{ tool: 'x', persistent: true, paths: ['a//b'] }] }, 'owners[0].paths[0] is not a valid glob'],
       [{ owners: [{ tool: 'x', persistent: true, names: ['a'], prio: 1 }] }, 'owners[0].prio is not a known key'],

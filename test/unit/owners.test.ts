@@ -327,7 +327,7 @@ describe('ownerRuleProblem', () => {
   it('names the field', () => {
     expect(ownerRuleProblem({ tool: 'x', persistent: true }, 'owners[0]')).toBe('owners[0] needs at least one entry in paths or names');
     expect(ownerRuleProblem({ tool: '', persistent: true, names: ['a'] }, 'owners[1]')).toBe('owners[1].tool must be a non-empty string');
-    expect(ownerRuleProblem({ tool: 'x', persistent: 'yes', names: ['a'] }, 'o')).toBe('o.persistent must be true or false');
+    expect(ownerRuleProblem({ tool: 'x', persistent: 'yes', names: ['a'] }, 'o')).toBe('o.persistent must be true or false (default false)');
     expect(ownerRuleProblem({ tool: 'x', persistent: true, paths: ['a', 3] }, 'o')).toBe('o.paths[1] must be a string');
     expect(ownerRuleProblem({ tool: 'x', persistent: true, names: [''] }, 'o')).toMatch(/^o\.names\[0\] must not be empty/);
     expect(ownerRuleProblem({ tool: 'x', persistent: true, paths: ['{a,b}'] }, 'o')).toMatch(/^o\.paths\[0\] is not a valid glob/);

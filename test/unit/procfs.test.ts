@@ -118,7 +118,7 @@ describe('devices and mounts', () => {
     expect(devString(0x100000n << 12n)).toBe('0:1048576');
   });
   it('walks a whole-instance mount instead of a subdirectory mount of it', () => {
-    const acc = (root: string, mountPoint: string) => ({ path: `/proc/1/root${mountPoint}`, readerPid: 1, mount: { mntNs: 1, mountId: 1, mountPoint, root, superOptions: 'rw' } });
+    const acc = (root: string, mountPoint: string) => ({ path: `/proc/1/root${mountPoint}`, readerPid: 1, nsPids: [1], mount: { mntNs: 1, mountId: 1, mountPoint, root, superOptions: 'rw' } });
     const groups = mountsToWalk([acc('/sub', '/a'), acc('/', '/b'), acc('/', '/c')]);
     expect(groups).toHaveLength(1);
     expect(groups[0]!.map((g) => g.mount.mountPoint)).toEqual(['/b', '/c']);

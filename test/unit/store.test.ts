@@ -344,7 +344,7 @@ describe('snapshots', () => {
     const list = listSnapshots(s);
     expect(list.map((e) => e.label)).toEqual(['a', 'b']);
     // leaks: orphaned+leaked pins: events (leaked), events_alias (orphaned), token/link (orphaned);
-    // leakedBytes: SPEC section 4, the summary's memlockBytes.leaked
+    // leakedBytes: docs/json.md, the summary's memlockBytes.leaked
     expect(list[0]).toMatchObject({ id: 1, pins: 6, leaks: 3, leakedBytes: 82960, takenAt: '2026-11-24T20:30:00.000Z', bootId: BOOT, hostname: 'node-1', kernel: '6.18.44', durationMs: 41 });
     expect(list[1]).toMatchObject({ id: 2, pins: 0, leaks: 0, leakedBytes: 0 });
   });

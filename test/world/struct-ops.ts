@@ -7,7 +7,7 @@ import os from 'node:os';
 import { Asm, R0 } from '../../src/kernel/asm.js';
 import { kernelBtf } from '../../src/kernel/btf.js';
 import { loadProgram } from '../../src/kernel/loader.js';
-import { mapCreate, mapUpdate, mapDelete, mapInfo, progInfo, closeFd, btfLoad, KernelError } from '../../src/kernel/bpf.js';
+import { mapCreate, mapUpdate, mapDelete, mapInfo, progInfo, closeFd, btfLoad, fdById, KernelError } from '../../src/kernel/bpf.js';
 import { MapType, ProgType } from '../../src/kernel/abi.js';
 import { buildBtf } from './btf-builder.js';
 import type { World } from './world.js';
@@ -26,6 +26,11 @@ export interface RegisteredStructOps {
   unregister(): void;
   /** unregisters, then closes every fd; a second call does nothing (the world's cleanup calls it) */
   close(): void;
+  /**
+   * closes every fd but keeps the registration, as a loader that exits does; the world's
+   * cleanup then unregisters through a new fd (a struct_ops map may be opened by id)
+   */
+  detach(): void;
 }
 
 export function registerCongestionControl(world: World, name = `pl${process.pid % 100000}${Math.random().toString(36).slice(2, 6)}`): RegisteredStructOps {
@@ -60,6 +65,22 @@ export function registerCongestionControl(world: World, name = `pl${process.pid 
     }
   };
   world.onCleanup(`struct_ops ${OPS} ${name}`, close);
+  const detach = () => {
+    registered = false; // from now on only the map id leads to it
+    for (const fd of fds.splice(0)) closeFd(fd);
+    const id = mapId;
+    world.onCleanup(`struct_ops ${OPS} ${name} (map ${id}, detached)`, () => {
+      const fd = fdById('map', id, true);
+      if (fd === null) return; // gone already
+      try {
+        mapDelete(fd, key);
+      } catch (e) {
+        if (!(e instanceof KernelError && (e.code === 'EINPROGRESS' || e.code === 'ENOENT'))) throw e;
+      } finally {
+        closeFd(fd);
+      }
+    });
+  };
 
   // BPF_MAP_CREATE wants a BTF object in btf_fd even for a vmlinux value type (a
   // compiled loader passes its own): the smallest one the kernel accepts, one int
@@ -85,5 +106,6 @@ export function registerCongestionControl(world: World, name = `pl${process.pid 
   }
   mapUpdate(mapFd, key, value);
   registered = true;
-  return { name, mapFd, mapId: mapInfo(mapFd).id, progIds, unregister, close };
+  const mapId = mapInfo(mapFd).id;
+  return { name, mapFd, mapId, progIds, unregister, close, detach };
 }
