@@ -9,6 +9,13 @@ export type ObjectKind = 'map' | 'prog' | 'link' | 'unknown';
 /** How a BPF object is named across the code: `map:26`. Ids are unique within one boot. */
 export const objectKey = (kind: string, id: number): string => `${kind}:${id}`;
 
+/** Where a pin is: its bpffs instance and its path there (one pin at a time). */
+export const pinPlace = (p: { instance: string; path: string }): string => `${p.instance}\u0000${p.path}`;
+
+/** A pin within one boot: its place and the object it holds (object ids are unique within a boot). */
+export const pinKey = (p: { instance: string; path: string; object: { kind: string; id: number } | null }): string =>
+  `${pinPlace(p)}\u0000${p.object ? objectKey(p.object.kind, p.object.id) : '-'}`;
+
 export const STATUSES = ['held', 'in-use', 'orphaned', 'leaked', 'persistent', 'unreadable'] as const;
 export type Status = (typeof STATUSES)[number];
 

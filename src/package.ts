@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PinleakError } from './errors.js';
 
 let root: string | null = null;
 
@@ -11,7 +12,7 @@ export function packageRoot(): string {
     let d = path.dirname(fileURLToPath(import.meta.url));
     while (!fs.existsSync(path.join(d, 'package.json'))) {
       const up = path.dirname(d);
-      if (up === d) throw new Error('pinleak: its package.json is missing; reinstall pinleak');
+      if (up === d) throw new PinleakError('its package.json is missing; reinstall pinleak');
       d = up;
     }
     root = d;
@@ -29,11 +30,3 @@ export function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
 }
 
-/** The version for output files (metrics, reports): never fails, `unknown` at worst. */
-export function pinleakVersion(): string {
-  try {
-    return packageVersion();
-  } catch {
-    return 'unknown';
-  }
-}

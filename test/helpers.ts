@@ -1,5 +1,5 @@
 // Running the built CLI the way users do, and reading its JSON back.
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions, type SpawnSyncOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,26 @@ export function pinleak(args: string[], opts: SpawnSyncOptions & { db?: string }
   // a busy host's snapshot document can be tens of megabytes
   const r = spawnSync(process.execPath, [CLI, ...full], { encoding: 'utf8', timeout: 120_000, maxBuffer: 1 << 30, ...opts, env: { ...process.env, NO_COLOR: '1', ...opts.env } });
   return { code: r.status ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+}
+
+export interface Started<C extends ChildProcess = ChildProcess> {
+  child: C;
+  /** how it ended; made at spawn, so a child that ends before anyone waits is still seen */
+  ended: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * spawn() with the child's end as a promise made at once. Listening for 'exit' only when
+ * about to wait misses a child that has already gone, and the test hangs.
+ */
+export function start(command: string, args: string[], opts: SpawnOptions = {}): Started {
+  const child = spawn(command, args, opts);
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', reject); // it could not be started
+  });
+  ended.catch(() => { /* seen by whoever awaits it */ });
+  return { child, ended };
 }
 
 /** Runs a command that must succeed with --json and parses stdout. */

@@ -1,17 +1,12 @@
 // Statuses, creators and owners (SPEC section 2): pure functions over one scan, the
 // history of earlier snapshots of the same boot, the owner catalog and the user config.
-import type { Container, Creator, Holder, KernelRef, Owner, Pin, ScannedPin, Status, UsedBy } from '../model.js';
+import { objectKey, type Container, type Creator, type Holder, type KernelRef, type Owner, type Pin, type ScannedPin, type Status, type UsedBy } from '../model.js';
 import { liveness, rootsOf, unexplainedReason, usedByIndex, type Liveness, type Unexplained } from './liveness.js';
 import { matchOwner, pathPid as pathPidOf, type OwnerMatch, type OwnerRule } from './owners.js';
 import { staleOf, staleReason, type StaleRecord } from './stale.js';
 import { matchIgnore, type Config } from './config.js';
 import { inheritOwners, type CatalogOwner } from './objects.js';
 
-export { objectKey as key } from '../model.js';
-import { objectKey as key } from '../model.js';
-
-/** What classification needs to know about a pin: a scanned one. */
-export type PinFacts = ScannedPin;
 
 export interface LiveProcess {
   pid: number;
@@ -99,7 +94,7 @@ export function liveObjects(ctx: Pick<ClassifyContext, 'holders' | 'links' | 're
   return liveness(roots, ctx.refs, fallback);
 }
 
-export function classifyPins(pins: PinFacts[], ctx: ClassifyContext): Pin[] {
+export function classifyPins(pins: ScannedPin[], ctx: ClassifyContext): Pin[] {
   const live = liveObjects(ctx);
   const usedBy = usedByIndex(ctx.refs);
   const inherited = usedOwners(ctx, live);
@@ -116,11 +111,11 @@ function usedOwners(ctx: ClassifyContext, live: Liveness): Map<string, { owner: 
 }
 
 function classifyPin(
-  p: PinFacts, ctx: ClassifyContext, live: Liveness, usedByIdx: Map<string, UsedBy[]>,
+  p: ScannedPin, ctx: ClassifyContext, live: Liveness, usedByIdx: Map<string, UsedBy[]>,
   inherited: Map<string, { owner: CatalogOwner; ref: KernelRef }>,
 ): Pin {
   const o = p.object;
-  const k = o ? key(o.kind, o.id) : null;
+  const k = o ? objectKey(o.kind, o.id) : null;
   const holders = k ? ctx.holders.get(k) ?? [] : [];
   const reasons: string[] = [];
   const { owner, match } = ownerOf(p, ctx, k ? inherited.get(k) : undefined);
@@ -225,7 +220,7 @@ function creatorReason(c: Creator): string {
 }
 
 function ownerOf(
-  p: PinFacts, ctx: ClassifyContext, inherited?: { owner: CatalogOwner; ref: KernelRef },
+  p: ScannedPin, ctx: ClassifyContext, inherited?: { owner: CatalogOwner; ref: KernelRef },
 ): { owner: Owner; match: OwnerMatch | null } {
   const m = matchOwner(ctx.catalog, p.path, p.object?.name ?? null);
   const pid = pathPidOf(p.path, ctx.pidMax);
@@ -242,9 +237,9 @@ function ownerOf(
 }
 
 /** SPEC section 2: run records, then history, then a pid in the path. */
-export function creatorOf(p: PinFacts, ctx: ClassifyContext, holdersNow: Holder[]): Creator | null {
+export function creatorOf(p: ScannedPin, ctx: ClassifyContext, holdersNow: Holder[]): Creator | null {
   const o = p.object!;
-  const k = key(o.kind, o.id);
+  const k = objectKey(o.kind, o.id);
   const fromSighting = (s: Sighting, source: NonNullable<Sighting['source']>): Creator => ({
     pid: s.pid, startTime: s.startTime, comm: s.comm, alive: isAlive(ctx, s.pid, s.startTime),
     firstSeenSnapshot: s.snapshotId, source, container: s.container,
@@ -287,7 +282,7 @@ function recordedPin(records: Sighting[] | undefined, ctimeMs: number, ctx: Pick
 }
 
 /** A pin made while a watch recorded every pin, yet with no record of its object: say so (it changes no status). */
-function unrecordedReason(p: PinFacts, ctx: ClassifyContext): string | null {
+function unrecordedReason(p: ScannedPin, ctx: ClassifyContext): string | null {
   const w = ctx.watchCoverage?.find((c) => c.fromMs <= p.ctimeMs && p.ctimeMs <= c.untilMs);
   if (!w) return null;
   const lost = w.drops ? `, or its record was among the ${w.drops} the recorder dropped` : '';

@@ -2,12 +2,11 @@
 // Only orphaned and leaked pins are candidates, and stale persistent pins when asked for by
 // name (--status persistent --stale), whatever the other filters say.
 import type { Pin, SnapshotDoc, Status } from '../model.js';
-
-export const CLEANABLE: readonly Status[] = ['leaked', 'orphaned'];
+import { isLeakStatus } from './summary.js';
 
 export interface CleanFilter {
   statuses: Status[];
-  instance?: string;
+  /** the place filters (--instance, --path) */
   keep: (p: Pin) => boolean;
   /** only pins made before this time (ms since the epoch); stale pins: unused since before it */
   createdBefore?: number;
@@ -18,7 +17,7 @@ export interface CleanFilter {
 /** Is this pin one `clean` may remove under these statuses? Persistent ones only when stale and asked for. */
 function qualifies(p: Pin, statuses: Status[], stale: boolean): boolean {
   if (!statuses.includes(p.status)) return false;
-  return CLEANABLE.includes(p.status) || (stale && p.status === 'persistent' && !!p.stale);
+  return isLeakStatus(p.status) || (stale && p.status === 'persistent' && !!p.stale);
 }
 
 /** When a candidate's age is measured from: a stale pin's unused run, any other pin's making. */
@@ -45,4 +44,3 @@ export function recheck(candidate: Pin, fresh: Pin | undefined, statuses: Status
   return null;
 }
 
-export const pinKey = (p: Pick<Pin, 'instance' | 'path'>) => `${p.instance}\u0000${p.path}`;

@@ -8,7 +8,7 @@
 // naming the file and the field, never silently ignored. Only loadConfig touches the disk.
 import { readFileSync } from 'node:fs';
 import { PinleakError } from '../errors.js';
-import { globMatch, globProblem, nameHasPrefix, ownerRuleProblem, type OwnerRule } from './owners.js';
+import { copyRule, globMatch, globProblem, nameHasPrefix, ownerRuleProblem, type OwnerRule } from './owners.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/pinleak/config.json';
 
@@ -281,11 +281,7 @@ export function parseConfig(text: string, file: string): Config {
       const p = ownerRuleProblem(r, `owners[${i}]`);
       if (p) fail(p);
       const rule = r as OwnerRule;
-      const out: OwnerRule = { tool: rule.tool, persistent: rule.persistent ?? false };
-      if (rule.paths) out.paths = [...rule.paths];
-      if (rule.names) out.names = [...rule.names];
-      out.source = rule.source ?? `config ${file}`;
-      owners.push(out);
+      owners.push({ ...copyRule(rule), source: rule.source ?? `config ${file}` });
     });
   }
 

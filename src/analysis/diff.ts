@@ -1,8 +1,9 @@
 // Comparing two snapshots (docs/diff.md; the documents: docs/json.md). Within one boot a pin is matched by
 // instance, path and object id; across boots (ids, pids and MAJ:MIN all reset) by
 // mount point, path, kind and name.
-import { SCHEMA_VERSION, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } from '../model.js';
+import { SCHEMA_VERSION, pinKey, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } from '../model.js';
 import { isLeak, memlockOnce } from './summary.js';
+import { pushTo } from '../lists.js';
 
 export interface StatusChange {
   pin: Pin;
@@ -24,11 +25,12 @@ export interface DiffResult {
   memlockDelta: { total: number; orphaned: number; leaked: number };
 }
 
+/** What a pin is matched by: a stored pin, or one a scan has just found. */
+export type PinIdentity = Pick<Pin, 'instance' | 'path'> & { object: { kind: string; id: number; name: string } | null };
+
 /** The key a pin is matched by; `sameBoot` decides which identity still means anything. */
-export function pinKeyer(doc: SnapshotDoc, sameBoot: boolean): (p: Pin) => string {
-  if (sameBoot) {
-    return (p) => `${p.instance}\u0000${p.path}\u0000${p.object ? `${p.object.kind}:${p.object.id}` : '-'}`;
-  }
+export function pinKeyer(doc: SnapshotDoc, sameBoot: boolean): (p: PinIdentity) => string {
+  if (sameBoot) return pinKey;
   // The instance's lowest mount point names it across a reboot (its MAJ:MIN does not).
   const mountOf = new Map<string, string>();
   for (const i of doc.instances) {
@@ -49,9 +51,7 @@ function pairUp(from: SnapshotDoc, to: SnapshotDoc, sameBoot: boolean): { pairs:
   const before = new Map<string, Pin[]>();
   for (const p of from.pins) {
     const k = fromKey(p);
-    const l = before.get(k);
-    if (l) l.push(p);
-    else before.set(k, [p]);
+    pushTo(before, k, p);
   }
   const pairs: [Pin | undefined, Pin][] = to.pins.map((p) => [before.get(toKey(p))?.shift(), p]);
   const removed = [...before.values()].flat();

@@ -4,6 +4,8 @@
 // liveness spreads from those roots along references, transitively: a live program's
 // maps, a live prog array's programs, a live outer map's inner maps, and so on.
 import { isObjectKind, objectKey, type KernelRef, type UsedBy } from '../model.js';
+import { plural } from '../plural.js';
+import { pushTo } from '../lists.js';
 
 export interface Liveness {
   /** object key -> why something alive reaches it (the first, shortest chain) */
@@ -33,9 +35,7 @@ export function liveness(roots: Map<string, string>, refs: KernelRef[], fallback
   for (const r of refs) {
     if (isObjectKind(r.from.kind)) {
       const k = objectKey(r.from.kind, r.from.id);
-      const list = edges.get(k);
-      if (list) list.push(r);
-      else edges.set(k, [r]);
+      pushTo(edges, k, r);
     } else {
       reach(objectKey(r.to.kind, r.to.id), r.what, 1);
     }
@@ -84,9 +84,7 @@ export function usedByIndex(refs: KernelRef[]): Map<string, UsedBy[]> {
   for (const r of refs) {
     const k = objectKey(r.to.kind, r.to.id);
     const entry: UsedBy = { kind: r.from.kind, id: r.from.id, via: r.what };
-    const list = idx.get(k);
-    if (list) list.push(entry);
-    else idx.set(k, [entry]);
+    pushTo(idx, k, entry);
   }
   return idx;
 }
@@ -161,7 +159,7 @@ export function unexplainedReason(u: Unexplained): string {
   if (u.users > 0) {
     return `${u.users === 1 ? 'a file' : `${u.users} files`} that pinleak cannot see still ${u.users === 1 ? 'holds' : 'hold'} it (an fd in flight in SCM_RIGHTS, an io_uring registered file)`;
   }
-  if (u.refs > 0) return `${u.refs === 1 ? '1 reference' : `${u.refs} references`} that pinleak cannot name (the kernel counts a live referrer: a socket filter, an LWT route, an iptables rule, an fd in flight)`;
+  if (u.refs > 0) return `${plural(u.refs, 'reference')} that pinleak cannot name (the kernel counts a live referrer: a socket filter, an LWT route, an iptables rule, an fd in flight)`;
   return 'referenced in a way whose kernel count pinleak cannot check exactly; assumed in use';
 }
 

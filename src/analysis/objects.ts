@@ -6,6 +6,7 @@ import {
 } from '../model.js';
 import { usedByIndex, type Unexplained } from './liveness.js';
 import { matchOwner, matchOwnerByName, type OwnerRule } from './owners.js';
+import { pushTo } from '../lists.js';
 
 /** The owner catalog's verdict on one object. */
 export interface CatalogOwner {
@@ -55,9 +56,7 @@ export function inheritOwners<T>(
   for (const r of refs) {
     if (!isObjectKind(r.from.kind)) continue;
     const k = objectKey(r.from.kind, r.from.id);
-    const list = edges.get(k);
-    if (list) list.push(r);
-    else edges.set(k, [r]);
+    pushTo(edges, k, r);
   }
   const out = new Map<string, { owner: T; ref: KernelRef }>();
   const queue = [...own].filter(([k]) => accept(k));
@@ -103,9 +102,7 @@ export function describeObjects(input: ObjectsInput): HostObject[] {
   for (const p of input.pins) {
     if (!p.object || p.object.kind === 'unknown') continue;
     const k = objectKey(p.object.kind, p.object.id);
-    const list = pinsOf.get(k);
-    if (list) list.push(p);
-    else pinsOf.set(k, [p]);
+    pushTo(pinsOf, k, p);
   }
   const referencedBy = usedByIndex(input.refs);
   const references = new Map<string, UsedBy[]>();
@@ -113,9 +110,7 @@ export function describeObjects(input: ObjectsInput): HostObject[] {
     if (!isObjectKind(r.from.kind)) continue;
     const k = objectKey(r.from.kind, r.from.id);
     const entry: UsedBy = { kind: r.to.kind, id: r.to.id, via: r.what };
-    const list = references.get(k);
-    if (list) list.push(entry);
-    else references.set(k, [entry]);
+    pushTo(references, k, entry);
   }
   const fromCatalog = inheritOwners(input.catalog, input.refs);
   const holderOwners = new Map<string, ObjectOwner>();
@@ -184,9 +179,7 @@ export function ownerTotals(objects: HostObject[]): OwnerTotals[] {
   const groups = new Map<string, HostObject[]>();
   for (const o of objects) {
     const g = ownerGroup(o);
-    const list = groups.get(g);
-    if (list) list.push(o);
-    else groups.set(g, [o]);
+    pushTo(groups, g, o);
   }
   return [...groups].map(([owner, list]) => ({ owner, ...objectTotals(list) }))
     .sort((a, b) => b.memlockBytes - a.memlockBytes || a.owner.localeCompare(b.owner));

@@ -1,9 +1,9 @@
 // The owner catalog (owners.json, facts in OWNERS.md): which tool a pin belongs to, from
 // its path below the bpffs instance root and its object's name, and whether that tool keeps
-// pins on purpose. Pure logic, apart from reading the catalog file once.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// pins on purpose. Pure logic: the catalog is imported as JSON, so tsc's output and the
+// bundle carry it (no file to find at run time).
 import { PinleakError } from '../errors.js';
+import catalogFile from './owners.json' with { type: 'json' };
 
 export interface OwnerRule {
   tool: string;
@@ -214,7 +214,8 @@ export function ownerRuleProblem(v: unknown, field: string): string | null {
   return null;
 }
 
-function copyRule(r: OwnerRule): OwnerRule {
+/** A rule of its own (the catalog is handed out as copies: a caller may change its copy). */
+export function copyRule(r: OwnerRule): OwnerRule {
   const out: OwnerRule = { tool: r.tool, persistent: r.persistent ?? false };
   if (r.paths) out.paths = [...r.paths];
   if (r.names) out.names = [...r.names];
@@ -224,27 +225,9 @@ function copyRule(r: OwnerRule): OwnerRule {
 
 let builtin: OwnerRule[] | null = null;
 
-// The catalog sits next to this module: src/analysis/owners.json when run from source (tests),
-// dist/analysis/owners.json when the build copies it; the published package also ships
-// src/analysis/owners.json, which dist/analysis/owners.js reaches as ../../src/analysis/.
-// The bundle (dist/pinleak.mjs) reaches it as ../src/analysis/owners.json.
-const CATALOG_URLS = ['./owners.json', '../../src/analysis/owners.json', '../src/analysis/owners.json'];
-
+/** The shipped catalog, checked once: a bad entry is pinleak's bug (an internal error), not the user's. */
 function readBuiltin(): OwnerRule[] {
-  let text: string | null = null;
-  const tried: string[] = [];
-  for (const rel of CATALOG_URLS) {
-    const url = new URL(rel, import.meta.url);
-    try {
-      text = readFileSync(url, 'utf8');
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      tried.push(fileURLToPath(url));
-    }
-  }
-  if (text === null) throw new PinleakError(`owner catalog not found (looked for ${tried.join(', ')}); reinstall pinleak`);
-  const doc = JSON.parse(text) as { owners?: unknown };
+  const doc = catalogFile as { owners?: unknown };
   if (!Array.isArray(doc.owners)) throw new Error('owners.json: "owners" must be an array');
   return doc.owners.map((r, i) => {
     const p = ownerRuleProblem(r, `owners[${i}]`);

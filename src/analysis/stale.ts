@@ -3,6 +3,7 @@
 // pin stays `persistent` (never a leak, never in clean's default), but is marked stale with
 // how long nothing has used it, from the history of stored snapshots.
 import type { Pin, Stale } from '../model.js';
+import { plural } from '../plural.js';
 
 /** The start of an object's unbroken run of stale snapshots, as the store keeps it. */
 export interface StaleRecord {
@@ -35,7 +36,7 @@ export function spanText(ms: number): string {
   if (s < 5400) return `${Math.round(s / 60)} min`;
   if (s < 129600) return `${Math.round(s / 3600)} h`;
   const d = Math.round(s / 86400);
-  return `${d} day${d === 1 ? '' : 's'}`;
+  return plural(d, 'day');
 }
 
 /** The reason a stale pin gives: "stale: nothing alive has used it since snapshot 12 (3 days)". */

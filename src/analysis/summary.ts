@@ -1,13 +1,22 @@
 // Counts and memory totals. An object pinned at several paths is several pins but its
 // memory is counted once.
-import { STATUSES, type BpffsInstance, type Pin, type Status, type Summary } from '../model.js';
+import { STATUSES, objectKey, type BpffsInstance, type Pin, type Status, type Summary } from '../model.js';
+import { pushTo } from '../lists.js';
 
-export const isLeak = (p: Pin) => p.status === 'orphaned' || p.status === 'leaked';
+/** The statuses that are leaks (SPEC section 2): nothing alive uses the object and no owner keeps it on purpose. */
+export const LEAK_STATUSES = ['leaked', 'orphaned'] as const satisfies readonly Status[];
+export type LeakStatus = (typeof LEAK_STATUSES)[number];
+
+/** Is this status a leak? The one test; every "is it a leak?" goes through it. */
+export const isLeakStatus = (s: Status): s is LeakStatus => (LEAK_STATUSES as readonly Status[]).includes(s);
+export const isLeak = (p: Pick<Pin, 'status'>): boolean => isLeakStatus(p.status);
+/** How many pins of a summary's counts are leaks. */
+export const leakCount = (byStatus: Record<Status, number>): number => LEAK_STATUSES.reduce((n, s) => n + byStatus[s], 0);
 
 /** How reports and metrics name a pin's owner tool: `unknown` when no rule knows it. */
 export const ownerName = (tool: string | null | undefined): string => tool || 'unknown';
 
-const objectId = (p: Pin) => (p.object ? `${p.object.kind}:${p.object.id}` : null);
+const objectId = (p: Pin) => (p.object ? objectKey(p.object.kind, p.object.id) : null);
 
 /** Sum of memlock over distinct objects of the given pins. */
 export function memlockOnce(pins: Pin[]): number {
@@ -42,7 +51,7 @@ export function summarize(pins: Pin[], namespaces: number, instances: number): S
       seen.total.add(id);
       memlockBytes.total += bytes;
     }
-    if ((p.status === 'orphaned' || p.status === 'leaked') && !seen[p.status].has(id)) {
+    if (isLeakStatus(p.status) && !seen[p.status].has(id)) {
       seen[p.status].add(id);
       memlockBytes[p.status] += bytes;
     }
@@ -54,9 +63,7 @@ export function summarize(pins: Pin[], namespaces: number, instances: number): S
 export function fillInstanceTotals(instances: BpffsInstance[], pins: Pin[]): void {
   const byDev = new Map<string, Pin[]>();
   for (const p of pins) {
-    const l = byDev.get(p.instance) ?? [];
-    l.push(p);
-    byDev.set(p.instance, l);
+    pushTo(byDev, p.instance, p);
   }
   for (const inst of instances) {
     const list = byDev.get(inst.dev) ?? [];

@@ -5,10 +5,12 @@ import { SCHEMA_VERSION, type SnapshotDoc } from '../model.js';
 import type { Store } from '../store/index.js';
 import { loadStored } from './common.js';
 
+/** A spec with a slash or a .json ending is a file, whether or not it exists (so never a label). */
+export const looksLikeFile = (spec: string): boolean => spec.includes('/') || spec.endsWith('.json');
+
 /** A spec that names an existing file (or looks like a path) is read as a `scan --json` document. */
 export function loadBaseline(store: Store | null, spec: string): SnapshotDoc {
-  const looksLikeFile = spec.includes('/') || spec.endsWith('.json');
-  if (looksLikeFile || (fs.existsSync(spec) && fs.statSync(spec).isFile())) return readSnapshotFile(spec);
+  if (looksLikeFile(spec) || (fs.existsSync(spec) && fs.statSync(spec).isFile())) return readSnapshotFile(spec);
   if (!store) throw new PinleakError(`unknown snapshot "${spec}": there is no database yet; run \`pinleak scan\` first or pass a file from \`pinleak scan --json\``);
   return loadStored(store, spec);
 }

@@ -4,30 +4,30 @@
 import os from 'node:os';
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
-import { SCHEMA_VERSION, STATUSES, type Pin, type Status } from '../model.js';
-import { CLEANABLE, pinKey, recheck, selectCandidates } from '../analysis/clean.js';
-import { parseDuration } from '../analysis/config.js';
-import { memlockOnce } from '../analysis/summary.js';
+import { SCHEMA_VERSION, STATUSES, objectKey, pinPlace, type Pin, type Status } from '../model.js';
+import { recheck, selectCandidates } from '../analysis/clean.js';
+import { LEAK_STATUSES, isLeakStatus, memlockOnce } from '../analysis/summary.js';
 import { allIds } from '../kernel/bpf.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { releaseAll } from '../scan/host.js';
 import { objectReader } from '../scan/pins.js';
 import { openPin } from '../scan/unpin.js';
 import { usageProbe } from '../scan/usage.js';
-import { recordAction, resolveSnapshot, loadSnapshot } from '../store/index.js';
+import { recordAction, resolveSnapshot, loadSnapshot, writeTransaction } from '../store/index.js';
 import { renderClean } from '../report/changes.js';
 import {
-  type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle, parseList,
+  type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, emitJson, summary, outStyle, listOf, durationOption,
 } from './common.js';
 import { pinFilter, placeOptions } from './pins.js';
 import { refusePartial } from './partial.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;
-  status?: string;
+  status: Status[];
   instance?: string;
   path?: string;
-  olderThan?: string;
+  /** ms */
+  olderThan?: number;
   stale: boolean;
   yes: boolean;
 }
@@ -50,14 +50,13 @@ export const cleanCommand = {
   describe: 'unpin leaked pins (a dry run unless --yes); never held, in-use or persistent ones',
   builder: (y: Argv) => placeOptions(y
     .positional('snapshot', { type: 'string', describe: 'the snapshot whose leaks to remove (default latest); each is re-checked now' })
-    .option('status', { type: 'string', default: 'leaked', describe: 'which leaks: leaked, orphaned or both (comma-separated); persistent only with --stale' }))
+    .option('status', { type: 'string', default: 'leaked', coerce: listOf(STATUSES, 'status', [...LEAK_STATUSES, 'persistent']), describe: 'which leaks: leaked, orphaned or both (comma-separated); persistent only with --stale' }))
     .option('stale', { type: 'boolean', default: false, describe: 'with --status persistent: the persistent pins nothing uses any more (see leaks --stale)' })
-    .option('older-than', { type: 'string', describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w); stale pins: unused for longer' })
+    .option('older-than', { type: 'string', coerce: durationOption, describe: 'only pins made longer ago than this (90s, 15m, 12h, 7d, 2w); stale pins: unused for longer' })
     .option('yes', { type: 'boolean', default: false, describe: 'really unpin (without it, only show what would go)' }),
   handler: async (a: Args) => {
-    const statuses: Status[] = parseList(a.status, STATUSES, 'status', [...CLEANABLE, 'persistent']) ?? ['leaked'];
+    const statuses = a.status;
     checkCleanStatuses(statuses, a.stale);
-    const olderMs = a.olderThan !== undefined ? parseDuration(a.olderThan) : undefined;
     const keep = pinFilter({ instance: a.instance, path: a.path });
     requirePrivileges('pinleak clean');
     const config = userConfig(a);
@@ -68,10 +67,9 @@ export const cleanCommand = {
       // no override: on a partial view a pin that looks orphaned may be held by a process the scan could not see
       refusePartial(stored.snapshot, 'clean never acts on a partial view (run `pinleak scan` where it sees the whole host, and clean that)');
       const candidates = selectCandidates(stored, {
-        statuses, keep, createdBefore: olderMs !== undefined ? Date.now() - olderMs : undefined, stale: a.stale,
+        statuses, keep, createdBefore: a.olderThan !== undefined ? Date.now() - a.olderThan : undefined, stale: a.stale,
       });
-      const { doc: fresh, scan } = await takeSnapshot({ store, config, onProgress: progressReporter(a), keepAnchors: true });
-      endProgress(a);
+      const { doc: fresh, scan } = await withProgress(a, (onProgress) => takeSnapshot({ store, config, onProgress, keepAnchors: true }));
       try {
         refusePartial(fresh.snapshot, 'clean never acts on a partial view: nothing was removed');
         if (fresh.snapshot.bootId !== stored.snapshot.bootId) {
@@ -80,7 +78,7 @@ export const cleanCommand = {
         const result = clean(candidates, fresh.pins, statuses, a.stale, scan, !a.yes, (pin) => recordAction(store, {
           at: new Date().toISOString(), action: 'unpin', instance: pin.instance, path: pin.path,
           objectKind: pin.object!.kind, objectId: pin.object!.id, bytes: pin.object!.memlockBytes, actor: actor(), snapshotId: id,
-        }), (fn) => store.db.transaction(fn).immediate());
+        }), (fn) => writeTransaction(store, fn));
         if (!result.dryRun) await verifyFreed(result, fresh.pins);
         if (a.json) emitJson(result);
         else summary(a, renderClean(result, outStyle(a)));
@@ -95,7 +93,7 @@ export const cleanCommand = {
 
 /** leaked and orphaned; persistent only named together with --stale, and --stale only with it. */
 function checkCleanStatuses(statuses: Status[], stale: boolean): void {
-  const refused = statuses.filter((s) => !CLEANABLE.includes(s) && !(s === 'persistent' && stale));
+  const refused = statuses.filter((s) => !isLeakStatus(s) && !(s === 'persistent' && stale));
   if (refused.includes('persistent')) {
     throw new PinleakError('clean removes persistent pins only with --stale (--status persistent --stale: those nothing uses any more)');
   }
@@ -107,13 +105,13 @@ function clean(
   candidates: Pin[], freshPins: Pin[], statuses: Status[], stale: boolean, scan: Awaited<ReturnType<typeof takeSnapshot>>['scan'],
   dryRun: boolean, audit: (p: Pin) => void, transaction: (fn: () => void) => void,
 ): CleanResult {
-  const freshByKey = new Map(freshPins.map((p) => [pinKey(p), p]));
+  const freshByPlace = new Map(freshPins.map((p) => [pinPlace(p), p]));
   const reader = objectReader();
   const unlinked = new Set<string>();
-  const usage = usageProbe(scan, () => scan.pins.filter((p) => !unlinked.has(`${p.instance}\0${p.path}`)));
+  const usage = usageProbe(scan, () => scan.pins.filter((p) => !unlinked.has(pinPlace(p))));
   const result: CleanResult = { schemaVersion: SCHEMA_VERSION, dryRun, removed: [], skipped: [], freedBytes: 0, notFreed: [], removedDirectories: [], warnings: [] };
   for (const c of candidates) {
-    const fresh = freshByKey.get(pinKey(c));
+    const fresh = freshByPlace.get(pinPlace(c));
     const why = recheck(c, fresh, statuses, stale);
     if (why) {
       result.skipped.push({ pin: fresh ?? c, why });
@@ -142,8 +140,10 @@ function clean(
             audit(pin);
             handle!.unlink();
           });
-          unlinked.add(`${pin.instance}\0${pin.path}`);
+          unlinked.add(pinPlace(pin));
         } catch (e) {
+          // the database (locked, full, read-only): no unpin can be recorded, so none is done
+          if (e instanceof PinleakError) throw e;
           result.skipped.push({ pin, why: `unlink failed: ${(e as Error).message}` });
           continue;
         }
@@ -164,17 +164,19 @@ function clean(
   return result;
 }
 
+const objectKeyOf = (p: Pin): string => objectKey(p.object!.kind, p.object!.id);
+
 /** Removed pins whose object has no other pin left. */
 function lastPins(removed: Pin[], all: Pin[]): Pin[] {
-  const gone = new Set(removed.map(pinKey));
-  const stillPinned = new Set(all.filter((p) => p.object && !gone.has(pinKey(p))).map((p) => `${p.object!.kind}:${p.object!.id}`));
-  return removed.filter((p) => !stillPinned.has(`${p.object!.kind}:${p.object!.id}`));
+  const gone = new Set(removed.map(pinPlace));
+  const stillPinned = new Set(all.filter((p) => p.object && !gone.has(pinPlace(p))).map(objectKeyOf));
+  return removed.filter((p) => !stillPinned.has(objectKeyOf(p)));
 }
 
 /** The kernel frees an object once its last reference goes; it may take a moment (RCU). */
 async function verifyFreed(result: CleanResult, all: Pin[]): Promise<void> {
   const last = lastPins(result.removed, all);
-  const pending = new Map(last.map((p) => [`${p.object!.kind}:${p.object!.id}`, p]));
+  const pending = new Map(last.map((p) => [objectKeyOf(p), p]));
   const deadline = Date.now() + 3000;
   while (pending.size && Date.now() < deadline) {
     // Walk the id tables, never open by id: opening a prog array with no user reference
@@ -186,7 +188,7 @@ async function verifyFreed(result: CleanResult, all: Pin[]): Promise<void> {
     if (pending.size) await new Promise((r) => setTimeout(r, 50));
   }
   result.notFreed = [...pending.values()].map((p) => ({ kind: p.object!.kind, id: p.object!.id }));
-  result.freedBytes = memlockOnce(last.filter((p) => !pending.has(`${p.object!.kind}:${p.object!.id}`)));
+  result.freedBytes = memlockOnce(last.filter((p) => !pending.has(objectKeyOf(p))));
 }
 
 /** Who ran the clean, for the audit table. */

@@ -1,9 +1,10 @@
 // What every command shares: global options, the database, the config file, privileges,
 // progress on stderr, and output (JSON on stdout stays clean).
 import { effectiveCapabilities } from '../kernel/procfs.js';
+import { Capability } from '../kernel/abi.js';
 import { PinleakError } from '../errors.js';
 import { openStore, resolveSnapshot, loadSnapshot, type Store } from '../store/index.js';
-import { loadConfig, type Config } from '../analysis/config.js';
+import { loadConfig, parseDuration, type Config } from '../analysis/config.js';
 import type { SnapshotDoc } from '../model.js';
 import { styleFor, type Style } from '../report/format.js';
 import type { Progress } from '../scan/host.js';
@@ -42,7 +43,7 @@ export function userConfig(a: GlobalArgs): Config {
   return loadConfig(a.config);
 }
 
-const CAPS: [number, string][] = [[21, 'CAP_SYS_ADMIN'], [39, 'CAP_BPF'], [19, 'CAP_SYS_PTRACE']];
+const CAPS: [number, string][] = [[Capability.SYS_ADMIN, 'CAP_SYS_ADMIN'], [Capability.BPF, 'CAP_BPF'], [Capability.SYS_PTRACE, 'CAP_SYS_PTRACE']];
 
 /** Scanning reads every process and opens every pin: root or these capabilities. */
 export function requirePrivileges(what: string): void {
@@ -98,21 +99,42 @@ export function loadStored(store: Store, spec: string | undefined): SnapshotDoc 
   return loadSnapshot(store, resolveSnapshot(store, spec ?? 'latest'));
 }
 
-/** --instance names a bpffs instance by its superblock MAJ:MIN. */
-export function checkInstance(dev: string | undefined): void {
-  if (dev !== undefined && !/^\d+:\d+$/.test(dev)) {
-    throw new PinleakError(`--instance ${dev}: name an instance by its MAJ:MIN, as \`pinleak mounts\` lists them (e.g. 0:39)`);
-  }
-}
+// Option values yargs checks and converts (coerce) before a handler runs: a bad one is a
+// usage error, one line, and the handler gets the value it needs (a list, milliseconds).
 
-/** `accepted`: what this command takes, when fewer than `allowed` (the message names only those). */
-export function parseList<T extends string>(value: string | undefined, allowed: readonly T[], flag: string, accepted: readonly T[] = allowed): T[] | null {
-  if (value === undefined) return null;
+/** A comma-separated list of some of `allowed`; `accepted`: what this command takes, when fewer (the message names only those). */
+export const listOf = <T extends string>(allowed: readonly T[], flag: string, accepted: readonly T[] = allowed) => (value: string): T[] => {
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   for (const i of items) {
     if (!allowed.includes(i as T)) throw new PinleakError(`--${flag} ${i}: must be one of ${accepted.join(', ')}`);
   }
   return items as T[];
+};
+
+/** A duration (90s, 15m, 12h, 7d, 2w), in milliseconds. */
+export const durationOption = (value: string): number => parseDuration(value);
+
+/** --instance names a bpffs instance by its superblock MAJ:MIN. */
+export const instanceOption = (dev: string): string => {
+  if (!/^\d+:\d+$/.test(dev)) {
+    throw new PinleakError(`--instance ${dev}: name an instance by its MAJ:MIN, as \`pinleak mounts\` lists them (e.g. 0:39)`);
+  }
+  return dev;
+};
+
+/** --output FILE: a file name, not an empty string. */
+export const outputOption = (file: string): string => {
+  if (file.trim() === '') throw new PinleakError('--output needs a file name');
+  return file;
+};
+
+/** Runs a scan with the progress line on, and clears the line however the scan ends. */
+export async function withProgress<T>(a: GlobalArgs, scan: (onProgress: Progress | undefined) => Promise<T>): Promise<T> {
+  try {
+    return await scan(progressReporter(a));
+  } finally {
+    endProgress(a);
+  }
 }
 
 /** A whole number option, from the text the user typed (yargs would have turned `abc` into NaN). */

@@ -7,13 +7,19 @@ import { PinleakError } from '../errors.js';
 import { SCHEMA_VERSION } from '../model.js';
 import { listSnapshots, resolveSnapshot, loadSnapshot } from '../store/index.js';
 import { renderPrometheus } from '../report/prometheus.js';
-import { type GlobalArgs, openDb, emitJson, summary, dbPath } from './common.js';
+import { type GlobalArgs, openDb, emitJson, summary, dbPath, outputOption } from './common.js';
 import { writeFileAtomic } from './files.js';
-import { pinleakVersion } from '../package.js';
 import { packageVersion } from '../package.js';
-import { plural } from '../report/text.js';
+import { plural } from '../plural.js';
 
 const FORMATS = ['prometheus'] as const;
+
+const formatOption = (format: string): string => {
+  if (!(FORMATS as readonly string[]).includes(format)) {
+    throw new PinleakError(`export ${JSON.stringify(format)}: unknown format; the only format is prometheus (pinleak export prometheus)`);
+  }
+  return format;
+};
 
 interface Args extends GlobalArgs {
   format: string;
@@ -24,17 +30,14 @@ export const exportCommand = {
   command: 'export <format>',
   describe: 'metrics of the latest stored snapshot (no scan) for node_exporter\'s textfile collector',
   builder: (y: Argv) => y
-    .positional('format', { type: 'string', describe: `output format: ${FORMATS.join(', ')}` })
+    .positional('format', { type: 'string', coerce: formatOption, describe: `output format: ${FORMATS.join(', ')}` })
     .option('output', {
       type: 'string',
+      coerce: outputOption,
       describe: 'write to this file (via a temporary file in the same directory, then rename) instead of stdout',
     })
     .example('$0 export prometheus --output /var/lib/node_exporter/textfile_collector/pinleak.prom', ''),
   handler: (a: Args) => {
-    if (!(FORMATS as readonly string[]).includes(a.format)) {
-      throw new PinleakError(`export ${JSON.stringify(a.format)}: unknown format; the only format is prometheus (pinleak export prometheus)`);
-    }
-    if (a.output !== undefined && a.output.trim() === '') throw new PinleakError('--output needs a file name');
     if (a.json && a.output === undefined) {
       throw new PinleakError('--json: export prints metrics on stdout; give --output FILE to get a JSON summary of what was written');
     }
@@ -50,7 +53,7 @@ export const exportCommand = {
         throw e;
       }
       const doc = loadSnapshot(store, id);
-      const text = renderPrometheus(doc, { version: pinleakVersion() });
+      const text = renderPrometheus(doc, { version: packageVersion() });
       if (a.output === undefined) {
         process.stdout.write(text);
         return;

@@ -1,5 +1,6 @@
-// Output files are written to a temporary file in the same directory and renamed, so a
-// reader (CI, node_exporter) never sees half a file.
+// Output files are written to a temporary file in the same directory, flushed to disk and
+// renamed, so a reader (CI, node_exporter) never sees half a file, not even after a crash
+// (without the fsync a rename can reach the disk before the data: an empty file).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,9 +21,16 @@ export function writeFileAtomic(file: string, content: string, opts: { mode?: nu
   }
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${crypto.randomBytes(6).toString('hex')}.tmp`);
   try {
-    fs.writeFileSync(tmp, content, { mode: opts.mode ?? 0o644, flag: 'wx' });
-    fs.chmodSync(tmp, opts.mode ?? 0o644); // whatever the umask
+    const fd = fs.openSync(tmp, 'wx', opts.mode ?? 0o644);
+    try {
+      fs.writeFileSync(fd, content);
+      fs.fchmodSync(fd, opts.mode ?? 0o644); // whatever the umask
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(tmp, target);
+    syncDirectory(path.dirname(target));
   } catch (e) {
     try {
       fs.unlinkSync(tmp);
@@ -30,5 +38,19 @@ export function writeFileAtomic(file: string, content: string, opts: { mode?: nu
       /* never created */
     }
     throw new PinleakError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; check that the directory exists and is writable`);
+  }
+}
+
+/** The rename itself on disk. Best effort: the file is whole either way, and some file systems refuse a directory fsync. */
+function syncDirectory(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* EINVAL on some file systems: nothing more to do */
   }
 }

@@ -1,18 +1,17 @@
 // pinleak gate --baseline SNAPSHOT: scan now, compare with the baseline, exit 1 past the thresholds.
 import type { Argv } from 'yargs';
-import { PinleakError } from '../errors.js';
 import { diffSnapshots, gate } from '../analysis/diff.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { retentionAfterStore } from './retention.js';
 import { saveSnapshot } from '../store/index.js';
 import { renderGate, renderJunit } from '../report/changes.js';
-import { type GlobalArgs, requirePrivileges, userConfig, openDb, dbPath, progressReporter, endProgress, emitJson, summary, outStyle, wholeNumber } from './common.js';
+import { type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, wholeNumber, dbPath, emitJson, summary, outStyle } from './common.js';
 import { loadBaseline } from './baseline.js';
 import { openHistory } from './history.js';
 import { refusePartial } from './partial.js';
 import { writeFileAtomic } from './files.js';
 import { renderGateHtml } from '../report/html.js';
-import { pinleakVersion } from '../package.js';
+import { packageVersion } from '../package.js';
 
 interface Args extends GlobalArgs {
   baseline: string;
@@ -42,8 +41,7 @@ export const gateCommand = {
     const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
       const baseline = loadBaseline(store, a.baseline); // resolved before scanning: a typo fails fast
-      const { doc, scan, objects } = await takeSnapshot({ store, config, label: 'gate', onProgress: progressReporter(a) });
-      endProgress(a);
+      const { doc, objects } = await withProgress(a, (onProgress) => takeSnapshot({ store, config, label: 'gate', onProgress }));
       if (!a.allowPartial) refusePartial(doc.snapshot, 'the gate does not judge it (pass --allow-partial to judge anyway)');
       if (a.store && store) {
         saveSnapshot(store, doc, objects);
@@ -55,7 +53,7 @@ export const gateCommand = {
       });
       if (a.junit) writeFileAtomic(a.junit, renderJunit(result), { refuse: [dbPath(a)] });
       if (a.html) {
-        const page = renderGateHtml(result, baseline, doc, diffSnapshots(baseline, doc), { version: pinleakVersion(), generatedAt: new Date().toISOString() });
+        const page = renderGateHtml(result, baseline, doc, diffSnapshots(baseline, doc), { version: packageVersion(), generatedAt: new Date().toISOString() });
         writeFileAtomic(a.html, page, { refuse: [dbPath(a)] });
       }
       if (a.json) emitJson(result);

@@ -36,6 +36,9 @@ function fail(err: unknown, debug: boolean): never {
   process.exit(2);
 }
 
+/** yargs writes some messages over several lines ("Invalid values:\n  Argument: ..."): the contract is one. */
+const oneLine = (text: string): string => text.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+
 const COMMANDS = [
   scanCommand, mountsCommand, pinsCommand, objectsCommand, leaksCommand, snapshotsCommand, diffCommand, gateCommand, runCommand,
   watchCommand, cleanCommand, pruneCommand, exportCommand, reportCommand, demoCommand,
@@ -119,9 +122,10 @@ export async function main(argv: string[]): Promise<void> {
     .epilogue(`--json prints schemaVersion 1 documents (docs/json.md); a JSON Schema (draft 2020-12) of each is in ${schemaDir()}`)
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      // yargs wraps what an option's coerce threw (our PinleakError) in its own YError
-      if (err) throw err.name === 'YError' ? new PinleakError(err.message) : err;
-      throw new PinleakError(`${msg.replace(/\n.*/s, '')} (see pinleak --help)`);
+      // yargs re-wraps what an option's coerce threw (our PinleakError) in its own YError;
+      // its own validation comes as a message only, sometimes over several lines
+      if (err) throw err.name === 'YError' ? new PinleakError(oneLine(err.message)) : err;
+      throw new PinleakError(`${oneLine(msg)} (see pinleak --help)`);
     });
   try {
     checkCommandLine(argv);

@@ -3,16 +3,17 @@
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
 import { SCHEMA_VERSION } from '../model.js';
-import { parseDuration } from '../analysis/config.js';
 import { historySeries, loadSnapshot, resolveSnapshot, type Store } from '../store/index.js';
 import { historyModel } from '../report/history.js';
 import { chartLibrary, renderReportHtml } from '../report/html.js';
-import { pinleakVersion } from '../package.js';
-import { type GlobalArgs, openDb, emitJson, summary, dbPath } from './common.js';
+import { packageVersion } from '../package.js';
+import { type GlobalArgs, openDb, emitJson, summary, dbPath, durationOption, outputOption } from './common.js';
 import { writeFileAtomic } from './files.js';
+import { plural } from '../plural.js';
 
 interface Args extends GlobalArgs {
-  since?: string;
+  /** ms */
+  since?: number;
   output?: string;
 }
 
@@ -29,17 +30,15 @@ export const reportCommand = {
   command: 'report',
   describe: 'the stored history as one self-contained HTML page: leaked memory over time by owner, current leaks (no scan)',
   builder: (y: Argv) => y
-    .option('since', { type: 'string', describe: 'only snapshots taken within this long before now (90s, 15m, 12h, 7d, 2w)' })
-    .option('output', { type: 'string', describe: 'write to this file (via a temporary file in the same directory, then rename) instead of stdout' })
+    .option('since', { type: 'string', coerce: durationOption, describe: 'only snapshots taken within this long before now (90s, 15m, 12h, 7d, 2w)' })
+    .option('output', { type: 'string', coerce: outputOption, describe: 'write to this file (via a temporary file in the same directory, then rename) instead of stdout' })
     .example('$0 report --since 7d --output pinleak.html', ''),
   handler: (a: Args) => {
-    const sinceMs = a.since !== undefined ? parseDuration(a.since) : undefined;
-    if (a.output !== undefined && a.output.trim() === '') throw new PinleakError('--output needs a file name');
     if (a.json && a.output === undefined) {
       throw new PinleakError('--json: report prints HTML on stdout; give --output FILE to get a JSON summary of what was written');
     }
     const now = new Date();
-    const since = sinceMs !== undefined ? new Date(now.getTime() - sinceMs).toISOString() : null;
+    const since = a.since !== undefined ? new Date(now.getTime() - a.since).toISOString() : null;
     const store = openDb(a, 'read');
     let html: string;
     let snapshots: number;
@@ -49,7 +48,7 @@ export const reportCommand = {
       const series = historySeries(store, since ?? '');
       snapshots = series.points.length;
       const model = historyModel(series, latest, stored(store, 'latest~1'), since);
-      html = renderReportHtml(model, chartLibrary(), { version: pinleakVersion(), generatedAt: now.toISOString() });
+      html = renderReportHtml(model, chartLibrary(), { version: packageVersion(), generatedAt: now.toISOString() });
     } finally {
       store.close();
     }
@@ -59,6 +58,6 @@ export const reportCommand = {
     }
     writeFileAtomic(a.output, html, { refuse: [dbPath(a)] });
     if (a.json) emitJson({ schemaVersion: SCHEMA_VERSION, output: a.output, snapshots, bytes: Buffer.byteLength(html) });
-    else summary(a, `wrote the report of ${snapshots} snapshot${snapshots === 1 ? '' : 's'} to ${a.output}`);
+    else summary(a, `wrote the report of ${plural(snapshots, 'snapshot')} to ${a.output}`);
   },
 };

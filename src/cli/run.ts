@@ -6,13 +6,13 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
-import { SCHEMA_VERSION, type Pin, type SnapshotMeta } from '../model.js';
+import { SCHEMA_VERSION, objectKey, type Pin, type SnapshotMeta } from '../model.js';
 import { takeSnapshot } from '../scan/snapshot.js';
 import { sampleTree, type TreeSample } from '../scan/sample.js';
 import { readStat, clockTicks } from '../kernel/procfs.js';
 import { containerFromCgroup } from '../analysis/container.js';
 import { isLeak } from '../analysis/summary.js';
-import { key, type Sighting } from '../analysis/classify.js';
+import type { Sighting } from '../analysis/classify.js';
 import { pinKeyer } from '../analysis/diff.js';
 import { retentionAfterStore } from './retention.js';
 import { startRecording, DRAIN_MS } from '../scan/recording.js';
@@ -86,7 +86,7 @@ export const runCommand = {
         const s: TreeSample = sampleTree(child.pid);
         samples++;
         for (const h of s.held) {
-          const k = key(h.kind, h.id);
+          const k = objectKey(h.kind, h.id);
           if (!sightings.has(k)) {
             sightings.set(k, { pid: h.pid, startTime: h.startTime, comm: h.comm, snapshotId: null, container: h.cgroup ? containerFromCgroup(h.cgroup) : null });
           }
@@ -117,7 +117,7 @@ export const runCommand = {
       saveSnapshot(store, before.doc, before.objects);
       savePinRecords(store, before.doc.snapshot.bootId, recorded.map((r) => r.stored));
       const treePins = child.pid && recorder ? pinsOfTree(recorded, child.pid, startedMs, endedMs) : null;
-      const treeObjects = new Set(treePins?.filter((r) => r.stored.ret === 0).map((r) => key(r.stored.kind, r.stored.id)));
+      const treeObjects = new Set(treePins?.filter((r) => r.stored.ret === 0).map((r) => objectKey(r.stored.kind, r.stored.id)));
 
       // Pins new since `before`: CMD's when its tree was seen holding the object, or when
       // they were pinned while it ran (a short-lived process can slip between samples).
@@ -128,8 +128,8 @@ export const runCommand = {
       const after = await takeSnapshot({
         store, config, label: 'run:after', onProgress: progressReporter(a),
         creatorHint: (p) => {
-          const k = key(p.object!.kind, p.object!.id);
-          if (existed.has(`${p.instance}\u0000${p.path}\u0000${k}`)) return null;
+          const k = objectKey(p.object!.kind, p.object!.id);
+          if (existed.has(beforeKey(p))) return null;
           if (treePins) return null; // the stored records are the evidence: exact, no time window
           const seen = sightings.get(k);
           if (seen) return seen;
@@ -146,7 +146,7 @@ export const runCommand = {
       retentionAfterStore(store, config);
       const afterKey = pinKeyer(after.doc, true);
       const byTree = (p: Pin) => (treePins
-        ? !!p.object && treeObjects.has(key(p.object.kind, p.object.id))
+        ? !!p.object && treeObjects.has(objectKey(p.object.kind, p.object.id))
         : p.creator?.source === 'run' || p.creator?.source === 'run-window');
       const created = after.doc.pins.filter((p) => byTree(p) && !existed.has(afterKey(p)));
       recordCreators(store, after.doc.snapshot.bootId, created.filter((p) => p.creator!.source === 'run').map((p) => ({

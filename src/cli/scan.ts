@@ -2,13 +2,14 @@
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
 import { takeSnapshot } from '../scan/snapshot.js';
-import { saveSnapshot } from '../store/index.js';
+import { saveSnapshot, namesSnapshotById } from '../store/index.js';
 import { renderLeaks, renderSummary } from '../report/text.js';
 import { isLeak } from '../analysis/summary.js';
 import {
-  type GlobalArgs, requirePrivileges, userConfig, openDb, progressReporter, endProgress, emitJson, summary, outStyle,
+  type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, emitJson, summary, outStyle,
 } from './common.js';
 import { openHistory } from './history.js';
+import { looksLikeFile } from './baseline.js';
 import { retentionAfterStore } from './retention.js';
 import { announcePartial, refusePartial } from './partial.js';
 
@@ -20,29 +21,27 @@ interface Args extends GlobalArgs {
 }
 
 /** A label must not read as something else where SNAPSHOT or a baseline is expected. */
-export function checkLabel(label: string | undefined): void {
-  if (label === undefined) return;
-  if (!label.trim() || /^(latest(~\d+)?|\d+)$/.test(label) || label.includes('/') || label.endsWith('.json')) {
+export function checkLabel(label: string): string {
+  if (!label.trim() || namesSnapshotById(label) || looksLikeFile(label)) {
     throw new PinleakError(`--label ${JSON.stringify(label)}: a label must not be empty, a number, "latest", "latest~N", contain "/" or end in ".json" (those name snapshots or files)`);
   }
+  return label;
 }
 
 export const scanCommand = {
   command: 'scan',
   describe: 'take a snapshot of every bpffs pin on the host, store it, print the summary and the leaks',
   builder: (y: Argv) => y
-    .option('label', { type: 'string', describe: 'name this snapshot (e.g. before-deploy)' })
+    .option('label', { type: 'string', coerce: checkLabel, describe: 'name this snapshot (e.g. before-deploy)' })
     .option('store', { type: 'boolean', default: true, describe: 'store the snapshot (--no-store: only print it)' })
     .option('fail-on-leak', { type: 'boolean', default: false, describe: 'exit 1 when any pin is orphaned or leaked; exit 2 when the scan could not see the whole host' })
     .option('timings', { type: 'boolean', default: false, describe: 'print the time of each scan phase on stderr' }),
   handler: async (a: Args) => {
-    checkLabel(a.label);
     requirePrivileges('pinleak scan');
     const config = userConfig(a);
     const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
-      const { doc, scan, objects } = await takeSnapshot({ store, config, label: a.label ?? null, onProgress: progressReporter(a) });
-      endProgress(a);
+      const { doc, scan, objects } = await withProgress(a, (onProgress) => takeSnapshot({ store, config, label: a.label ?? null, onProgress }));
       if (a.store && store) {
         const t0 = performance.now();
         saveSnapshot(store, doc, objects);

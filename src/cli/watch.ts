@@ -20,7 +20,7 @@ import { renderPrometheus, type PrometheusOptions } from '../report/prometheus.j
 import { readBootId, readStat } from '../kernel/procfs.js';
 import { tryLockFile } from '../kernel/fs.js';
 import { closeFd } from '../kernel/bpf.js';
-import { pinleakVersion } from '../package.js';
+import { packageVersion } from '../package.js';
 import { type GlobalArgs, requirePrivileges, userConfig, openDb, dbPath, summary } from './common.js';
 import { retentionAfterStore } from './retention.js';
 import { writeFileAtomic } from './files.js';
@@ -155,7 +155,7 @@ async function scanOnce(a: Args, store: Store, config: Config, recorder: Prometh
     retentionAfterStore(store, config);
     const olderThan = parseDuration(config.retention?.olderThan ?? DEFAULT_RETENTION.olderThan!);
     prunePinRecords(store, new Date(Date.now() - olderThan).toISOString());
-    if (a.textfile !== undefined) writeFileAtomic(a.textfile, renderPrometheus(doc, { version: pinleakVersion(), watch: recorder }), { refuse: [dbPath(a)] });
+    if (a.textfile !== undefined) writeFileAtomic(a.textfile, renderPrometheus(doc, { version: packageVersion(), watch: recorder }), { refuse: [dbPath(a)] });
     const leaks = doc.pins.filter(isLeak).length;
     summary(a, `snapshot ${id}: ${doc.pins.length} pins, ${leaks} leaks${doc.snapshot.partial ? ' (PARTIAL VIEW)' : ''}`);
   } catch (e) {

@@ -6,7 +6,12 @@ import koffi, { type TypeObject } from 'koffi';
 const u32 = 'uint32';
 const s32 = 'int32';
 const u64 = 'uint64';
-const name16 = koffi.array('uint8', 16, 'Typed');
+/** BPF_OBJ_NAME_LEN: a map's or program's name, NUL included */
+export const BPF_OBJ_NAME_LEN = 16;
+const name16 = koffi.array('uint8', BPF_OBJ_NAME_LEN, 'Typed');
+
+/** The bpf(2) syscall number, by Node's process.arch */
+export const SYSCALL_BPF: Record<string, number> = { x64: 321, arm64: 280, riscv64: 280, s390x: 351, ppc64: 361, loong64: 280 };
 
 /** enum bpf_cmd */
 export const BpfCmd = {
@@ -352,6 +357,14 @@ export const AttachType = {
 
 export const BTF_VMLINUX_PATH = '/sys/kernel/btf/vmlinux';
 export const BTF_MAGIC = 0xeb9f;
+/** struct btf_header: magic, version, flags, hdr_len, then type_off, type_len, str_off, str_len (u32 each) */
+export const BTF_HEADER_LEN = 24;
+/** struct btf_type: name_off, info, size/type; `info` packs vlen (bits 0-15), kind (24-28) and kind_flag (31) */
+export const BTF_TYPE_LEN = 12;
+export const BTF_INFO_KIND_SHIFT = 24;
+export const BTF_INFO_KIND_MASK = 0x1f;
+export const BTF_INFO_VLEN_MASK = 0xffff;
+export const BTF_INFO_KIND_FLAG = 1 << 31;
 /** BTF_KIND_*; `void` is BTF_KIND_UNKN, the kind of type id 0 */
 export const BtfKind = {
   void: 0, int: 1, ptr: 2, array: 3, struct: 4, union: 5, enum: 6, fwd: 7, typedef: 8, volatile: 9,
@@ -398,8 +411,6 @@ export type BpfHelperName = 'seq_write' | 'probe_read_user_str' | 'get_current_t
   | 'get_current_comm' | 'get_current_cgroup_id' | 'map_push_elem' | 'ringbuf_output' | 'ktime_get_ns'
   | 'probe_read_user' | 'ktime_get_boot_ns';
 
-/** bpf(2)'s syscall number by Node's process.arch */
-export const SYSCALL_BPF: Record<string, number> = { x64: 321, arm64: 280, riscv64: 280, s390x: 351, ppc64: 361, loong64: 280 };
 
 /**
  * Where a syscall's number and first arguments sit in struct pt_regs at sys_exit, by
@@ -458,6 +469,16 @@ export const StatFs = koffi.struct('statfs', {
 });
 
 export const AT_REMOVEDIR = 0x200;
+/** open(2) flags Node's fs.constants lacks (asm-generic values) */
+export const O_PATH = 0o10000000;
+export const O_CLOEXEC = 0o2000000;
+/** sysconf(3) names (glibc's enum: _SC_CLK_TCK, _SC_PAGESIZE) */
+export const SC_CLK_TCK = 2;
+export const SC_PAGESIZE = 30;
+/** The initial pid namespace's fixed inode: anywhere else, the host's processes are hidden. */
+export const PROC_PID_INIT_INO = 0xeffffffc;
+/** capability bits of CapEff (include/uapi/linux/capability.h) */
+export const Capability = { SYS_PTRACE: 19, SYS_ADMIN: 21, BPF: 39 } as const;
 /** pidfd_open(2), pidfd_getfd(2): the same on every architecture (asm-generic) */
 export const SYSCALL_PIDFD_OPEN = 434;
 export const SYSCALL_PIDFD_GETFD = 438;
@@ -493,7 +514,7 @@ export const NS_GET_NSTYPE = 0xb703;
 
 export const AF_NETLINK = 16;
 export const SOCK_RAW = 3;
-export const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_CLOEXEC = O_CLOEXEC;
 export const NETLINK_ROUTE = 0;
 export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;
@@ -513,8 +534,9 @@ export const SockaddrNl = koffi.struct('sockaddr_nl', {
 /** struct timeval (64-bit) */
 export const Timeval = koffi.struct('timeval', { tv_sec: 'int64', tv_usec: 'int64' });
 
-/** struct nlmsghdr: len u32, type u16, flags u16, seq u32, pid u32 */
+/** struct nlmsghdr: len u32, type u16, flags u16, seq u32, pid u32 (field offsets) */
 export const NLMSG_HDRLEN = 16;
+export const Nlmsghdr = { LEN: 0, TYPE: 4, FLAGS: 6, SEQ: 8 } as const;
 export const NlmsgType = { NOOP: 1, ERROR: 2, DONE: 3, OVERRUN: 4 } as const;
 export const NLM_F_REQUEST = 0x1;
 export const NLM_F_MULTI = 0x2;
@@ -522,7 +544,10 @@ export const NLM_F_DUMP_INTR = 0x10;
 export const NLM_F_DUMP = 0x300;
 /** struct nlattr: len u16, type u16; the top two type bits are flags */
 export const NLA_HDRLEN = 4;
+export const Nlattr = { LEN: 0, TYPE: 2 } as const;
 export const NLA_TYPE_MASK = 0x3fff;
+/** nla_type flag of an attribute that holds attributes */
+export const NLA_F_NESTED = 0x8000;
 
 export const RtmType = {
   NEWLINK: 16, GETLINK: 18,
@@ -534,8 +559,10 @@ export const RtmType = {
 
 /** struct ifinfomsg: family u8, pad u8, type u16, index s32, flags u32, change u32 */
 export const IFINFOMSG_LEN = 16;
+export const IFINFOMSG_INDEX = 4;
 /** struct tcmsg: family u8, pad u8, pad u16, ifindex s32, handle u32, parent u32, info u32 */
 export const TCMSG_LEN = 20;
+export const Tcmsg = { IFINDEX: 4, HANDLE: 8, PARENT: 12, INFO: 16 } as const;
 /** struct tcamsg: family u8, pad u8, pad u16 */
 export const TCAMSG_LEN = 4;
 

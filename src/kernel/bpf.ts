@@ -9,11 +9,11 @@ import {
   ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
   LINK_TYPES, LINK_TARGET_WORD, sizeOf, MapElemAttr, BtfLoadAttr, BPF_ANY, TaskFdQueryAttr, TASK_FD_TYPES, ProgAttachAttr,
   ProgTestRunAttr, UPROBE_MULTI_PID_WORD, SYSCALL_PIDFD_OPEN, SYSCALL_PIDFD_GETFD, UprobeMultiLinkAttr,
-  PerfEventAttr, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, SYSCALL_PERF_EVENT_OPEN, AttachType, SYSCALL_BPF,
+  PerfEventAttr, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, SYSCALL_PERF_EVENT_OPEN, AttachType, SYSCALL_BPF, BPF_OBJ_NAME_LEN,
+  BpfClass, BpfMode, BpfSize, BpfSrc, BpfAluOp, BpfJmpOp, BPF_PSEUDO_MAP_FD,
 } from './abi.js';
 import type { ObjectKind } from '../model.js';
 import { libc } from './libc.js';
-
 
 const EINVAL = os.constants.errno.EINVAL;
 const ENOENT = os.constants.errno.ENOENT;
@@ -76,6 +76,13 @@ export function bpf(cmd: number, type: TypeObject, value: object, op: string, ta
 
 export function cString(s: string): Buffer {
   return Buffer.from(s + '\0', 'utf8');
+}
+
+/** A map's or program's name field: at most BPF_OBJ_NAME_LEN - 1 bytes, NUL-padded. */
+export function objName(name: string): Uint8Array {
+  const field = new Uint8Array(BPF_OBJ_NAME_LEN);
+  field.set(Buffer.from(name).subarray(0, BPF_OBJ_NAME_LEN - 1));
+  return field;
 }
 
 export function addr(buf: Buffer | Uint8Array): bigint {
@@ -412,11 +419,9 @@ export function mapCreate(opts: {
   btfVmlinuxValueTypeId?: number;
   btfFd?: number;
 }): number {
-  const name = new Uint8Array(16);
-  name.set(Buffer.from(opts.name.slice(0, 15)));
   return bpf(BpfCmd.MAP_CREATE, MapCreateAttr, {
     map_type: opts.type, key_size: opts.keySize, value_size: opts.valueSize,
-    max_entries: opts.maxEntries, map_flags: opts.flags ?? 0, inner_map_fd: opts.innerMapFd ?? 0, numa_node: 0, map_name: name,
+    max_entries: opts.maxEntries, map_flags: opts.flags ?? 0, inner_map_fd: opts.innerMapFd ?? 0, numa_node: 0, map_name: objName(opts.name),
     btf_fd: opts.btfFd ?? 0, btf_vmlinux_value_type_id: opts.btfVmlinuxValueTypeId ?? 0,
   }, 'BPF_MAP_CREATE', opts.name).ret;
 }
@@ -432,12 +437,10 @@ export function progLoad(opts: { type: number; insns: InsnSpec[]; name: string; 
     });
   });
   const license = cString(opts.license ?? 'GPL');
-  const name = new Uint8Array(16);
-  name.set(Buffer.from(opts.name.slice(0, 15)));
   const load = (log: Buffer | null) => bpfRaw(BpfCmd.PROG_LOAD, ProgLoadAttr, {
     prog_type: opts.type, insn_cnt: opts.insns.length, insns: addr(insns), license: addr(license),
     log_level: log ? 1 : 0, log_size: log?.length ?? 0, log_buf: log ? addr(log) : 0, kern_version: 0, prog_flags: 0,
-    prog_name: name, prog_ifindex: 0, expected_attach_type: opts.expectedAttachType ?? 0,
+    prog_name: objName(opts.name), prog_ifindex: 0, expected_attach_type: opts.expectedAttachType ?? 0,
   });
   const first = load(null);
   if (first.ret >= 0) return first.ret;
@@ -454,10 +457,10 @@ export function trivialProgram(mapFd?: number, ret = 1): InsnSpec[] {
   const insns: InsnSpec[] = [];
   if (mapFd !== undefined) {
     // BPF_LD_IMM64 r1, map (src_reg = BPF_PSEUDO_MAP_FD), two slots
-    insns.push({ code: 0x18, dst: 1, src: 1, imm: mapFd }, { code: 0 });
+    insns.push({ code: BpfClass.LD | BpfMode.IMM | BpfSize[8], dst: 1, src: BPF_PSEUDO_MAP_FD, imm: mapFd }, { code: 0 });
   }
-  insns.push({ code: 0xb7, dst: 0, imm: ret }); // r0 = ret
-  insns.push({ code: 0x95 }); // exit
+  insns.push({ code: BpfClass.ALU64 | BpfAluOp.mov | BpfSrc.K, dst: 0, imm: ret }); // r0 = ret
+  insns.push({ code: BpfClass.JMP | BpfJmpOp.exit }); // exit
   return insns;
 }
 

@@ -8,7 +8,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { KernelError } from './bpf.js';
-import { BTF_MAGIC, BtfKind, BTF_VMLINUX_PATH } from './abi.js';
+import {
+  BTF_MAGIC, BtfKind, BTF_VMLINUX_PATH, BTF_HEADER_LEN, BTF_TYPE_LEN, BTF_INFO_KIND_SHIFT, BTF_INFO_KIND_MASK,
+  BTF_INFO_VLEN_MASK, BTF_INFO_KIND_FLAG,
+} from './abi.js';
 
 export type BtfKindName = keyof typeof BtfKind;
 const KIND_NAMES = Object.fromEntries(Object.entries(BtfKind).map(([k, v]) => [v, k])) as Record<number, BtfKindName>;
@@ -43,13 +46,8 @@ export interface BtfField {
   typeId: number;
 }
 
-const HEADER_LEN = 24;
-const INFO_KIND_SHIFT = 24;
-const INFO_KIND_MASK = 0x1f;
-const INFO_VLEN_MASK = 0xffff;
-const INFO_KIND_FLAG = 1 << 31;
 
-/** Bytes after the 12-byte common part of a type, by kind. */
+/** Bytes after the common part of a type (BTF_TYPE_LEN), by kind: the sizes of the btf_* records that follow. */
 function trailerLength(kind: number, vlen: number): number {
   switch (kind) {
     case BtfKind.int: return 4;
@@ -93,7 +91,7 @@ export class Btf {
 
   /** Parses raw BTF; `buf` is kept (not copied) and must not change. */
   constructor(private readonly buf: Buffer) {
-    if (buf.length < HEADER_LEN) throw new BtfError('file too short');
+    if (buf.length < BTF_HEADER_LEN) throw new BtfError('file too short');
     const magicLe = buf.readUInt16LE(0);
     if (magicLe === BTF_MAGIC) this.le = true;
     else if (buf.readUInt16BE(0) === BTF_MAGIC) this.le = false;
@@ -104,14 +102,14 @@ export class Btf {
     const typeStart = hdrLen + typeOff, typeEnd = typeStart + typeLen;
     this.strStart = hdrLen + strOff;
     this.strEnd = this.strStart + strLen;
-    if (typeEnd > buf.length || this.strEnd > buf.length || hdrLen < HEADER_LEN) throw new BtfError('sections beyond the end of the file');
+    if (typeEnd > buf.length || this.strEnd > buf.length || hdrLen < BTF_HEADER_LEN) throw new BtfError('sections beyond the end of the file');
     if (this.le && buf.byteOffset % 4 === 0 && typeStart % 4 === 0) this.words = new Uint32Array(buf.buffer, buf.byteOffset, buf.length >> 2);
 
     // one pass: where each type starts
     let offsets = new Uint32Array(1024);
     let n = 1;
     for (let p = typeStart; p < typeEnd;) {
-      if (p + 12 > typeEnd) throw new BtfError('truncated type section');
+      if (p + BTF_TYPE_LEN > typeEnd) throw new BtfError('truncated type section');
       if (n === offsets.length) {
         const bigger = new Uint32Array(offsets.length * 2);
         bigger.set(offsets);
@@ -119,7 +117,7 @@ export class Btf {
       }
       offsets[n++] = p;
       const info = this.u32(p + 4);
-      p += 12 + trailerLength((info >>> INFO_KIND_SHIFT) & INFO_KIND_MASK, info & INFO_VLEN_MASK);
+      p += BTF_TYPE_LEN + trailerLength((info >>> BTF_INFO_KIND_SHIFT) & BTF_INFO_KIND_MASK, info & BTF_INFO_VLEN_MASK);
       if (p > typeEnd) throw new BtfError('truncated type section');
     }
     this.offsets = offsets.slice(0, n);
@@ -168,7 +166,7 @@ export class Btf {
 
   kind(id: number): BtfKindName {
     if (id === 0) return 'void';
-    return KIND_NAMES[(this.info(id) >>> INFO_KIND_SHIFT) & INFO_KIND_MASK];
+    return KIND_NAMES[(this.info(id) >>> BTF_INFO_KIND_SHIFT) & BTF_INFO_KIND_MASK];
   }
 
   name(id: number): string {
@@ -176,7 +174,7 @@ export class Btf {
   }
 
   private vlen(id: number): number {
-    return this.info(id) & INFO_VLEN_MASK;
+    return this.info(id) & BTF_INFO_VLEN_MASK;
   }
 
   /** The `type` word: the referenced type of ptr, typedef, modifiers, func, var... */
@@ -198,7 +196,7 @@ export class Btf {
     let result: number | null = null;
     for (let id = 1; id < this.offsets.length; id++) {
       const p = this.offsets[id];
-      if (((this.u32(p + 4) >>> INFO_KIND_SHIFT) & INFO_KIND_MASK) !== k) continue;
+      if (((this.u32(p + 4) >>> BTF_INFO_KIND_SHIFT) & BTF_INFO_KIND_MASK) !== k) continue;
       const start = this.strStart + this.u32(p);
       const end = start + want.length;
       if (end >= this.strEnd || this.buf[end] !== 0 || this.buf[start] !== want[0]) continue;
@@ -250,7 +248,7 @@ export class Btf {
   array(id: number): { elemId: number; count: number } {
     const r = this.resolve(id);
     if (this.kind(r) !== 'array') throw new BtfError(`type ${id} is not an array`);
-    const p = this.at(r) + 12;
+    const p = this.at(r) + BTF_TYPE_LEN;
     return { elemId: this.u32(p), count: this.u32(p + 8) };
   }
 
@@ -261,9 +259,9 @@ export class Btf {
     if (cached) return cached;
     const kind = this.kind(r);
     if (kind !== 'struct' && kind !== 'union') throw new BtfError(`type ${id} (${this.name(r) || kind}) is not a struct or union`);
-    const bitfields = (this.info(r) & INFO_KIND_FLAG) !== 0;
+    const bitfields = (this.info(r) & BTF_INFO_KIND_FLAG) !== 0;
     const out: BtfMember[] = [];
-    const base = this.at(r) + 12;
+    const base = this.at(r) + BTF_TYPE_LEN;
     for (let i = 0; i < this.vlen(r); i++) {
       const p = base + 12 * i;
       const typeId = this.u32(p + 4);
@@ -348,7 +346,7 @@ export class Btf {
     const id = this.tryFind('enum', enumName) ?? this.tryFind('enum64', enumName);
     if (id === null) throw new BtfError(`no enum ${enumName}`);
     const is64 = this.kind(id) === 'enum64';
-    const base = this.at(id) + 12;
+    const base = this.at(id) + BTF_TYPE_LEN;
     const out: { name: string; value: number }[] = [];
     for (let i = 0; i < this.vlen(id); i++) {
       const p = base + (is64 ? 12 : 8) * i;

@@ -7,7 +7,7 @@ import os from 'node:os';
 import koffi from 'koffi';
 import {
   OpenHow, StatFs, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV,
-  AT_REMOVEDIR, SYSCALL_OPENAT2, sizeOf, LOCK_EX, LOCK_NB,
+  AT_REMOVEDIR, SYSCALL_OPENAT2, O_PATH, O_CLOEXEC, sizeOf, LOCK_EX, LOCK_NB,
 } from './abi.js';
 import { KernelError } from './bpf.js';
 import { libc, libcFunction } from './libc.js';
@@ -39,7 +39,7 @@ function c(): FsCalls {
 export function openDirBeneath(dirFd: number, rel: string): number {
   const how = Buffer.alloc(sizeOf(OpenHow));
   koffi.encode(how, OpenHow, {
-    flags: BigInt(fs.constants.O_DIRECTORY | 0o10000000 /* O_PATH */ | fs.constants.O_NOFOLLOW | 0o2000000 /* O_CLOEXEC */),
+    flags: BigInt(fs.constants.O_DIRECTORY | O_PATH | fs.constants.O_NOFOLLOW | O_CLOEXEC),
     mode: 0n,
     resolve: BigInt(RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS),
   });

@@ -7,7 +7,7 @@ import os from 'node:os';
 import {
   BpfCmd, ProgLoadAttr, LinkCreateAttr, IterCreateAttr, AttachType, BPF_INSN_SIZE, BPF_LOG_LEVEL_VERBOSE,
 } from './abi.js';
-import { bpf, bpfRaw, addr, cString, closeFd, KernelError } from './bpf.js';
+import { bpf, bpfRaw, addr, cString, closeFd, KernelError, objName } from './bpf.js';
 
 /** The verifier log kept for a failed load: big enough for the programs pinleak writes. */
 export const VERIFIER_LOG_SIZE = 1 << 20;
@@ -53,11 +53,9 @@ function logText(buf: Buffer): string {
 export function loadProgram(spec: ProgramSpec): number {
   if (spec.insns.length === 0 || spec.insns.length % BPF_INSN_SIZE !== 0) throw new Error(`${spec.name}: bad instruction buffer`);
   const license = cString(spec.license ?? 'GPL');
-  const name = new Uint8Array(16);
-  name.set(Buffer.from(spec.name.slice(0, 15)));
   const attr = {
     prog_type: spec.type, insn_cnt: spec.insns.length / BPF_INSN_SIZE, insns: addr(spec.insns),
-    license: addr(license), prog_name: name, expected_attach_type: spec.expectedAttachType ?? 0,
+    license: addr(license), prog_name: objName(spec.name), expected_attach_type: spec.expectedAttachType ?? 0,
     attach_btf_id: spec.attachBtfId ?? 0,
   };
   const first = bpfRaw(BpfCmd.PROG_LOAD, ProgLoadAttr, attr);

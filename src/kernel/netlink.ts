@@ -8,7 +8,7 @@ import koffi from 'koffi';
 import {
   AF_NETLINK, SOCK_RAW, SOCK_CLOEXEC, NETLINK_ROUTE, SOL_SOCKET, SO_RCVBUF, SO_RCVTIMEO, SOL_NETLINK,
   NETLINK_GET_STRICT_CHK, MSG_TRUNC, SockaddrNl, Timeval, NLMSG_HDRLEN, NlmsgType, NLM_F_REQUEST,
-  NLM_F_DUMP, NLM_F_DUMP_INTR, NLA_HDRLEN, NLA_TYPE_MASK, RtmType, IFINFOMSG_LEN, TCMSG_LEN, TCAMSG_LEN,
+  NLM_F_DUMP, NLM_F_DUMP_INTR, NLA_HDRLEN, NLA_TYPE_MASK, NLA_F_NESTED, Nlmsghdr, Nlattr, IFINFOMSG_INDEX, Tcmsg, RtmType, IFINFOMSG_LEN, TCMSG_LEN, TCAMSG_LEN,
   IFLA_IFNAME, IFLA_LINKINFO, IFLA_INFO_KIND, IFLA_EXT_MASK, IFLA_XDP, RTEXT_FILTER_SKIP_STATS, IflaXdp,
   XdpAttached, TCA_KIND, TCA_OPTIONS, TCA_CHAIN, TCA_DUMP_INVISIBLE, TCA_INGRESS_BLOCK, TCA_EGRESS_BLOCK, TcaBpf,
   TCA_BPF_FLAG_ACT_DIRECT, TCA_ROOT_TAB, TcaAct, TcaActBpf, sizeOf,
@@ -31,9 +31,9 @@ export function parseMessages(buf: Buffer): NlMessage[] {
   const out: NlMessage[] = [];
   let off = 0;
   while (off + NLMSG_HDRLEN <= buf.length) {
-    const len = buf.readUInt32LE(off);
+    const len = buf.readUInt32LE(off + Nlmsghdr.LEN);
     if (len < NLMSG_HDRLEN || off + len > buf.length) throw new Error(`malformed netlink message: length ${len} at offset ${off} of ${buf.length}`);
-    out.push({ type: buf.readUInt16LE(off + 4), flags: buf.readUInt16LE(off + 6), seq: buf.readUInt32LE(off + 8), payload: buf.subarray(off + NLMSG_HDRLEN, off + len) });
+    out.push({ type: buf.readUInt16LE(off + Nlmsghdr.TYPE), flags: buf.readUInt16LE(off + Nlmsghdr.FLAGS), seq: buf.readUInt32LE(off + Nlmsghdr.SEQ), payload: buf.subarray(off + NLMSG_HDRLEN, off + len) });
     off += align4(len);
   }
   return out;
@@ -53,9 +53,9 @@ export function attrList(buf: Buffer, start = 0): [number, Buffer][] {
   const out: [number, Buffer][] = [];
   let off = start;
   while (off + NLA_HDRLEN <= buf.length) {
-    const len = buf.readUInt16LE(off);
+    const len = buf.readUInt16LE(off + Nlattr.LEN);
     if (len < NLA_HDRLEN || off + len > buf.length) throw new Error(`malformed netlink attribute: length ${len} at offset ${off} of ${buf.length}`);
-    out.push([buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + NLA_HDRLEN, off + len)]);
+    out.push([buf.readUInt16LE(off + Nlattr.TYPE) & NLA_TYPE_MASK, buf.subarray(off + NLA_HDRLEN, off + len)]);
     off += align4(len);
   }
   return out;
@@ -87,7 +87,7 @@ function need(payload: Buffer, len: number, what: string): void {
 /** One RTM_NEWLINK message of a GETLINK dump. */
 export function parseLink(payload: Buffer): LinkEntry {
   need(payload, IFINFOMSG_LEN, 'ifinfomsg');
-  const ifindex = payload.readInt32LE(4);
+  const ifindex = payload.readInt32LE(IFINFOMSG_INDEX);
   const attrs = parseAttrs(payload, IFINFOMSG_LEN);
   const info = attrs.get(IFLA_LINKINFO);
   const kind = info ? strOf(parseAttrs(info).get(IFLA_INFO_KIND)) : null;
@@ -129,7 +129,8 @@ export function parseTc(payload: Buffer): TcEntry {
   need(payload, TCMSG_LEN, 'tcmsg');
   const attrs = parseAttrs(payload, TCMSG_LEN);
   return {
-    ifindex: payload.readInt32LE(4), handle: payload.readUInt32LE(8), parent: payload.readUInt32LE(12), info: payload.readUInt32LE(16),
+    ifindex: payload.readInt32LE(Tcmsg.IFINDEX), handle: payload.readUInt32LE(Tcmsg.HANDLE), parent: payload.readUInt32LE(Tcmsg.PARENT),
+    info: payload.readUInt32LE(Tcmsg.INFO),
     kind: strOf(attrs.get(TCA_KIND)) ?? '', chain: u32Of(attrs.get(TCA_CHAIN)),
     ingressBlock: u32Of(attrs.get(TCA_INGRESS_BLOCK)) ?? 0, egressBlock: u32Of(attrs.get(TCA_EGRESS_BLOCK)) ?? 0,
     options: attrs.get(TCA_OPTIONS) ?? null,
@@ -182,8 +183,8 @@ export function parseActions(payload: Buffer): ActBpf[] {
 export function encodeAttr(type: number, value: Buffer): Buffer {
   const len = NLA_HDRLEN + value.length;
   const b = Buffer.alloc(align4(len));
-  b.writeUInt16LE(len, 0);
-  b.writeUInt16LE(type, 2);
+  b.writeUInt16LE(len, Nlattr.LEN);
+  b.writeUInt16LE(type, Nlattr.TYPE);
   value.copy(b, NLA_HDRLEN);
   return b;
 }
@@ -196,10 +197,10 @@ const u32Buf = (v: number) => {
 
 export function message(type: number, flags: number, seq: number, body: Buffer): Buffer {
   const hdr = Buffer.alloc(NLMSG_HDRLEN);
-  hdr.writeUInt32LE(NLMSG_HDRLEN + body.length, 0);
-  hdr.writeUInt16LE(type, 4);
-  hdr.writeUInt16LE(flags, 6);
-  hdr.writeUInt32LE(seq, 8);
+  hdr.writeUInt32LE(NLMSG_HDRLEN + body.length, Nlmsghdr.LEN);
+  hdr.writeUInt16LE(type, Nlmsghdr.TYPE);
+  hdr.writeUInt16LE(flags, Nlmsghdr.FLAGS);
+  hdr.writeUInt32LE(seq, Nlmsghdr.SEQ);
   return Buffer.concat([hdr, body]);
 }
 
@@ -210,8 +211,8 @@ export function linkDumpRequest(): { type: number; body: Buffer } {
 
 function tcmsg(ifindex: number, parent: number): Buffer {
   const b = Buffer.alloc(TCMSG_LEN);
-  b.writeInt32LE(ifindex, 4);
-  b.writeUInt32LE(parent >>> 0, 12);
+  b.writeInt32LE(ifindex, Tcmsg.IFINDEX);
+  b.writeUInt32LE(parent >>> 0, Tcmsg.PARENT);
   return b;
 }
 
@@ -227,8 +228,9 @@ export function tcDumpRequest(type: number, ifindex: number, parent = 0): { type
 
 /** GETACTION dump of the actions of one kind. */
 export function actionDumpRequest(kind: string): { type: number; body: Buffer } {
+  // the table's first entry (entries are numbered from 1)
   const entry = encodeAttr(1, encodeAttr(TcaAct.KIND, Buffer.from(kind + '\0')));
-  return { type: RtmType.GETACTION, body: Buffer.concat([Buffer.alloc(TCAMSG_LEN), encodeAttr(TCA_ROOT_TAB | 0x8000, entry)]) };
+  return { type: RtmType.GETACTION, body: Buffer.concat([Buffer.alloc(TCAMSG_LEN), encodeAttr(TCA_ROOT_TAB | NLA_F_NESTED, entry)]) };
 }
 
 // ---- the socket ----

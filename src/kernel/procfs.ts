@@ -2,6 +2,7 @@
 // Every reader treats a vanished process as normal (returns null), never as an error.
 import fs from 'node:fs';
 import { libc } from './libc.js';
+import { SC_CLK_TCK, SC_PAGESIZE, PROC_PID_INIT_INO } from './abi.js';
 
 export const PROC = '/proc';
 
@@ -281,9 +282,9 @@ function sysconf(name: number, fallback: number): number {
 }
 
 /** sysconf(_SC_CLK_TCK): the unit of a process's start time. */
-export const clockTicks = () => sysconf(2, 100);
+export const clockTicks = () => sysconf(SC_CLK_TCK, 100);
 /** sysconf(_SC_PAGESIZE) */
-export const pageSize = () => sysconf(30, 4096);
+export const pageSize = () => sysconf(SC_PAGESIZE, 4096);
 
 /** When the machine booted, in ms since the epoch, from /proc/uptime (finer than btime's seconds). */
 export function bootEpochMs(): number {
@@ -310,8 +311,7 @@ export function effectiveCapabilities(): bigint {
   return m ? BigInt('0x' + m[1]) : 0n;
 }
 
-/** The initial pid namespace has a fixed inode (PROC_PID_INIT_INO); anywhere else, the host's processes are hidden. */
-export const PROC_PID_INIT_INO = 0xeffffffc;
+/** In the initial pid namespace (PROC_PID_INIT_INO); anywhere else, the host's processes are hidden. */
 export function inInitPidNamespace(): boolean {
   const t = readlinkOrNull(`${PROC}/self/ns/pid`);
   return t !== null && parseNsLink(t, 'pid') === PROC_PID_INIT_INO;

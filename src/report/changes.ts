@@ -3,7 +3,8 @@ import type { Pin } from '../model.js';
 import type { DiffResult, GateResult } from '../analysis/diff.js';
 import { memlockOnce } from '../analysis/summary.js';
 import { bytes, paint, safe, type Style } from './format.js';
-import { creatorText, objectText, plural, snapshotRef, statusText } from './text.js';
+import { creatorText, objectText, snapshotRef, statusText } from './text.js';
+import { plural } from '../plural.js';
 
 const signed = (n: number) => (n > 0 ? `+${bytes(n)}` : n < 0 ? `-${bytes(-n)}` : '0 B');
 
@@ -53,7 +54,7 @@ export function renderGate(g: GateResult, style: Style): string {
   ].filter(Boolean).join(', ');
   const verdict = g.passed ? paint(style, 'green', 'gate passed') : paint(style, 'red', 'gate failed');
   const out = [
-    `${verdict}: ${g.newLeaks.length} new leak${g.newLeaks.length === 1 ? '' : 's'} holding ${bytes(g.newLeakedBytes)} since ${snapshotRef(g.baseline)} (${limits})`,
+    `${verdict}: ${plural(g.newLeaks.length, 'new leak')} holding ${bytes(g.newLeakedBytes)} since ${snapshotRef(g.baseline)} (${limits})`,
   ];
   if (g.newLeaks.length) out.push(...pinLines(g.newLeaks, style));
   return out.join('\n');
@@ -100,7 +101,7 @@ export function renderRun(r: { command: string[]; exitCode: number; samples: num
     : `the pin recorder saw its process tree pin ${plural(r.pinRecords, 'time')}`;
   const out = [
     `${paint(style, 'bold', safe(cmd))} exited with code ${r.exitCode} (${how})`,
-    `  created ${r.created.length} pin${r.created.length === 1 ? '' : 's'}, left ${r.leftBehind.length} behind holding ${bytes(memlockOnce(r.leftBehind))}`,
+    `  created ${plural(r.created.length, 'pin')}, left ${r.leftBehind.length} behind holding ${bytes(memlockOnce(r.leftBehind))}`,
   ];
   if (r.leftBehind.length) out.push('', paint(style, 'red', 'Left behind:'), ...pinLines(r.leftBehind, style));
   const kept = r.created.filter((p) => !r.leftBehind.includes(p));
@@ -112,9 +113,9 @@ export function renderClean(r: { dryRun: boolean; removed: Pin[]; skipped: { pin
   const n = r.removed.length;
   const out: string[] = [];
   if (r.dryRun) {
-    out.push(`${paint(style, 'bold', 'dry run')}: would unpin ${n} pin${n === 1 ? '' : 's'}, freeing ${bytes(r.freedBytes)}${n ? ' (run again with --yes to do it)' : ''}`);
+    out.push(`${paint(style, 'bold', 'dry run')}: would unpin ${plural(n, 'pin')}, freeing ${bytes(r.freedBytes)}${n ? ' (run again with --yes to do it)' : ''}`);
   } else {
-    out.push(`unpinned ${n} pin${n === 1 ? '' : 's'}, freed ${bytes(r.freedBytes)} (checked: the kernel has let go of the objects)`);
+    out.push(`unpinned ${plural(n, 'pin')}, freed ${bytes(r.freedBytes)} (checked: the kernel has let go of the objects)`);
   }
   for (const p of r.removed) {
     out.push(`  ${r.dryRun ? 'would unpin' : 'unpinned'} ${safe(p.path)} in bpffs ${p.instance}  ${objectText(p)}  ${p.object ? bytes(p.object.memlockBytes) : ''}`);

@@ -9,11 +9,12 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { STATUSES, type Pin, type SnapshotDoc, type SnapshotMeta, type Status } from '../model.js';
 import type { DiffResult, GateResult } from '../analysis/diff.js';
-import { memlockOnce } from '../analysis/summary.js';
+import { leakCount, memlockOnce } from '../analysis/summary.js';
 import { bytes } from './format.js';
 import { creatorText, objectText, partialReasonsOf } from './text.js';
 import { leaksByMemory, type HistoryModel, type PartialScan } from './history.js';
 import { drawCharts, type ClientOptions } from './client.js';
+import { plural } from '../plural.js';
 
 export interface ChartLibrary {
   js: string;
@@ -186,9 +187,9 @@ export function renderReportHtml(model: HistoryModel, lib: ChartLibrary, opts: {
   const n = c.x.length;
   const m = latest?.snapshot;
   const s = latest?.summary;
-  const leaks = s ? s.byStatus.leaked + s.byStatus.orphaned : 0;
+  const leaks = s ? leakCount(s.byStatus) : 0;
   const partialNow = m && c.partial.includes(n - 1) && c.ids[n - 1] === m.id ? model.partialScans[0] : undefined;
-  const range = n ? `${n} snapshot${n === 1 ? '' : 's'} from ${escapeHtml(new Date(c.x[0]! * 1000).toISOString())} to ${escapeHtml(new Date(c.x[n - 1]! * 1000).toISOString())}` : 'no snapshots';
+  const range = n ? `${plural(n, 'snapshot')} from ${escapeHtml(new Date(c.x[0]! * 1000).toISOString())} to ${escapeHtml(new Date(c.x[n - 1]! * 1000).toISOString())}` : 'no snapshots';
   const body = [
     `<h1>pinleak report${m ? `: ${escapeHtml(m.hostname)}` : ''}</h1>`,
     `<p class="sub">${range}${model.since ? ` (since ${escapeHtml(model.since)})` : ''}; generated ${escapeHtml(opts.generatedAt)} by pinleak ${escapeHtml(opts.version)}</p>`,
@@ -242,7 +243,7 @@ export function renderGateHtml(g: GateResult, baseline: SnapshotDoc, current: Sn
   const body = [
     `<h1>pinleak gate: <span class="${g.passed ? 'good' : 'bad'}">${g.passed ? 'passed' : 'failed'}</span></h1>`,
     ...(partial.length ? [partialBanner(current.snapshot, partial)] : []),
-    `<p class="sub">${escapeHtml(current.snapshot.hostname)}; ${n} new leak${n === 1 ? '' : 's'} holding ${bytes(g.newLeakedBytes)} since ${snapshotName(g.baseline)} (${escapeHtml(limits)}); generated ${escapeHtml(opts.generatedAt)} by pinleak ${escapeHtml(opts.version)}</p>`,
+    `<p class="sub">${escapeHtml(current.snapshot.hostname)}; ${plural(n, 'new leak')} holding ${bytes(g.newLeakedBytes)} since ${snapshotName(g.baseline)} (${escapeHtml(limits)}); generated ${escapeHtml(opts.generatedAt)} by pinleak ${escapeHtml(opts.version)}</p>`,
     '<h2>New leaks</h2>',
     leaksTable(g.newLeaks, 'pinleak leaks'),
     '<h2>Baseline and now</h2>',

@@ -3,7 +3,9 @@
 import type { HostObject, ObjectsDoc, ObjectTotals, UsedBy } from '../model.js';
 import { ownerGroup } from '../analysis/objects.js';
 import { ago, bytes, paint, safe, type Style } from './format.js';
-import { plural, snapshotRef, statusText } from './text.js';
+import { snapshotRef, statusText } from './text.js';
+import { plural } from '../plural.js';
+import { pushTo } from '../lists.js';
 
 /** How many references of one object a line lists before it counts the rest. */
 const REFS_SHOWN = 5;
@@ -68,9 +70,7 @@ export function renderObjects(doc: ObjectsDoc, style: Style, view: { unexplained
   const byGroup = new Map<string, HostObject[]>();
   for (const o of doc.objects) {
     const g = ownerGroup(o);
-    const list = byGroup.get(g);
-    if (list) list.push(o);
-    else byGroup.set(g, [o]);
+    pushTo(byGroup, g, o);
   }
   for (const g of s.byOwner) {
     out.push('', `${paint(style, 'bold', safe(g.owner))}: ${totalsText(g)}`);

@@ -14,6 +14,7 @@
 // is a metric of its own.
 import { STATUSES, type Pin, type SnapshotDoc, type Status } from '../model.js';
 import { isLeak, memlockOnce, ownerName } from '../analysis/summary.js';
+import { pushTo } from '../lists.js';
 
 export interface PrometheusOptions {
   /** pinleak's own version, for pinleak_info */
@@ -88,9 +89,7 @@ function staleByOwner(pins: readonly Pin[]): [string, Pin[]][] {
   const byOwner = new Map<string, Pin[]>();
   for (const p of pins) {
     if (!p.stale) continue;
-    const list = byOwner.get(ownerLabel(p));
-    if (list) list.push(p);
-    else byOwner.set(ownerLabel(p), [p]);
+    pushTo(byOwner, ownerLabel(p), p);
   }
   return [...byOwner].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }

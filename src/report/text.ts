@@ -2,14 +2,15 @@
 // where it is in each namespace, and the command to look closer.
 import type { ObjectTotals, Pin, SnapshotDoc, SnapshotMeta, Status } from '../model.js';
 import type { SnapshotListEntry } from '../store/index.js';
-import { isLeak, memlockOnce } from '../analysis/summary.js';
+import { isLeak, leakCount, memlockOnce } from '../analysis/summary.js';
 import { ago, bytes, paint, safe, table, type Style } from './format.js';
+import { plural } from '../plural.js';
+import { pushTo } from '../lists.js';
 
 const STATUS_COLOR: Record<Status, 'red' | 'yellow' | 'green' | 'dim' | 'cyan'> = {
   held: 'green', 'in-use': 'green', orphaned: 'yellow', leaked: 'red', persistent: 'dim', unreadable: 'cyan',
 };
 
-export const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 export const statusText = (style: Style, s: Status) => paint(style, STATUS_COLOR[s], s);
 
@@ -58,9 +59,9 @@ export function renderSummary(doc: SnapshotDoc, style: Style): string {
     '  ' + (Object.entries(s.byStatus) as [Status, number][])
       .map(([k, v]) => (v ? `${statusText(style, k)} ${v}` : `${k} 0`)).join('  '),
   ];
-  const leaked = s.byStatus.leaked + s.byStatus.orphaned;
+  const leaked = leakCount(s.byStatus);
   if (leaked) {
-    lines.push(`  ${paint(style, 'red', `${leaked} leak${leaked === 1 ? '' : 's'}`)}: ${bytes(s.memlockBytes.leaked)} leaked, ${bytes(s.memlockBytes.orphaned)} orphaned`);
+    lines.push(`  ${paint(style, 'red', plural(leaked, 'leak'))}: ${bytes(s.memlockBytes.leaked)} leaked, ${bytes(s.memlockBytes.orphaned)} orphaned`);
   } else {
     lines.push(`  ${paint(style, 'green', 'no leaks')}`);
   }
@@ -150,7 +151,7 @@ export function renderLeaks(doc: SnapshotDoc, style: Style, view: LeaksView = {}
   const leaks = doc.pins.filter(isLeak);
   if (!leaks.length) return `${paint(style, 'green', 'no leaks')} in ${snapshotRef(doc.snapshot)}`;
   const out: string[] = [
-    `${paint(style, 'red', `${leaks.length} leak${leaks.length === 1 ? '' : 's'}`)} holding ${bytes(memlockOnce(leaks))} in ${snapshotRef(doc.snapshot)}`,
+    `${paint(style, 'red', plural(leaks.length, 'leak'))} holding ${bytes(memlockOnce(leaks))} in ${snapshotRef(doc.snapshot)}`,
     ...groupLines(leaks, style, view),
   ];
   if (doc.snapshot.id !== null) {
@@ -193,14 +194,12 @@ function groupLines(pins: Pin[], style: Style, view: LeaksView): string[] {
   const groups = new Map<string, Pin[]>();
   for (const p of pins) {
     const g = `${p.owner.tool ?? 'unknown owner'}\u0000${p.instance}`;
-    const l = groups.get(g) ?? [];
-    l.push(p);
-    groups.set(g, l);
+    pushTo(groups, g, p);
   }
   const out: string[] = [];
   for (const [g, pins] of [...groups].sort((a, b) => memlockOnce(b[1]) - memlockOnce(a[1]))) {
     const [owner, dev] = g.split('\u0000');
-    out.push('', `${paint(style, 'bold', owner!)} in bpffs ${dev}: ${pins.length} pin${pins.length === 1 ? '' : 's'}, ${bytes(memlockOnce(pins))}`);
+    out.push('', `${paint(style, 'bold', owner!)} in bpffs ${dev}: ${plural(pins.length, 'pin')}, ${bytes(memlockOnce(pins))}`);
     const shown = view.perGroup !== undefined ? pins.slice(0, view.perGroup) : pins;
     for (const p of shown) {
       out.push(`  ${statusText(style, p.status)} ${safe(p.path)}  ${objectText(p)}  ${p.object ? bytes(p.object.memlockBytes) : ''}`);

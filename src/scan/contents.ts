@@ -19,6 +19,8 @@ import type { KernelRef, ScanError, ScannedPin } from '../model.js';
 import { pathThrough, type InstanceAccess } from './instances.js';
 import type { FdRef, PerfFd, ProcessScan } from './processes.js';
 import type { ReferenceGraph } from './references.js';
+import { plural } from '../plural.js';
+import { pushTo } from '../lists.js';
 
 export interface ContentLimits {
   /** entries read from one map */
@@ -55,12 +57,6 @@ export interface ContentSources {
   heldFds: Map<number, { pid: number; fd: number }[]>;
 }
 
-function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
-  const list = m.get(k);
-  if (list) list.push(v);
-  else m.set(k, [v]);
-}
-
 export function contentSources(input: {
   pins: ScannedPin[];
   access: Map<string, InstanceAccess[]>;
@@ -75,7 +71,7 @@ export function contentSources(input: {
   for (const f of input.fds) {
     if (f.kind !== 'map' || !f.mapType || !isContentMap(f.mapType)) continue;
     src.types.set(f.id, f.mapType);
-    push(src.heldFds, f.id, { pid: f.pid, fd: f.fd });
+    pushTo(src.heldFds, f.id, { pid: f.pid, fd: f.fd });
   }
   for (const p of input.pins) {
     const o = p.object;
@@ -83,7 +79,7 @@ export function contentSources(input: {
     src.types.set(o.id, o.type);
     for (const a of input.access.get(p.instance) ?? []) {
       const at = pathThrough(a, p.path);
-      if (at) push(src.pinPaths, o.id, at);
+      if (at) pushTo(src.pinPaths, o.id, at);
     }
   }
   return src;
@@ -225,7 +221,7 @@ function refsOfMap(fd: number, m: MapDetails, budget: Budget, linkedProgs: Set<n
       if (!known) {
         refs.push({ to: { kind: 'map', id: m.id }, from: { kind: 'sockets', id: 0 }, what: 'may hold sockets (a sockmap with 4-byte values does not say which slots are taken)', count: null });
       } else if (sockets.size) {
-        refs.push({ to: { kind: 'map', id: m.id }, from: { kind: 'sockets', id: sockets.size }, what: `holds ${sockets.size} socket${sockets.size === 1 ? '' : 's'}`, count: null });
+        refs.push({ to: { kind: 'map', id: m.id }, from: { kind: 'sockets', id: sockets.size }, what: `holds ${plural(sockets.size, 'socket')}`, count: null });
       }
       for (const [type, name] of Object.entries(SOCK_MAP_ATTACH_TYPES)) {
         let ids: number[];

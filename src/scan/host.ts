@@ -4,17 +4,16 @@ import os from 'node:os';
 import { readBootId, bootEpochMs, clockTicks, pidMax, pageSize, readCgroup } from '../kernel/procfs.js';
 import type { Anchor } from '../kernel/ns.js';
 import { containerFromCgroup } from '../analysis/container.js';
-import type { BpffsInstance, Container, MountNamespace, ScanError } from '../model.js';
+import type { BpffsInstance, BpfObject, Container, MountNamespace, ScanError, ScannedPin } from '../model.js';
 import { scanProcesses, type Process } from './processes.js';
 import { discoverNamespaces } from './namespaces.js';
 import { collectInstances, type InstanceAccess } from './instances.js';
-import { walkInstance, objectReader, type RawPin, type WalkStats } from './pins.js';
+import { walkInstance, objectReader } from './pins.js';
 import { buildHolders, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
 import { contentRefs } from './contents.js';
 import { discoverNetns, netnsMounts, type NetnsMount } from './netns.js';
 import { collectObjects, type ObjectFacts } from './objects.js';
-import type { CachedObject } from '../store/index.js';
 import type { Unexplained } from '../analysis/liveness.js';
 import { liveObjects } from '../analysis/classify.js';
 import { mapTypesOf, readCounts, settledResidue } from './counts.js';
@@ -33,7 +32,7 @@ export interface HostScan {
   unreadableProcesses: number[];
   namespaces: MountNamespace[];
   instances: BpffsInstance[];
-  pins: RawPin[];
+  pins: ScannedPin[];
   holders: HolderIndex;
   graph: ReferenceGraph;
   /** every map, program and link on the host, by object key */
@@ -41,7 +40,6 @@ export interface HostScan {
   /** object key -> what the kernel counts that no named reference explains (count guard) */
   unexplained: Map<string, Unexplained>;
   errors: ScanError[];
-  walk: WalkStats;
   timings: Record<string, number>;
   /** the cgroup v2 hierarchies queried for attached programs */
   cgroupRoots: string[];
@@ -56,7 +54,7 @@ export interface HostScan {
 export type Progress = (phase: string, done?: number, total?: number) => void;
 
 /** keepAnchors: the caller goes on using the access paths (clean) and must release `anchors`. */
-export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: boolean; objectCache?: Map<string, CachedObject> } = {}): Promise<HostScan> {
+export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: boolean; objectCache?: Map<string, BpfObject> } = {}): Promise<HostScan> {
   const progress = opts.onProgress ?? (() => {});
   const timings: Record<string, number> = {};
   let t = performance.now();
@@ -141,12 +139,11 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
         return o.kind === 'prog' ? (graph.progs.has(o.id) ? { ...o, mapIds: graph.progs.get(o.id)!.mapIds } : null) : { ...o };
       };
     }
-    const walk: WalkStats = { symlinksSkipped: 0, foreignSkipped: 0 };
-    const pins: RawPin[] = [];
+    const pins: ScannedPin[] = [];
     const gone = new Set<string>();
     instanceViews.forEach((iv, i) => {
       progress('pins', i, instanceViews.length);
-      const found = walkInstance(iv, reader, errors, walk);
+      const found = walkInstance(iv, reader, errors);
       if (found) pins.push(...found);
       else gone.add(iv.instance.dev); // unmounted during the scan: not part of this snapshot
     });
@@ -190,7 +187,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       takenAt, bootId: readBootId(), hostname: os.hostname(), kernel: os.release(),
       bootEpochMs: bootEpochMs(), clockTicks: clockTicks(), pidMax: pidMax(),
       processes: ps.processes, unreadableProcesses: ps.unreadable, namespaces: views.map((v) => v.ns), instances: liveViews.map((iv) => iv.instance),
-      pins, holders, graph, objects, unexplained, errors, walk, timings,
+      pins, holders, graph, objects, unexplained, errors, timings,
       cgroupRoots: roots, netnsMounts: nsMounts,
       access,
       anchors: opts.keepAnchors ? anchors : [],

@@ -3,6 +3,7 @@
 import { PROC } from '../kernel/procfs.js';
 import type { BpffsInstance, Delegation, InstanceMount } from '../model.js';
 import type { NamespaceView } from './namespaces.js';
+import { pushTo } from '../lists.js';
 
 export interface InstanceAccess {
   /** host path that reaches the mount: /proc/<pid>/root/<mount point> */
@@ -66,9 +67,7 @@ export function parseDelegation(superOptions: string): Delegation | null {
 export function mountsToWalk(accesses: InstanceAccess[]): InstanceAccess[][] {
   const byRoot = new Map<string, InstanceAccess[]>();
   for (const a of accesses) {
-    const list = byRoot.get(a.mount.root) ?? [];
-    list.push(a);
-    byRoot.set(a.mount.root, list);
+    pushTo(byRoot, a.mount.root, a);
   }
   const roots = [...byRoot.keys()].sort((a, b) => a.length - b.length || a.localeCompare(b));
   const chosen: string[] = [];

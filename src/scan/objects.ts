@@ -4,9 +4,8 @@
 // bpf_prog / bpf_link iterators) can replace it without touching the rest.
 import { allIds, closeFd, fdById, KernelError, mapInfo } from '../kernel/bpf.js';
 import { readBpfFdinfo } from '../kernel/procfs.js';
-import { objectKey, type ObjectFacts, type ScanError } from '../model.js';
+import { objectKey, type ObjectFacts, type ScanError, type ScannedPin } from '../model.js';
 import type { ReferenceGraph } from './references.js';
-import type { RawPin } from './pins.js';
 
 export type { ObjectFacts };
 
@@ -24,7 +23,7 @@ export const UNREAD_MAP_NOTE = 'not opened: a map with no pin and no holder coul
  */
 export function collectObjects(
   input: {
-    graph: ReferenceGraph; pins: RawPin[]; heldMaps: Set<number>;
+    graph: ReferenceGraph; pins: ScannedPin[]; heldMaps: Set<number>;
     /** every map id the bpf_map iterator listed: no GET_NEXT_ID walk (~8 us a map) */
     mapIds?: Iterable<number>;
   },

@@ -18,12 +18,7 @@ const MAX_DEPTH = 512;
 export const PRELOAD_NAMES = new Set(['/maps.debug', '/progs.debug']);
 
 export type { ScannedObject };
-export type RawPin = ScannedPin;
 
-export interface WalkStats {
-  symlinksSkipped: number;
-  foreignSkipped: number;
-}
 
 export interface ObjectReader {
   read(path: string): ScannedObject;
@@ -77,9 +72,9 @@ export function objectReader(): ObjectReader {
 }
 
 /** The pins of one instance; null when every mount of it went away during the scan. */
-export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: ScanError[], stats: WalkStats): RawPin[] | null {
+export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: ScanError[]): ScannedPin[] | null {
   const inst = iv.instance;
-  const pins = new Map<string, RawPin>();
+  const pins = new Map<string, ScannedPin>();
   const groups = mountsToWalk(iv.accesses);
   if (!groups.length) {
     inst.error = 'no process can reach any of its mounts';
@@ -110,7 +105,7 @@ export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: Sca
           if (pins.has(rel)) return;
           const pin = readPin(inst.dev, rel, st, fdPath, reader);
           if (pin) pins.set(rel, pin);
-        }, errors, stats);
+        }, errors);
         walked = true;
       } finally {
         closeFd(fd);
@@ -159,7 +154,7 @@ function stillMounted(a: InstanceAccess, dev: string): boolean {
 
 type PinVisitor = (rel: string, st: fs.Stats, fdPath: string) => void;
 
-function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: PinVisitor, errors: ScanError[], stats: WalkStats): void {
+function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: PinVisitor, errors: ScanError[]): void {
   const base = `/proc/self/fd/${dirFd}`;
   let entries: fs.Dirent[];
   try {
@@ -171,10 +166,7 @@ function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: 
   for (const e of entries) {
     const childRel = `${rel}/${e.name}`;
     const fdPath = `${base}/${e.name}`;
-    if (e.isSymbolicLink()) {
-      stats.symlinksSkipped++;
-      continue;
-    }
+    if (e.isSymbolicLink()) continue;
     if (e.isDirectory()) {
       if (depth >= MAX_DEPTH) {
         errors.push({ scope: `instance ${dev}`, message: `${childRel}: deeper than ${MAX_DEPTH} levels, not walked` });
@@ -188,10 +180,9 @@ function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: 
       }
       try {
         if (devString(fs.fstatSync(cfd).dev) !== dev) {
-          stats.foreignSkipped++; // something else mounted on top: not this instance
-          continue;
+          continue; // something else mounted on top: not this instance
         }
-        walkDir(cfd, childRel, depth + 1, dev, visit, errors, stats);
+        walkDir(cfd, childRel, depth + 1, dev, visit, errors);
       } finally {
         closeFd(cfd);
       }
@@ -210,8 +201,8 @@ function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: 
 }
 
 /** null when the pin was removed between the listing and the open: normal on a busy host. */
-function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader: ObjectReader): RawPin | null {
-  const pin: RawPin = {
+function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader: ObjectReader): ScannedPin | null {
+  const pin: ScannedPin = {
     instance: dev, path: rel, mountPaths: [], inode: st.ino, ctimeMs: st.ctimeMs, uid: st.uid, gid: st.gid,
     mode: st.mode & 0o7777, object: null, error: null, preload: PRELOAD_NAMES.has(rel),
   };

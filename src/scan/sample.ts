@@ -3,6 +3,7 @@
 import { listPids, readStat, readFdTargets, readCgroup } from '../kernel/procfs.js';
 import type { ObjectKind } from '../model.js';
 import { bpfFdsOf } from './processes.js';
+import { pushTo } from '../lists.js';
 
 export interface TreeSample {
   pids: number[];
@@ -16,9 +17,7 @@ export function sampleTree(rootPid: number): TreeSample {
     const st = readStat(pid);
     if (!st) continue;
     stats.set(pid, st);
-    const l = children.get(st.ppid) ?? [];
-    l.push(pid);
-    children.set(st.ppid, l);
+    pushTo(children, st.ppid, pid);
   }
   const tree: number[] = [];
   const queue = stats.has(rootPid) ? [rootPid] : [];

@@ -1,18 +1,18 @@
 // From a scan of the host to a classified snapshot document (docs/json.md).
-import { SCHEMA_VERSION, objectKey, type HostObject, type Holder, type SnapshotDoc } from '../model.js';
-import { classifyPins, key, type ClassifyContext, type Sighting } from '../analysis/classify.js';
+import { SCHEMA_VERSION, objectKey, type HostObject, type Holder, type ObjectRef, type ScannedPin, type SnapshotDoc } from '../model.js';
+import { classifyPins, type ClassifyContext, type Sighting } from '../analysis/classify.js';
 import { summarize, fillInstanceTotals } from '../analysis/summary.js';
 import { loadCatalog } from '../analysis/owners.js';
 import { catalogOwners, describeObjects, objectTotals, withHistory, type CatalogOwner } from '../analysis/objects.js';
 import type { Config } from '../analysis/config.js';
 import {
-  earliestHolders, recordedCreators, pinObjectCache, staleRuns, unexplainedSince, pinRecordsOf, watchSessions, type Store, type ObjectKey,
+  earliestHolders, recordedCreators, pinObjectCache, staleRuns, unexplainedSince, pinRecordsOf, watchSessions, type Store,
 } from '../store/index.js';
 import type { StaleRecord } from '../analysis/stale.js';
 import { readBootId } from '../kernel/procfs.js';
 import { scanHost, type HostScan, type Progress } from './host.js';
-import type { RawPin } from './pins.js';
 import { partialReasons } from './partial.js';
+import { pushTo } from '../lists.js';
 
 export interface SnapshotOptions {
   store: Store | null;
@@ -20,7 +20,7 @@ export interface SnapshotOptions {
   label?: string | null;
   onProgress?: Progress;
   /** creators `pinleak run` observed during this invocation, not yet stored (evidence 1) */
-  creatorHint?: (p: RawPin) => Sighting | null;
+  creatorHint?: (p: ScannedPin) => Sighting | null;
   /** keep the namespace anchors alive for the caller (see scanHost) */
   keepAnchors?: boolean;
 }
@@ -38,17 +38,17 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   let stale = new Map<string, StaleRecord>();
   if (opts.store) {
     stale = staleRuns(opts.store, scan.bootId, pinned);
-    for (const [k, list] of earliestHolders(opts.store, scan.bootId, pinned)) {
-      history.set(k, list.map((s) => ({ pid: s.pid, startTime: s.startTime, comm: s.comm, snapshotId: s.snapshotId, container: s.container })));
-    }
+    for (const [k, list] of earliestHolders(opts.store, scan.bootId, pinned)) history.set(k, list);
     for (const [k, r] of recordedCreators(opts.store, scan.bootId, pinned)) {
       recorded.set(k, { pid: r.pid, startTime: r.startTime, comm: r.comm, snapshotId: r.snapshotId, container: r.container, source: 'run' });
     }
   }
+  // What `pinleak run` saw ranks first in this scan (evidence 1), a run-window guess too;
+  // run stores only what it saw held, so a later scan ranks a run-window guess below history.
   if (opts.creatorHint) {
     for (const p of scan.pins) {
       const s = p.object ? opts.creatorHint(p) : null;
-      if (s) recorded.set(key(p.object!.kind, p.object!.id), { ...s, source: s.source ?? 'run' });
+      if (s) recorded.set(objectKey(p.object!.kind, p.object!.id), { ...s, source: s.source ?? 'run' });
     }
   }
   const ctx = contextFromScan(scan, opts.config, history, recorded, stale);
@@ -111,10 +111,8 @@ export function contextFromScan(
   };
 }
 
-export { key };
-
 /** What the pin recorder stored for this boot: each object's recorded pins, and when a watch recorded every pin. */
-function watchEvidence(store: Store, bootId: string, pinned: ObjectKey[]): Pick<ClassifyContext, 'pinRecords' | 'watchCoverage'> {
+function watchEvidence(store: Store, bootId: string, pinned: ObjectRef[]): Pick<ClassifyContext, 'pinRecords' | 'watchCoverage'> {
   const pinRecords = new Map<string, Sighting[]>();
   for (const [k, list] of pinRecordsOf(store, bootId, pinned)) {
     pinRecords.set(k, list.map((r) => ({
@@ -132,9 +130,7 @@ function objectOwnersOf(scan: HostScan, catalog: ReturnType<typeof loadCatalog>)
   for (const p of scan.pins) {
     if (!p.object) continue;
     const k = objectKey(p.object.kind, p.object.id);
-    const list = paths.get(k);
-    if (list) list.push(p.path);
-    else paths.set(k, [p.path]);
+    pushTo(paths, k, p.path);
   }
   return catalogOwners(scan.objects.values(), paths, catalog);
 }

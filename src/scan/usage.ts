@@ -2,7 +2,7 @@
 // holders (fds, mmaps), live kernel references and the count guard, from one sweep at most
 // maxAgeMs old.
 import { pageSize } from '../kernel/procfs.js';
-import { liveObjects, key } from '../analysis/classify.js';
+import { liveObjects } from '../analysis/classify.js';
 import { scanProcesses } from './processes.js';
 import { readReferenceGraph } from './references.js';
 import { buildHolders } from './holders.js';
@@ -10,7 +10,7 @@ import { mapTypesOf, readCounts, residue } from './counts.js';
 import { unexplainedReason, type Unexplained } from '../analysis/liveness.js';
 import { contentRefs } from './contents.js';
 import type { InstanceAccess } from './instances.js';
-import type { ScannedPin } from '../model.js';
+import { objectKey, type ScannedPin } from '../model.js';
 import { discoverNetns, type NetnsMount } from './netns.js';
 
 export interface UsageProbe {
@@ -53,11 +53,11 @@ export function usageProbe(
       // a kernel graph read only in part cannot prove that nothing uses the object
       if (errors.length) return `cannot confirm it is unused: ${errors[0]!.scope}: ${errors[0]!.message}`;
       if (ps.unreadable.length) return `cannot confirm it is unused: the fds of pid ${ps.unreadable[0]} could not be read`;
-      const h = holders.byObject.get(key(kind, id));
+      const h = holders.byObject.get(objectKey(kind, id));
       if (h?.length) return `held by pid ${h[0]!.pid} (${h[0]!.comm}) now`;
-      const why = kind !== 'link' ? live.live.get(key(kind, id)) : undefined;
+      const why = kind !== 'link' ? live.live.get(objectKey(kind, id)) : undefined;
       if (why !== undefined) return `in use now: ${why}`;
-      const unexplained = left.get(key(kind, id));
+      const unexplained = left.get(objectKey(kind, id));
       if (unexplained) return `in use now: ${unexplainedReason(unexplained)}`;
       return null;
     };

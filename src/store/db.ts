@@ -85,6 +85,14 @@ export function guard<T>(store: Store, fn: () => T): T {
   }
 }
 
+/**
+ * `fn` in one write transaction (BEGIN IMMEDIATE): all of it or none of it. A database
+ * another process keeps locked is a PinleakError saying so; what `fn` throws is unchanged.
+ */
+export function writeTransaction(store: Store, fn: () => void): void {
+  guard(store, () => store.db.transaction(fn).immediate());
+}
+
 /** `fn` with guard() around every call. */
 export function guarded<A extends unknown[], R>(fn: (store: Store, ...args: A) => R): (store: Store, ...args: A) => R {
   return (store, ...args) => guard(store, () => fn(store, ...args));

@@ -18,8 +18,6 @@ export const OWNER_KEYS = keys('tool', 'persistent', 'pathPid', 'pathPidAlive');
 export const CREATOR_KEYS = keys('pid', 'startTime', 'comm', 'alive', 'firstSeenSnapshot', 'source', 'container');
 export const ERROR_KEYS = keys('scope', 'message');
 
-/** A pin counts as a leak when it is orphaned or leaked (SPEC section 2). */
-export const LEAK_STATUSES: ReadonlySet<Status> = new Set<Status>(['orphaned', 'leaked']);
 
 export function unknownSnapshot(spec: string): PinleakError {
   return new PinleakError(`unknown snapshot "${spec}": run \`pinleak snapshots\` to list them`);

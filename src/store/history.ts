@@ -1,22 +1,16 @@
 // Who held or created an object before: the history behind creator evidence #1 and #2
 // (SPEC section 2). Object ids, pids and start times only mean something within one
 // boot, so every query is scoped by boot id.
-import { objectKey, type Container } from '../model.js';
+import { objectKey, type BpfObject, type Container, type ObjectRef } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { fromJson, stmt, toJson } from './codec.js';
-
-export interface ObjectKey {
-  kind: string;
-  id: number;
-}
 
 export interface HolderSighting {
   pid: number;
   startTime: number;
   comm: string;
+  /** the first snapshot it was seen in (the sighting outlives the snapshot's pruning) */
   snapshotId: number;
-  /** when that snapshot was taken; null once prune has removed it (the sighting stays) */
-  takenAt: string | null;
   container: Container | null;
 }
 
@@ -33,7 +27,7 @@ export interface CreatorRecord {
 
 
 /** Distinct objects as a JSON array of [kind, id] pairs, for json_each(). */
-function objectsParam(objects: readonly ObjectKey[]): { json: string; keys: string[] } {
+function objectsParam(objects: readonly ObjectRef[]): { json: string; keys: string[] } {
   const seen = new Set<string>();
   const pairs: [string, number][] = [];
   for (const o of objects) {
@@ -51,24 +45,26 @@ function objectsParam(objects: readonly ObjectKey[]): { json: string; keys: stri
  * id. One indexed query however many objects (a json_each() list joined on the primary
  * key of `sightings`). Every requested object has an entry, empty when never held.
  */
-export const earliestHolders = guarded(function earliestHolders(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, HolderSighting[]> {
+/** earliestHolders' query, exported so that a test explains this very statement. Parameters: objectsParam's json, the boot id. */
+export const EARLIEST_HOLDERS_SQL = `
+    SELECT h.kind, h.obj_id, h.pid, h.start_time, h.comm, h.container_json, h.first_snapshot_id
+    FROM json_each(?) AS j
+    CROSS JOIN sightings AS h
+      ON h.boot_id = ? AND h.kind = json_extract(j.value, '$[0]') AND h.obj_id = json_extract(j.value, '$[1]')
+    ORDER BY h.first_snapshot_id, h.pid, h.start_time`;
+
+export const earliestHolders = guarded(function earliestHolders(store: Store, bootId: string, objects: readonly ObjectRef[]): Map<string, HolderSighting[]> {
   const { json, keys } = objectsParam(objects);
   const out = new Map<string, HolderSighting[]>();
   for (const k of keys) out.set(k, []);
   if (keys.length === 0) return out;
-  const rows = stmt(store.db, `
-    SELECT h.kind, h.obj_id, h.pid, h.start_time, h.comm, h.container_json, h.first_snapshot_id, s.taken_at
-    FROM json_each(?) AS j
-    CROSS JOIN sightings AS h
-      ON h.boot_id = ? AND h.kind = json_extract(j.value, '$[0]') AND h.obj_id = json_extract(j.value, '$[1]')
-    LEFT JOIN snapshots AS s ON s.id = h.first_snapshot_id   -- the snapshot may be pruned; the evidence stays
-    ORDER BY h.first_snapshot_id, h.pid, h.start_time`).all(json, bootId) as {
+  const rows = stmt(store.db, EARLIEST_HOLDERS_SQL).all(json, bootId) as {
     kind: string; obj_id: number; pid: number; start_time: number; comm: string | null; container_json: string | null;
-    first_snapshot_id: number; taken_at: string | null;
+    first_snapshot_id: number;
   }[];
   for (const r of rows) {
     out.get(objectKey(r.kind, r.obj_id))!.push({
-      pid: r.pid, startTime: r.start_time, comm: r.comm ?? '', snapshotId: r.first_snapshot_id, takenAt: r.taken_at,
+      pid: r.pid, startTime: r.start_time, comm: r.comm ?? '', snapshotId: r.first_snapshot_id,
       container: fromJson<Container | null>(r.container_json) ?? null,
     });
   }
@@ -91,7 +87,7 @@ export const recordCreators = guarded(function recordCreators(store: Store, boot
 });
 
 /** The recorded creator of each object that has one (objects without are absent from the map). */
-export const recordedCreators = guarded(function recordedCreators(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, CreatorRecord> {
+export const recordedCreators = guarded(function recordedCreators(store: Store, bootId: string, objects: readonly ObjectRef[]): Map<string, CreatorRecord> {
   const { json, keys } = objectsParam(objects);
   const out = new Map<string, CreatorRecord>();
   if (keys.length === 0) return out;
@@ -117,7 +113,7 @@ export const recordedCreators = guarded(function recordedCreators(store: Store, 
  * `bootId` that found it stale (issue 14). One indexed query (json_each joined on the
  * primary key of `stale_runs`), however many objects.
  */
-export const staleRuns = guarded(function staleRuns(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, { since: string; snapshotId: number }> {
+export const staleRuns = guarded(function staleRuns(store: Store, bootId: string, objects: readonly ObjectRef[]): Map<string, { since: string; snapshotId: number }> {
   const { json, keys } = objectsParam(objects);
   const out = new Map<string, { since: string; snapshotId: number }>();
   if (keys.length === 0) return out;
@@ -132,26 +128,19 @@ export const staleRuns = guarded(function staleRuns(store: Store, bootId: string
   return out;
 });
 
-export interface CachedObject {
-  kind: 'map' | 'prog' | 'link' | 'unknown';
-  id: number;
-  name: string;
-  type: string;
-  memlockBytes: number;
-}
 
 /**
  * The objects behind the pins of the latest snapshot of this boot, keyed by
  * `${instance}\0${inode}\0${createdAt}`. A pin never changes the object it holds, so a pin
  * with the same instance, inode and ctime still holds this one: a scan need not re-open it.
  */
-export const pinObjectCache = guarded(function pinObjectCache(store: Store, bootId: string): Map<string, CachedObject> {
-  const out = new Map<string, CachedObject>();
+export const pinObjectCache = guarded(function pinObjectCache(store: Store, bootId: string): Map<string, BpfObject> {
+  const out = new Map<string, BpfObject>();
   const latest = stmt(store.db, 'SELECT id FROM snapshots WHERE boot_id = ? ORDER BY id DESC LIMIT 1').get(bootId) as { id: number } | undefined;
   if (!latest) return out;
   const rows = stmt(store.db, `SELECT p.instance, p.inode, p.created_at, o.kind, o.obj_id, o.name, o.type, o.memlock_bytes
       FROM pins p JOIN objects o ON o.id = p.object_id WHERE p.snapshot_id = ?`).all(latest.id) as {
-    instance: string; inode: number; created_at: string; kind: CachedObject['kind']; obj_id: number; name: string | null; type: string | null; memlock_bytes: number | null;
+    instance: string; inode: number; created_at: string; kind: BpfObject['kind']; obj_id: number; name: string | null; type: string | null; memlock_bytes: number | null;
   }[];
   for (const r of rows) {
     out.set(`${r.instance}\0${r.inode}\0${r.created_at}`, { kind: r.kind, id: r.obj_id, name: r.name ?? '', type: r.type ?? '', memlockBytes: r.memlock_bytes ?? 0 });

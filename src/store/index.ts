@@ -1,12 +1,12 @@
 // The SQLite store (SPEC section 5).
-export { openStore, BUSY_TIMEOUT_MS, type Store, type OpenOptions } from './db.js';
+export { openStore, writeTransaction, BUSY_TIMEOUT_MS, type Store, type OpenOptions } from './db.js';
 export { DB_SCHEMA_VERSION } from './schema.js';
 export { saveSnapshot } from './save.js';
 export { loadSnapshot } from './load.js';
-export { listSnapshots, resolveSnapshot, type SnapshotListEntry } from './snapshots.js';
+export { listSnapshots, resolveSnapshot, namesSnapshotById, type SnapshotListEntry } from './snapshots.js';
 export {
-  earliestHolders, recordCreators, staleRuns, recordedCreators, pinObjectCache, type CachedObject,
-  type HolderSighting, type CreatorRecord, type ObjectKey,
+  earliestHolders, recordCreators, staleRuns, recordedCreators, pinObjectCache,
+  type HolderSighting, type CreatorRecord,
 } from './history.js';
 export { recordAction, listActions, type ActionRecord, type ActionEntry } from './actions.js';
 export { pruneSnapshots, type PruneOptions } from './prune.js';

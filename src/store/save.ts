@@ -1,10 +1,11 @@
 // Writing a whole snapshot document: one transaction, prepared statements reused per row.
 import { objectKey, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
+import { isLeak } from '../analysis/summary.js';
 import { guarded, type Store } from './db.js';
 import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
 import { insertObjects } from './objects.js';
 import {
-  CREATOR_KEYS, DOC_KEYS, ERROR_KEYS, HOLDER_KEYS, INSTANCE_KEYS, LEAK_STATUSES, META_KEYS, MOUNT_KEYS, NS_KEYS, OBJECT_KEYS,
+  CREATOR_KEYS, DOC_KEYS, ERROR_KEYS, HOLDER_KEYS, INSTANCE_KEYS, META_KEYS, MOUNT_KEYS, NS_KEYS, OBJECT_KEYS,
   OWNER_KEYS, PIN_KEYS,
 } from './fields.js';
 
@@ -34,7 +35,7 @@ const SQL = {
 /** docs/json.md: leaks count orphaned and leaked pins; leakedBytes is summary.memlockBytes.leaked. */
 function leakTotals(doc: SnapshotDoc): { leaks: number; leakedBytes: number } {
   let leaks = 0;
-  for (const p of doc.pins) if (LEAK_STATUSES.has(p.status)) leaks++;
+  for (const p of doc.pins) if (isLeak(p)) leaks++;
   return { leaks, leakedBytes: doc.summary?.memlockBytes?.leaked ?? 0 };
 }
 

@@ -5,6 +5,7 @@ import type { ScanError, SnapshotMeta, Summary } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { stmt } from './codec.js';
 import { metaOf, type SnapshotRow } from './fields.js';
+import { pushTo } from '../lists.js';
 
 export interface SeriesPoint {
   meta: SnapshotMeta;
@@ -54,10 +55,7 @@ export const historySeries = guarded(function historySeries(store: Store, since 
   const db = store.db;
   const errors = new Map<number, ScanError[]>();
   for (const r of stmt(db, VIEW_ERRORS).all(since) as { snapshot_id: number; scope: string; message: string }[]) {
-    const l = errors.get(r.snapshot_id);
-    const e = { scope: r.scope, message: r.message };
-    if (l) l.push(e);
-    else errors.set(r.snapshot_id, [e]);
+    pushTo(errors, r.snapshot_id, { scope: r.scope, message: r.message });
   }
   const points = (stmt(db, 'SELECT * FROM snapshots WHERE taken_at >= ? ORDER BY taken_at, id').all(since) as SnapshotRow[])
     .map((r) => ({ meta: metaOf(r), summary: JSON.parse(r.summary_json) as Summary, viewErrors: errors.get(r.id) ?? [] }));

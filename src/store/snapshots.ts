@@ -22,9 +22,16 @@ export const listSnapshots = guarded(function listSnapshots(store: Store): Snaps
  * before the latest), or a label (the latest snapshot with that label). A number that
  * is no snapshot id is tried as a label too.
  */
+/** `latest` or `latest~N` (N captured) */
+const LATEST = /^latest(?:~(\d+))?$/;
+const SNAPSHOT_ID = /^\d+$/;
+
+/** Does `spec` read as a snapshot id, `latest` or `latest~N` (never reaching a label of that name)? */
+export const namesSnapshotById = (spec: string): boolean => LATEST.test(spec) || SNAPSHOT_ID.test(spec);
+
 export const resolveSnapshot = guarded(function resolveSnapshot(store: Store, spec: string): number {
   const db = store.db;
-  const back = /^latest(?:~(\d+))?$/.exec(spec);
+  const back = LATEST.exec(spec);
   if (back) {
     const n = back[1] === undefined ? 0 : Number(back[1]);
     if (!Number.isSafeInteger(n)) throw unknownSnapshot(spec);
@@ -32,7 +39,7 @@ export const resolveSnapshot = guarded(function resolveSnapshot(store: Store, sp
     if (!row) throw unknownSnapshot(spec);
     return row.id;
   }
-  if (/^\d+$/.test(spec) && Number.isSafeInteger(Number(spec))) {
+  if (SNAPSHOT_ID.test(spec) && Number.isSafeInteger(Number(spec))) {
     const row = stmt(db, 'SELECT id FROM snapshots WHERE id = ?').get(Number(spec)) as { id: number } | undefined;
     if (row) return row.id;
   }

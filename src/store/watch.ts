@@ -2,7 +2,7 @@
 import { objectKey, type Container } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { fromJson, stmt, toJson } from './codec.js';
-import type { ObjectKey } from './history.js';
+import type { ObjectRef } from '../model.js';
 
 /** One BPF_OBJ_PIN as stored (the kernel's record, resolved: times on the wall clock, cgroup by path). */
 export interface StoredPinRecord {
@@ -75,7 +75,7 @@ function fromRow(r: Row): StoredPinRecord {
 }
 
 /** Every successful pin recorded of each object (boot `bootId`), oldest first; objects without are absent. */
-export const pinRecordsOf = guarded(function pinRecordsOf(store: Store, bootId: string, objects: readonly ObjectKey[]): Map<string, StoredPinRecord[]> {
+export const pinRecordsOf = guarded(function pinRecordsOf(store: Store, bootId: string, objects: readonly ObjectRef[]): Map<string, StoredPinRecord[]> {
   const out = new Map<string, StoredPinRecord[]>();
   if (objects.length === 0) return out;
   const json = JSON.stringify([...new Map(objects.map((o) => [objectKey(o.kind, o.id), [o.kind, o.id]])).values()]);

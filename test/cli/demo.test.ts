@@ -1,10 +1,10 @@
 // `pinleak demo` end to end, and interrupted: it must leave no mount, pin, process or
 // directory behind.
 import { describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import { CLI } from '../helpers.js';
+import { CLI, start } from '../helpers.js';
 
 const demoDirs = () => new Set(fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith('pinleak-demo-')));
 /** pids of demo actors still running (looked up to check, never to kill) */
@@ -44,20 +44,22 @@ describe('demo', () => {
 
   it('cleans up when interrupted with Ctrl-C', async () => {
     const before = demoDirs();
-    const child = spawn(process.execPath, [CLI, 'demo'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const { child, ended } = start(process.execPath, [CLI, 'demo'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await new Promise<void>((resolve) => child.stdout.on('data', (d) => {
+    child.stderr!.on('data', (d) => (err += d));
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d) => {
       out += d;
       if (out.includes('2. Scan the host')) resolve();
     }));
-    expect(actors().length).toBeGreaterThan(0); // the world exists at this point
+    const ours = actors();
+    expect(ours.length).toBeGreaterThan(0); // the world exists at this point
     child.kill('SIGINT');
-    expect(await exited).toBe(130);
+    expect((await ended).code).toBe(130);
     expect(err).toMatch(/demo interrupted/);
-    await new Promise((r) => setTimeout(r, 200)); // actors end when their stdin closes
+    // actors end when their stdin closes: wait for exactly that, not a fixed time
+    const deadline = Date.now() + 10_000;
+    while (actors().some((pid) => ours.includes(pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expectNothingLeft(before);
   });
 });

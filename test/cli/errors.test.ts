@@ -151,7 +151,24 @@ describe('errors', () => {
   });
 
   it('an internal error is one line too, with the stack only under --debug', () => {
-    // a directory where the database file should be: not a PinleakError path in every layer
+    // a stored summary that is not JSON: nothing a user did, so it is pinleak's bug (the internal-error path)
+    expect(pinleak(['scan', '--quiet'], { db: tmp.db }).code).toBe(0);
+    const d = new Database(tmp.db);
+    d.prepare("UPDATE snapshots SET summary_json = '{not json'").run();
+    d.close();
+    const r = pinleak(['pins'], { db: tmp.db });
+    expectOneLineError(r, /^pinleak: internal error: .*\(run with --debug for details\)$/);
+    const debug = pinleak(['pins', '--debug'], { db: tmp.db });
+    expect(debug.code).toBe(2);
+    expect(debug.stdout).toBe('');
+    const [first, ...stack] = debug.stderr.trimEnd().split('\n');
+    expect(first).toMatch(/^pinleak: internal error: /);
+    expect(first).not.toMatch(/--debug/);
+    expect(stack.length).toBeGreaterThan(0);
+    expect(stack.every((l) => /^\s+at |^SyntaxError|^\S+Error/.test(l)), debug.stderr).toBe(true);
+  });
+
+  it('a directory where the database file should be is one line naming it', () => {
     fs.mkdirSync(tmp.db);
     const r = pinleak(['snapshots'], { db: tmp.db });
     expect(r.code).toBe(2);

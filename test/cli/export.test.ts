@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createWorld, type World, type Mount } from '../world/world.js';
-import { pinleak, pinleakJson, tempDb } from '../helpers.js';
+import { CLI, pinleak, pinleakJson, tempDb } from '../helpers.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
 
 /** The one-line failure when a parser is missing: the README's test command installs both. */
@@ -354,6 +354,24 @@ describe('export prometheus', () => {
     expect(j.snapshot.id).toBe(doc.snapshot.id);
     expect(j.samples).toBe(families.reduce((a, f) => a + f.samples.length, 0));
     expect(fs.readdirSync(dir)).toEqual(['pinleak.prom']);
+  });
+
+  it('--output flushes the temporary file to disk before the rename (strace as the witness)', () => {
+    const dir = fs.mkdtempSync(path.join(db.dir, 'fsync-'));
+    const out = path.join(dir, 'pinleak.prom');
+    const trace = path.join(db.dir, 'export.strace');
+    const r = spawnSync('strace', ['-f', '-qq', '-o', trace, '-e', 'trace=openat,fsync,fdatasync,rename,renameat,renameat2',
+      process.execPath, CLI, '--db', db.db, 'export', 'prometheus', '--output', out, '--quiet'], { encoding: 'utf8' });
+    if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new Error('strace is missing: install it (apt-get install strace)');
+    expect(r.status, r.stderr).toBe(0);
+    const lines = fs.readFileSync(trace, 'utf8').split('\n');
+    const opened = lines.findIndex((l) => /openat\(.*\.pinleak\.prom\.[0-9a-f]+\.tmp".*O_EXCL.*= \d+$/.test(l));
+    expect(opened, 'the temporary file is opened').toBeGreaterThanOrEqual(0);
+    const fd = /= (\d+)$/.exec(lines[opened]!)![1];
+    const synced = lines.findIndex((l, i) => i > opened && new RegExp(`f(data)?sync\\(${fd}\\) += 0`).test(l));
+    const renamed = lines.findIndex((l) => /rename(at2?)?\(.*\.tmp".*pinleak\.prom".*= 0$/.test(l));
+    expect(synced, 'fsync of the temporary file').toBeGreaterThan(opened);
+    expect(renamed, 'the rename').toBeGreaterThan(synced);
   });
 
   it('a directory that does not exist is one error line, exit 2, and nothing is created', () => {

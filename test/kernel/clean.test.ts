@@ -139,4 +139,27 @@ describe('clean', () => {
     fs.unlinkSync(at(String(leak.pid)));
     fs.unlinkSync(at('evil'));
   });
+
+  it('a database another process keeps locked stops clean with that reason; nothing is unpinned until it is free', async () => {
+    const leak = await otelLeak(['locked_map']);
+    const pinPath = at(String(leak.pid), 'locked_map');
+    const id = String(pinleakJson(['scan'], { db: db.db }).snapshot.id);
+    const place = ['--instance', bpffs.dev, '--path', `/${leak.pid}/**`];
+    const other = new Database(db.db);
+    other.exec('BEGIN IMMEDIATE'); // another writer, mid-transaction
+    try {
+      const r = pinleak(['clean', id, ...place, '--yes'], { db: db.db });
+      expect(r.code, r.stdout).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^pinleak: .*pinleak\.db is locked by another process/);
+      expect(exists(pinPath)).toBe(true); // its audit row could not be written, so it was not unpinned
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    const done = pinleakJson<CleanResult>(['clean', id, ...place, '--yes'], { db: db.db });
+    expect(done.removed.map((p) => p.path)).toEqual([`/${leak.pid}/locked_map`]);
+    expect(exists(pinPath)).toBe(false);
+  }, 60_000);
 });

@@ -2,12 +2,11 @@
 // flight in SCM_RIGHTS) are counted by the kernel, so their pins are in-use, never leaks;
 // once those referrers are gone, the same pins are orphaned.
 import { describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mapCreate, progLoad, trivialProgram, objPin, closeFd } from '../../src/kernel/bpf.js';
 import { MapType, ProgType } from '../../src/kernel/abi.js';
-import { pinleak, pinleakJson } from '../helpers.js';
+import { pinleak, pinleakJson, start, type Started } from '../helpers.js';
 import { worldForFile } from '../world/for-file.js';
 import type { Mount } from '../world/world.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
@@ -18,23 +17,23 @@ const t = worldForFile();
 let bpffs: Mount;
 
 /** Starts hidden-holder.py with `fd` as its fd 3; resolves once it holds the object its way. */
-async function hiddenHolder(mode: 'filter' | 'in-flight', fd: number): Promise<ChildProcess> {
-  const child = spawn('python3', [HOLDER, mode], { stdio: ['pipe', 'pipe', 'inherit', fd] });
+async function hiddenHolder(mode: 'filter' | 'in-flight', fd: number): Promise<Started> {
+  const holder = start('python3', [HOLDER, mode], { stdio: ['pipe', 'pipe', 'inherit', fd] });
+  const { child } = holder;
   t.world.onCleanup(`hidden holder ${child.pid}`, () => {
     child.stdin?.destroy();
     if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
   });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', (d) => (String(d).startsWith('ready') ? resolve() : reject(new Error(String(d)))));
-    child.once('exit', (code) => reject(new Error(`hidden holder exited with ${code}`)));
+    void holder.ended.then(({ code }) => reject(new Error(`hidden holder exited with ${code}`)), reject);
   });
-  return child;
+  return holder;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.stdin!.end();
-  await exited;
+async function stop(holder: Started): Promise<void> {
+  holder.child.stdin!.end();
+  await holder.ended;
 }
 
 function scan(): SnapshotDoc {

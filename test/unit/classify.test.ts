@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyPins, key } from '../../src/analysis/classify.js';
+import { classifyPins } from '../../src/analysis/classify.js';
+import { objectKey } from '../../src/model.js';
 import { summarize } from '../../src/analysis/summary.js';
 import { ctx, facts, graphCtx, map, SCAN_TIME, ticksAt } from './fixtures.js';
 
@@ -9,7 +10,7 @@ const after = (s: number) => ticksAt(Date.parse(PIN_TIME) + s * 1000);
 
 describe('statuses', () => {
   it('held: a live process holds an fd', () => {
-    const holders = new Map([[key('map', 5), [{ pid: 10, startTime: before(60), comm: 'agent', fds: [7], mntNs: 1, container: null }]]]);
+    const holders = new Map([[objectKey('map', 5), [{ pid: 10, startTime: before(60), comm: 'agent', fds: [7], mntNs: 1, container: null }]]]);
     const [p] = classifyPins([facts('/a', map(5))], ctx({ holders }));
     expect(p!.status).toBe('held');
     expect(p!.reasons[0]).toBe('held by pid 10 (agent) fd 7');
@@ -78,7 +79,7 @@ describe('statuses', () => {
 
 describe('creators', () => {
   it('history: the earliest holder that existed when the pin was made, once exited, makes it leaked', () => {
-    const history = new Map([[key('map', 5), [
+    const history = new Map([[objectKey('map', 5), [
       { pid: 4242, startTime: before(30), comm: 'otel-go-instru', snapshotId: 12, container: null },
     ]]]);
     const [p] = classifyPins([facts('/x', map(5))], ctx({ history }));
@@ -88,14 +89,14 @@ describe('creators', () => {
   });
 
   it('history: a holder that started after the pin was made is not its creator', () => {
-    const history = new Map([[key('map', 5), [{ pid: 50, startTime: after(5), comm: 'late', snapshotId: 3, container: null }]]]);
+    const history = new Map([[objectKey('map', 5), [{ pid: 50, startTime: after(5), comm: 'late', snapshotId: 3, container: null }]]]);
     const [p] = classifyPins([facts('/x', map(5))], ctx({ history }));
     expect(p!.creator).toBeNull();
     expect(p!.status).toBe('orphaned');
   });
 
   it('history: a creator whose pid now runs another process has still exited', () => {
-    const history = new Map([[key('map', 5), [{ pid: 50, startTime: before(10), comm: 'maker', snapshotId: 3, container: null }]]]);
+    const history = new Map([[objectKey('map', 5), [{ pid: 50, startTime: before(10), comm: 'maker', snapshotId: 3, container: null }]]]);
     const processes = new Map([[50, { pid: 50, startTime: after(20), comm: 'other' }]]);
     const [p] = classifyPins([facts('/x', map(5))], ctx({ history, processes }));
     expect(p!.status).toBe('leaked');
@@ -103,7 +104,7 @@ describe('creators', () => {
   });
 
   it('a live creator keeps the pin orphaned, not leaked', () => {
-    const history = new Map([[key('map', 5), [{ pid: 50, startTime: before(10), comm: 'maker', snapshotId: 3, container: null }]]]);
+    const history = new Map([[objectKey('map', 5), [{ pid: 50, startTime: before(10), comm: 'maker', snapshotId: 3, container: null }]]]);
     const processes = new Map([[50, { pid: 50, startTime: before(10), comm: 'maker' }]]);
     const [p] = classifyPins([facts('/x', map(5))], ctx({ history, processes }));
     expect(p!.status).toBe('orphaned');
@@ -130,14 +131,14 @@ describe('creators', () => {
   });
 
   it('a start time within the clock tick of the pin time still counts as existing', () => {
-    const history = new Map([[key('map', 5), [{ pid: 9, startTime: ticksAt(PIN_TIME) + 1, comm: 'fast', snapshotId: 1, container: null }]]]);
+    const history = new Map([[objectKey('map', 5), [{ pid: 9, startTime: ticksAt(PIN_TIME) + 1, comm: 'fast', snapshotId: 1, container: null }]]]);
     const [p] = classifyPins([facts('/x', map(5))], ctx({ history }));
     expect(p!.creator?.pid).toBe(9);
   });
 
   it('run records beat history', () => {
-    const recorded = new Map([[key('map', 5), { pid: 77, startTime: before(1), comm: 'loader', snapshotId: 4, container: null, source: 'run' as const }]]);
-    const history = new Map([[key('map', 5), [{ pid: 9, startTime: before(50), comm: 'x', snapshotId: 1, container: null }]]]);
+    const recorded = new Map([[objectKey('map', 5), { pid: 77, startTime: before(1), comm: 'loader', snapshotId: 4, container: null, source: 'run' as const }]]);
+    const history = new Map([[objectKey('map', 5), [{ pid: 9, startTime: before(50), comm: 'x', snapshotId: 1, container: null }]]]);
     const [p] = classifyPins([facts('/x', map(5))], ctx({ recorded, history }));
     expect(p!.creator).toMatchObject({ pid: 77, source: 'run', firstSeenSnapshot: 4 });
     expect(p!.reasons.join(' ')).toMatch(/recorded by pinleak run has exited/);
@@ -204,7 +205,7 @@ describe('persistent pins: stale, and reasons that agree (issue 14)', () => {
   });
 
   it('a stored run carries on: unused since its first snapshot, and for how long', () => {
-    const staleRuns = new Map([[key('map', 5), { since: '2026-11-21T12:00:00.000Z', snapshotId: 12 }]]);
+    const staleRuns = new Map([[objectKey('map', 5), { since: '2026-11-21T12:00:00.000Z', snapshotId: 12 }]]);
     const [p] = classifyPins([tcMap(5)], ctx({ staleRuns }));
     expect(p!.stale).toEqual({ since: '2026-11-21T12:00:00.000Z', sinceSnapshot: 12 });
     expect(p!.reasons.at(-1)).toBe('stale: nothing alive has used it since snapshot 12 (3 days)');
@@ -214,14 +215,14 @@ describe('persistent pins: stale, and reasons that agree (issue 14)', () => {
     const c = graphCtx({
       progs: [{ id: 20, name: 'cls', mapIds: [5] }],
       refs: [{ to: { kind: 'prog', id: 20 }, from: { kind: 'tc', id: 3 }, what: 'tc ingress of dummy0', count: 1 }],
-    }, { staleRuns: new Map([[key('map', 5), { since: '2026-11-21T12:00:00.000Z', snapshotId: 12 }]]) });
+    }, { staleRuns: new Map([[objectKey('map', 5), { since: '2026-11-21T12:00:00.000Z', snapshotId: 12 }]]) });
     const [p] = classifyPins([tcMap(5)], c);
     expect(p!.status).toBe('in-use');
     expect(p!.stale).toBeNull();
     expect(p!.reasons).toEqual(['used by program 20 (cls), tc ingress of dummy0', 'iproute2 keeps its pins on purpose (rule tc/globals/*)']);
     expect(p!.owner).toMatchObject({ tool: 'iproute2', persistent: true });
 
-    const holders = new Map([[key('map', 5), [{ pid: 10, startTime: before(60), comm: 'agent', fds: [7], mntNs: 1, container: null }]]]);
+    const holders = new Map([[objectKey('map', 5), [{ pid: 10, startTime: before(60), comm: 'agent', fds: [7], mntNs: 1, container: null }]]]);
     const [h] = classifyPins([tcMap(5)], ctx({ holders }));
     expect(h!.status).toBe('held');
     expect(h!.stale).toBeNull();
@@ -259,12 +260,12 @@ describe('persistent pins: stale, and reasons that agree (issue 14)', () => {
 
 describe('run-window evidence', () => {
   it('a pin made while `run` ran its command, never seen held by it, is orphaned, not leaked: timing is no proof', () => {
-    const recorded = new Map([[key('map', 5), { pid: 77, startTime: 1, comm: 'loader', snapshotId: null, container: null, source: 'run-window' as const }]]);
+    const recorded = new Map([[objectKey('map', 5), { pid: 77, startTime: 1, comm: 'loader', snapshotId: null, container: null, source: 'run-window' as const }]]);
     const [p] = classifyPins([facts('/w', map(5))], ctx({ recorded }));
     expect(p!.creator).toMatchObject({ pid: 77, source: 'run-window', alive: false });
     expect(p!.status).toBe('orphaned');
     expect(p!.reasons.join(' ')).toMatch(/run by pinleak run while the pin was made, has exited; only the time points at it/);
-    const seen = new Map([[key('map', 5), { ...recorded.get(key('map', 5))!, source: 'run' as const }]]);
+    const seen = new Map([[objectKey('map', 5), { ...recorded.get(objectKey('map', 5))!, source: 'run' as const }]]);
     expect(classifyPins([facts('/w', map(5))], ctx({ recorded: seen }))[0]!.status).toBe('leaked');
   });
 });

@@ -1,10 +1,11 @@
 // Which pins clean may remove: stale persistent pins only when asked for by name (issue 14).
 import { describe, expect, it } from 'vitest';
 import { recheck, selectCandidates } from '../../src/analysis/clean.js';
-import { classifyPins, key } from '../../src/analysis/classify.js';
+import { classifyPins } from '../../src/analysis/classify.js';
+import { objectKey } from '../../src/model.js';
 import { ctx, doc, facts, map } from './fixtures.js';
 
-const run = (since: string) => new Map([[key('map', 5), { since, snapshotId: 3 }]]);
+const run = (since: string) => new Map([[objectKey('map', 5), { since, snapshotId: 3 }]]);
 const all = () => true;
 
 describe('clean: stale persistent pins', () => {
@@ -27,7 +28,7 @@ describe('clean: stale persistent pins', () => {
 
   it('the re-check refuses one that is in use again, or persistent but no longer stale', () => {
     expect(recheck(stale!, stale!, ['persistent'], true)).toBeNull();
-    const holders = new Map([[key('map', 5), [{ pid: 10, startTime: 1, comm: 'tc', fds: [3], mntNs: 1, container: null }]]]);
+    const holders = new Map([[objectKey('map', 5), [{ pid: 10, startTime: 1, comm: 'tc', fds: [3], mntNs: 1, container: null }]]]);
     const [held] = classifyPins([facts('/tc/globals/jmp_map', map(5, 'jmp_map'))], ctx({ holders }));
     expect(recheck(stale!, held!, ['persistent'], true)).toBe('it is held now: held by pid 10 (tc) fd 3');
     expect(recheck(stale!, { ...stale!, stale: null }, ['persistent'], true)).toMatch(/^it is persistent and not stale now/);

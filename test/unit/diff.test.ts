@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { classifyPins, key } from '../../src/analysis/classify.js';
+import { classifyPins } from '../../src/analysis/classify.js';
 import { diffSnapshots, gate } from '../../src/analysis/diff.js';
-import type { Pin } from '../../src/model.js';
+import { objectKey, type Pin } from '../../src/model.js';
 import { ctx, doc, facts, map } from './fixtures.js';
 
 const orphan = (path: string, id: number, bytes = 1000) => classifyPins([facts(path, map(id, path.slice(1), bytes))], ctx())[0]!;
 const held = (path: string, id: number) => classifyPins([facts(path, map(id, path.slice(1)))], ctx({
-  holders: new Map([[key('map', id), [{ pid: 1, startTime: 1, comm: 'a', fds: [3], mntNs: 1, container: null }]]]),
+  holders: new Map([[objectKey('map', id), [{ pid: 1, startTime: 1, comm: 'a', fds: [3], mntNs: 1, container: null }]]]),
 }))[0]!;
 const leaked = (path: string, id: number, bytes = 1000): Pin => ({ ...orphan(path, id, bytes), status: 'leaked' });
 

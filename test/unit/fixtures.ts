@@ -1,7 +1,7 @@
 // Small hand-made inputs for the pure analysis functions.
-import type { ClassifyContext, PinFacts } from '../../src/analysis/classify.js';
+import type { ClassifyContext } from '../../src/analysis/classify.js';
 import { objectRefs } from '../../src/analysis/liveness.js';
-import type { KernelRef } from '../../src/model.js';
+import type { KernelRef, ScannedPin } from '../../src/model.js';
 import { emptyConfig } from '../../src/analysis/config.js';
 import { loadCatalog } from '../../src/analysis/owners.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
@@ -22,7 +22,7 @@ export function ctx(over: Partial<ClassifyContext> = {}): ClassifyContext {
   };
 }
 
-export function facts(path: string, object: PinFacts['object'], over: Partial<PinFacts> = {}): PinFacts {
+export function facts(path: string, object: ScannedPin['object'], over: Partial<ScannedPin> = {}): ScannedPin {
   return {
     instance: '0:39', path, mountPaths: [{ mntNs: 4026531841, path: `/sys/fs/bpf${path}` }], inode: 10,
     ctimeMs: Date.parse('2026-11-24T10:00:00.000Z'), uid: 0, gid: 0, mode: 0o600, object, error: null, preload: false, ...over,

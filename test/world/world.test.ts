@@ -1,11 +1,12 @@
 // Self-test of the world fixtures against the real kernel. bpftool is the oracle here
 // (pinleak itself never runs it). Needs root and `npx tsc -p .` (the agent imports dist/).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { AGENT_PATH, createWorld, mntNsOf, readMountinfo, topMountAt, type World } from './world.js';
+import { start } from '../helpers.js';
 
 const BPFTOOL = '/usr/sbin/bpftool';
 const T = 30_000;
@@ -303,10 +304,10 @@ describe.skipIf(!root)('test world', () => {
       const c = spawn(process.execPath, [${JSON.stringify(AGENT_PATH)}], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
       c.stdout.once('data', (d) => { process.stdout.write(String(c.pid)); process.exit(0); });
     `;
-    const driver = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const driver = start(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    driver.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    await new Promise((r) => driver.on('exit', r));
+    driver.child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    await driver.ended;
     const pid = Number(out);
     expect(pid).toBeGreaterThan(0);
     try {
