@@ -153,8 +153,8 @@ describe('pins the recorder saw made (watch, issue 11)', () => {
 
   it('a recorded pin is evidence 1, above run records and history, and names the container and the time', () => {
     const container = { runtime: 'docker', id: 'abc123def4567890'.padEnd(64, '0'), podUid: null, cgroup: '/system.slice/docker-x.scope' };
-    const pinRecords = new Map([[key('map', 5), [pinned(4242, at(0), { container })]]]);
-    const recorded = new Map([[key('map', 5), { pid: 77, startTime: before(1), comm: 'other', snapshotId: 4, container: null, source: 'run' as const }]]);
+    const pinRecords = new Map([[objectKey('map', 5), [pinned(4242, at(0), { container })]]]);
+    const recorded = new Map([[objectKey('map', 5), { pid: 77, startTime: before(1), comm: 'other', snapshotId: 4, container: null, source: 'run' as const }]]);
     const [p] = classifyPins([facts('/x', map(5))], ctx({ pinRecords, recorded }));
     expect(p!.status).toBe('leaked');
     expect(p!.creator).toMatchObject({ pid: 4242, comm: 'loader', alive: false, source: 'watch', pinnedAt: PIN_TIME, container });
@@ -162,7 +162,7 @@ describe('pins the recorder saw made (watch, issue 11)', () => {
   });
 
   it('of several pins of one object, the last made before this pin\'s ctime; a live pinner keeps it orphaned', () => {
-    const pinRecords = new Map([[key('map', 5), [pinned(1, at(-60)), pinned(2, at(-5)), pinned(3, at(30))]]]);
+    const pinRecords = new Map([[objectKey('map', 5), [pinned(1, at(-60)), pinned(2, at(-5)), pinned(3, at(30))]]]);
     const [p] = classifyPins([facts('/x', map(5))], ctx({ pinRecords }));
     expect(p!.creator?.pid).toBe(2);
     const [early] = classifyPins([facts('/y', map(5), { ctimeMs: at(-120) })], ctx({ pinRecords }));
@@ -184,7 +184,7 @@ describe('pins the recorder saw made (watch, issue 11)', () => {
     // outside the coverage (after the last stored drain), or with a record: nothing said
     const [later] = classifyPins([facts('/x', map(5), { ctimeMs: at(120) })], ctx({ watchCoverage }));
     expect(later!.reasons.join(' ')).not.toMatch(/pinleak watch/);
-    const pinRecords = new Map([[key('map', 5), [pinned(2, at(0))]]]);
+    const pinRecords = new Map([[objectKey('map', 5), [pinned(2, at(0))]]]);
     const [rec] = classifyPins([facts('/x', map(5))], ctx({ watchCoverage, pinRecords }));
     expect(rec!.reasons.join(' ')).not.toMatch(/yet no pin/);
   });
