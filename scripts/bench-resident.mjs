@@ -19,7 +19,7 @@ if (!db || !Number.isInteger(scans) || scans < 2) {
   process.exit(2);
 }
 const dist = new URL('../dist/', import.meta.url);
-const { takeSnapshot } = await import(new URL('scan/snapshot.js', dist).href);
+const { takeSnapshot } = await import(new URL('app/snapshot.js', dist).href);
 const { openStore } = await import(new URL('store/db.js', dist).href);
 const { saveSnapshot } = await import(new URL('store/save.js', dist).href);
 const { loadConfig } = await import(new URL('analysis/config.js', dist).href);

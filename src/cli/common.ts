@@ -8,6 +8,9 @@ import { loadConfig, parseDuration, type Config } from '../analysis/config.js';
 import type { SnapshotDoc } from '../model.js';
 import { styleFor, type Style } from '../report/format.js';
 import type { Progress } from '../scan/host.js';
+import fs from 'node:fs';
+import { partialBanner, partialReasonsOf, snapshotRef } from '../report/text.js';
+import type { SnapshotMeta } from '../model.js';
 
 export const DEFAULT_DB = '/var/lib/pinleak/pinleak.db';
 
@@ -146,4 +149,27 @@ export function wholeNumber(flag: string, min: number): (raw: unknown) => number
     if (!Number.isSafeInteger(n) || n < min) throw new PinleakError(`--${flag} ${text}: must be a whole number >= ${min}`);
     return n;
   };
+}
+
+// A store opened only to read history (scan --no-store): absent is fine, broken is an error.
+
+export function openHistory(a: GlobalArgs): Store | null {
+  return fs.existsSync(dbPath(a)) ? openDb(a, 'read') : null;
+}
+
+// What commands do with a partial snapshot (one that could not see the whole host): say
+// so first, and never judge or act on it.
+
+/** The banner at the top of a command's text (on stderr with --json); with --quiet, one warning line. */
+export function announcePartial(a: GlobalArgs, m: SnapshotMeta): void {
+  const banner = partialBanner(m, outStyle(a));
+  if (!banner) return;
+  if (a.quiet) process.stderr.write(`pinleak: warning: ${snapshotRef(m)} is partial: ${partialReasonsOf(m).join('; ')}\n`);
+  else say(a, banner);
+}
+
+/** A PinleakError (exit 2) when `m` is partial: `what` says what is not done, e.g. "--fail-on-leak does not judge it". */
+export function refusePartial(m: SnapshotMeta, what: string): void {
+  const why = partialReasonsOf(m);
+  if (why.length) throw new PinleakError(`${snapshotRef(m)} could not see the whole host: ${why.join('; ')}; ${what}`);
 }

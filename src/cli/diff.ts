@@ -5,9 +5,9 @@ import { PinleakError } from '../errors.js';
 import { listSnapshots } from '../store/index.js';
 import { renderDiff } from '../report/changes.js';
 import { type GlobalArgs, openDb, emitJson, say, outStyle } from './common.js';
-import { loadBaseline } from './baseline.js';
-import { openHistory } from './history.js';
-import { announcePartial } from './partial.js';
+import { loadBaseline } from '../app/baseline.js';
+import { openHistory } from './common.js';
+import { announcePartial } from './common.js';
 
 interface Args extends GlobalArgs {
   from?: string;

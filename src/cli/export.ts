@@ -8,7 +8,7 @@ import { SCHEMA_VERSION } from '../model.js';
 import { listSnapshots, resolveSnapshot, loadSnapshot } from '../store/index.js';
 import { renderPrometheus } from '../report/prometheus.js';
 import { type GlobalArgs, openDb, emitJson, summary, dbPath, outputOption } from './common.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../app/files.js';
 import { packageVersion } from '../package.js';
 import { plural } from '../plural.js';
 

@@ -1,15 +1,15 @@
 // pinleak gate --baseline SNAPSHOT: scan now, compare with the baseline, exit 1 past the thresholds.
 import type { Argv } from 'yargs';
 import { diffSnapshots, gate } from '../analysis/diff.js';
-import { takeSnapshot } from '../scan/snapshot.js';
-import { retentionAfterStore } from './retention.js';
+import { takeSnapshot } from '../app/snapshot.js';
+import { retentionAfterStore } from '../app/retention.js';
 import { saveSnapshot } from '../store/index.js';
 import { renderGate, renderJunit } from '../report/changes.js';
 import { type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, wholeNumber, dbPath, emitJson, summary, outStyle } from './common.js';
-import { loadBaseline } from './baseline.js';
-import { openHistory } from './history.js';
-import { refusePartial } from './partial.js';
-import { writeFileAtomic } from './files.js';
+import { loadBaseline } from '../app/baseline.js';
+import { openHistory } from './common.js';
+import { refusePartial } from './common.js';
+import { writeFileAtomic } from '../app/files.js';
 import { renderGateHtml } from '../report/html.js';
 import { packageVersion } from '../package.js';
 

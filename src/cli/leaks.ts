@@ -4,7 +4,7 @@ import { isLeak } from '../analysis/summary.js';
 import { renderLeaks, renderStale } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle } from './common.js';
 import { pinFilter, placeOptions } from './pins.js';
-import { announcePartial, refusePartial } from './partial.js';
+import { announcePartial, refusePartial } from './common.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;

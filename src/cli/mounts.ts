@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import { renderMounts } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle } from './common.js';
-import { announcePartial } from './partial.js';
+import { announcePartial } from './common.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;

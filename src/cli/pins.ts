@@ -5,7 +5,7 @@ import { STATUSES, type Pin, type Status } from '../model.js';
 import { globMatch, globProblem } from '../analysis/owners.js';
 import { renderPins } from '../report/text.js';
 import { type GlobalArgs, openDb, loadStored, emitJson, say, outStyle, listOf, instanceOption } from './common.js';
-import { announcePartial } from './partial.js';
+import { announcePartial } from './common.js';
 
 interface Args extends GlobalArgs {
   snapshot?: string;

@@ -8,7 +8,7 @@ import { historyModel } from '../report/history.js';
 import { chartLibrary, renderReportHtml } from '../report/html.js';
 import { packageVersion } from '../package.js';
 import { type GlobalArgs, openDb, emitJson, summary, dbPath, durationOption, outputOption } from './common.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../app/files.js';
 import { plural } from '../plural.js';
 
 interface Args extends GlobalArgs {

@@ -1,17 +1,17 @@
 // pinleak scan: take a snapshot of the whole host, store it, print the summary and the leaks.
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
-import { takeSnapshot } from '../scan/snapshot.js';
+import { takeSnapshot } from '../app/snapshot.js';
 import { saveSnapshot, namesSnapshotById } from '../store/index.js';
 import { renderLeaks, renderSummary } from '../report/text.js';
 import { isLeak } from '../analysis/summary.js';
 import {
   type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, emitJson, summary, outStyle,
 } from './common.js';
-import { openHistory } from './history.js';
-import { looksLikeFile } from './baseline.js';
-import { retentionAfterStore } from './retention.js';
-import { announcePartial, refusePartial } from './partial.js';
+import { openHistory } from './common.js';
+import { looksLikeFile } from '../app/baseline.js';
+import { retentionAfterStore } from '../app/retention.js';
+import { announcePartial, refusePartial } from './common.js';
 
 interface Args extends GlobalArgs {
   label?: string;

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
-import { takeSnapshot } from '../scan/snapshot.js';
+import { takeSnapshot } from '../app/snapshot.js';
 import { startRecording, DRAIN_MS, type Recording } from '../scan/recording.js';
 import {
   saveSnapshot, savePinRecords, prunePinRecords, openWatchSession, coverWatchSession, endWatchSession, type Store,
@@ -22,8 +22,8 @@ import { tryLockFile } from '../kernel/fs.js';
 import { closeFd } from '../kernel/bpf.js';
 import { packageVersion } from '../package.js';
 import { type GlobalArgs, requirePrivileges, userConfig, openDb, dbPath, summary } from './common.js';
-import { retentionAfterStore } from './retention.js';
-import { writeFileAtomic } from './files.js';
+import { retentionAfterStore } from '../app/retention.js';
+import { writeFileAtomic } from '../app/files.js';
 
 interface Args extends GlobalArgs {
   scanEvery: string;

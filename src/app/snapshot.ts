@@ -10,8 +10,8 @@ import {
 } from '../store/index.js';
 import type { StaleRecord } from '../analysis/stale.js';
 import { readBootId } from '../kernel/procfs.js';
-import { scanHost, type HostScan, type Progress } from './host.js';
-import { partialReasons } from './partial.js';
+import { scanHost, type HostScan, type Progress } from '../scan/host.js';
+import { partialReasons } from '../scan/partial.js';
 import { pushTo } from '../lists.js';
 
 export interface SnapshotOptions {

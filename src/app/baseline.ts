@@ -2,8 +2,7 @@
 import fs from 'node:fs';
 import { PinleakError } from '../errors.js';
 import { SCHEMA_VERSION, type SnapshotDoc } from '../model.js';
-import type { Store } from '../store/index.js';
-import { loadStored } from './common.js';
+import { loadSnapshot, resolveSnapshot, type Store } from '../store/index.js';
 
 /** A spec with a slash or a .json ending is a file, whether or not it exists (so never a label). */
 export const looksLikeFile = (spec: string): boolean => spec.includes('/') || spec.endsWith('.json');
@@ -12,7 +11,7 @@ export const looksLikeFile = (spec: string): boolean => spec.includes('/') || sp
 export function loadBaseline(store: Store | null, spec: string): SnapshotDoc {
   if (looksLikeFile(spec) || (fs.existsSync(spec) && fs.statSync(spec).isFile())) return readSnapshotFile(spec);
   if (!store) throw new PinleakError(`unknown snapshot "${spec}": there is no database yet; run \`pinleak scan\` first or pass a file from \`pinleak scan --json\``);
-  return loadStored(store, spec);
+  return loadSnapshot(store, resolveSnapshot(store, spec ?? 'latest'));
 }
 
 export function readSnapshotFile(file: string): SnapshotDoc {
