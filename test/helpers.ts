@@ -81,3 +81,9 @@ export async function eventually(check: () => boolean, ms = 3000): Promise<boole
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * The command name (/proc/<pid>/comm) of a process running this Node.js: `node`, but Node.js
+ * 24 names its main thread `MainThread`, and the main thread's name is the process's comm.
+ */
+export const NODE_COMM = spawnSync(process.execPath, ['-e', "process.stdout.write(require('fs').readFileSync('/proc/self/comm', 'utf8').trim())"], { encoding: 'utf8' }).stdout;

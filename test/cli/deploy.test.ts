@@ -48,8 +48,9 @@ describe('the systemd unit', () => {
 
     const state = path.join(scratch, 'state');
     fs.mkdirSync(state);
-    // the unit's search path, rooted at the scratch prefix first
-    const PATH = [path.join(prefix, 'bin'), ...systemdPath].join(':');
+    // the unit's search path, rooted at the scratch prefix first; the node running these
+    // tests stands for the host's node (its better-sqlite3 build is this checkout's)
+    const PATH = [path.join(prefix, 'bin'), path.dirname(process.execPath), ...systemdPath].join(':');
     for (const argv of lines) {
       const args = argv.map((a) => a.replace('/var/lib/pinleak/', `${state}/`).replace('/var/lib/node_exporter/textfile_collector/', `${state}/`));
       const r = spawnSync(args[0]!, ['-i', `PATH=${PATH}`, ...args.slice(1)], { encoding: 'utf8', timeout: 120_000 });

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { worldForFile } from '../world/for-file.js';
-import { CLI, pinleak, pinleakJson } from '../helpers.js';
+import { CLI, pinleak, pinleakJson, NODE_COMM } from '../helpers.js';
 import type { SnapshotDoc } from '../../src/model.js';
 import { openPage, seriesPixels } from '../../scripts/browser.mjs';
 
@@ -84,7 +84,7 @@ describe('pinleak report', () => {
       // the table shows the leak with its creator, read back as text (escaped, not markup)
       const row = await page.locator('tr', { hasText: '/' + LEAK_PATH }).first().innerText();
       expect(row).toContain('leaked');
-      expect(row).toMatch(/\d+ node \(exited\)/);
+      expect(row).toMatch(new RegExp(`\\d+ ${NODE_COMM} \\(exited\\)`));
       await page.screenshot({ path: path.join(t.db.dir, 'light.png') });
     } finally {
       await close();

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Agent, type Mount, type World } from '../world/world.js';
 import { worldForFile, type FileWorld } from '../world/for-file.js';
-import { bpftool, pinleakJson } from '../helpers.js';
+import { bpftool, pinleakJson, NODE_COMM } from '../helpers.js';
 import { returns, storeInMap, tailCall, u32hex, u64hex, usesMaps } from '../world/programs.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { AttachType, ProgType, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT, PERF_COUNT_SW_CPU_CLOCK } from '../../src/kernel/abi.js';
@@ -215,7 +215,7 @@ describe('devmap and cpumap', () => {
     expect(pin('/dev/map').status).toBe('held');
     const p = pin('/dev/prog');
     expect(p.status).toBe('in-use');
-    expect(p.reasons[0]).toBe(`program of devmap ${ids.devmap} entry 0 (ifindex 1), held by pid ${holder.pid} (node)`);
+    expect(p.reasons[0]).toBe(`program of devmap ${ids.devmap} entry 0 (ifindex 1), held by pid ${holder.pid} (${NODE_COMM})`);
     // bpftool's witness: entry 0 is {ifindex 1, that program's id}, the other slots are empty
     const dump = bpftool(['map', 'dump', 'id', String(ids.devmap)]) as { key: string[]; value: string[] | { error: string } }[];
     const entries = dump.filter((e) => Array.isArray(e.value)).map((e) => Buffer.from((e.value as string[]).map((b) => parseInt(b, 16))));
@@ -225,7 +225,7 @@ describe('devmap and cpumap', () => {
   it('the program of a cpumap entry is in-use while the cpumap is', () => {
     const p = pin('/dev/cpu_prog');
     expect(p.status).toBe('in-use');
-    expect(p.reasons[0]).toBe(`program of cpumap ${ids.cpumap} cpu 0, held by pid ${holder.pid} (node)`);
+    expect(p.reasons[0]).toBe(`program of cpumap ${ids.cpumap} cpu 0, held by pid ${holder.pid} (${NODE_COMM})`);
   });
 });
 
@@ -248,7 +248,7 @@ describe('perf events', () => {
   it('a tracepoint perf event a live process holds keeps its program in use, by name', () => {
     const p = pin('/perf/tp_prog');
     expect(p.status).toBe('in-use');
-    expect(p.reasons[0]).toBe(`perf event (tracepoint sched_switch) held by pid ${holder.pid} (node) fd ${fds.tpEvent}`);
+    expect(p.reasons[0]).toBe(`perf event (tracepoint sched_switch) held by pid ${holder.pid} (${NODE_COMM}) fd ${fds.tpEvent}`);
     const perf = bpftool(['perf', 'list']) as { pid: number; fd: number; prog_id: number }[];
     expect(perf).toContainEqual(expect.objectContaining({ pid: holder.pid, fd: fds.tpEvent, prog_id: ids.tpProg }));
   });

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { type Agent, type Mount } from '../world/world.js';
-import { bpftool, pinleak, pinleakJson } from '../helpers.js';
+import { bpftool, pinleak, pinleakJson, NODE_COMM } from '../helpers.js';
 import { worldForFile } from '../world/for-file.js';
 import type { HostObject, ObjectsDoc, SnapshotDoc } from '../../src/model.js';
 
@@ -133,11 +133,11 @@ describe('objects on the real kernel', () => {
 
   it('gives unpinned objects the process holding them, with its container', () => {
     const prog = object('prog', ids.innerProg);
-    expect(prog.owner).toMatchObject({ tool: 'node', from: 'holder', container: { runtime: 'docker', id: containerId } });
+    expect(prog.owner).toMatchObject({ tool: NODE_COMM, from: 'holder', container: { runtime: 'docker', id: containerId } });
     const map = object('map', ids.innerMap);
     expect(map.pins).toEqual([]);
     expect(map.holders).toEqual([]);
-    expect(map.owner).toMatchObject({ tool: 'node', from: 'referrer', container: { runtime: 'docker', id: containerId } });
+    expect(map.owner).toMatchObject({ tool: NODE_COMM, from: 'referrer', container: { runtime: 'docker', id: containerId } });
     expect(map.unexplained).toBeNull();
     const group = pinleakJson<ObjectsDoc>(['objects', '--owner', containerId.slice(0, 12)], { db: t.db.db });
     expect(group.objects.map((o) => `${o.kind}:${o.id}`).sort()).toEqual([`map:${ids.innerMap}`, `prog:${ids.innerProg}`].sort());

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRecorder, recorderProgram, recorderUnsupported, ticksOfNs, PATH_BOUND, type PinRecord, type Recorder } from '../../src/kernel/recorder.js';
 import { kernelBtf } from '../../src/kernel/btf.js';
-import { bpftool, bpftoolSees, eventually } from '../helpers.js';
+import { bpftool, bpftoolSees, eventually, NODE_COMM } from '../helpers.js';
 import { worldForFile } from '../world/for-file.js';
 import { runPinner, type Pinned } from '../world/pinner.js';
 
@@ -30,7 +30,7 @@ function recordsOf(tail: string): PinRecord[] {
 }
 
 function expectIdentity(r: PinRecord, p: Pinned): void {
-  expect(r).toMatchObject({ pid: p.pid, startTime: p.startTime, comm: 'node', ppid: p.ppid, kind: p.kind, id: p.id, mntNs: p.mntNs });
+  expect(r).toMatchObject({ pid: p.pid, startTime: p.startTime, comm: NODE_COMM, ppid: p.ppid, kind: p.kind, id: p.id, mntNs: p.mntNs });
 }
 
 describe('pin recorder', () => {

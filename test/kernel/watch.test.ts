@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
 import { openStore, listPinRecords, watchSessions, type Store } from '../../src/store/index.js';
 import { readBootId } from '../../src/kernel/procfs.js';
-import { CLI, pinleak, bpftoolSees, eventually, tempDb } from '../helpers.js';
+import { CLI, pinleak, bpftoolSees, eventually, tempDb, NODE_COMM } from '../helpers.js';
 import { worldForFile } from '../world/for-file.js';
 import { runPinner, PINNER_PATH, type Pinned } from '../world/pinner.js';
 import type { RunResult } from '../../src/cli/run.js';
@@ -114,7 +114,7 @@ const pinAt = (d: SnapshotDoc, p: string) => d.pins.find((x) => x.instance && x.
 function expectRecordedCreator(pin: Pin | undefined, p: Pinned): void {
   expect(pin?.status).toBe('leaked');
   expect(pin!.object).toMatchObject({ kind: p.kind, id: p.id });
-  expect(pin!.creator).toMatchObject({ pid: p.pid, startTime: p.startTime, comm: 'node', alive: false, source: 'watch' });
+  expect(pin!.creator).toMatchObject({ pid: p.pid, startTime: p.startTime, comm: NODE_COMM, alive: false, source: 'watch' });
   expect(pin!.reasons).toContainEqual(expect.stringMatching(new RegExp(`^pinned by ${p.pid} \\(node\\) at \\d\\d:\\d\\d:\\d\\d, exited$`)));
 }
 
@@ -151,7 +151,7 @@ describe('pinleak watch', () => {
       return rows.length === 2;
     }, 20_000);
     expect(rows.map((r) => r.ret)).toEqual([0, -17]);
-    expect(rows[1]).toMatchObject({ kind: 'map', id: p.id, path: where, startTime: p.startTime, comm: 'node', cgroupPath: `/${path.basename(cgroup)}` });
+    expect(rows[1]).toMatchObject({ kind: 'map', id: p.id, path: where, startTime: p.startTime, comm: NODE_COMM, cgroupPath: `/${path.basename(cgroup)}` });
     expect(rows[1]!.cgroupId).toBe(BigInt(fs.statSync(cgroup).ino));
   }, 60_000);
 
@@ -259,7 +259,7 @@ describe('pinleak run with the pin recorder', () => {
     expect(out.pinRecords).toBe(1);
     expect(out.created.map((p) => p.mountPaths[0]!.path)).toEqual([inside]);
     expect(out.leftBehind.map((p) => p.mountPaths[0]!.path)).toEqual([inside]);
-    expect(out.created[0]!.creator).toMatchObject({ pid: grandchild.pid, startTime: grandchild.startTime, comm: 'node', alive: false, source: 'watch' });
+    expect(out.created[0]!.creator).toMatchObject({ pid: grandchild.pid, startTime: grandchild.startTime, comm: NODE_COMM, alive: false, source: 'watch' });
     expect(other.pid).not.toBe(grandchild.pid);
     // its parent was the middle shell: CMD's root is its grandparent
     const rootPid = Number(/^root=(\d+)$/m.exec(stderr)![1]);

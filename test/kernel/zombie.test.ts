@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { worldForFile } from '../world/for-file.js';
 import type { Mount } from '../world/world.js';
-import { pinleakJson } from '../helpers.js';
+import { pinleakJson, NODE_COMM } from '../helpers.js';
 import { readStat } from '../../src/kernel/procfs.js';
 
 const PIN_AND_EXIT = fileURLToPath(new URL('../world/pin-and-exit.mjs', import.meta.url));
@@ -54,7 +54,7 @@ describe('a zombie creator', () => {
     expect(now.holders).toEqual([]);
     expect(now.creator).toMatchObject({ pid: creator, alive: false, source: 'history' });
     expect(now.status).toBe('leaked');
-    expect(now.reasons.join(' ')).toMatch(new RegExp(`creator ${creator} \\(node\\) seen in snapshot \\d+ has exited`));
+    expect(now.reasons.join(' ')).toMatch(new RegExp(`creator ${creator} \\(${NODE_COMM}\\) seen in snapshot \\d+ has exited`));
     expect(now.reasons.join(' ')).not.toMatch(/still running/);
   });
 });
