@@ -256,7 +256,7 @@ describe('perf events', () => {
   it('a software perf event keeps perf_event programs in use, though the kernel does not name which', () => {
     const p = pin('/perf/prog');
     expect(p.status).toBe('in-use');
-    expect(p.reasons[0]).toMatch(new RegExp(`^perhaps the program of a perf event held by pid ${holder.pid} \\(node\\) fd ${fds.perfEvent} `));
+    expect(p.reasons[0]).toMatch(new RegExp(`^perhaps the program of a perf event held by pid ${holder.pid} \\(${NODE_COMM}\\) fd ${fds.perfEvent} `));
   });
 });
 

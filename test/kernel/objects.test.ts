@@ -141,7 +141,7 @@ describe('objects on the real kernel', () => {
     expect(map.unexplained).toBeNull();
     const group = pinleakJson<ObjectsDoc>(['objects', '--owner', containerId.slice(0, 12)], { db: t.db.db });
     expect(group.objects.map((o) => `${o.kind}:${o.id}`).sort()).toEqual([`map:${ids.innerMap}`, `prog:${ids.innerProg}`].sort());
-    expect(group.summary.byOwner).toEqual([expect.objectContaining({ owner: `node (docker ${containerId.slice(0, 12)})`, progs: 1, maps: 1 })]);
+    expect(group.summary.byOwner).toEqual([expect.objectContaining({ owner: `${NODE_COMM} (docker ${containerId.slice(0, 12)})`, progs: 1, maps: 1 })]);
   });
 
   it('shows an object kept only by an fd in flight as unexplained, since its first snapshot, and never cleanable', () => {

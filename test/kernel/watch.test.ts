@@ -115,7 +115,7 @@ function expectRecordedCreator(pin: Pin | undefined, p: Pinned): void {
   expect(pin?.status).toBe('leaked');
   expect(pin!.object).toMatchObject({ kind: p.kind, id: p.id });
   expect(pin!.creator).toMatchObject({ pid: p.pid, startTime: p.startTime, comm: NODE_COMM, alive: false, source: 'watch' });
-  expect(pin!.reasons).toContainEqual(expect.stringMatching(new RegExp(`^pinned by ${p.pid} \\(node\\) at \\d\\d:\\d\\d:\\d\\d, exited$`)));
+  expect(pin!.reasons).toContainEqual(expect.stringMatching(new RegExp(`^pinned by ${p.pid} \\(${NODE_COMM}\\) at \\d\\d:\\d\\d:\\d\\d, exited$`)));
 }
 
 describe('pinleak watch', () => {
@@ -264,7 +264,7 @@ describe('pinleak run with the pin recorder', () => {
     // its parent was the middle shell: CMD's root is its grandparent
     const rootPid = Number(/^root=(\d+)$/m.exec(stderr)![1]);
     expect(grandchild.ppid).not.toBe(rootPid);
-    expect(out.created[0]!.reasons).toContainEqual(expect.stringMatching(new RegExp(`^pinned by ${grandchild.pid} \\(node\\) at `)));
+    expect(out.created[0]!.reasons).toContainEqual(expect.stringMatching(new RegExp(`^pinned by ${grandchild.pid} \\(${NODE_COMM}\\) at `)));
   }, 120_000);
 
   it('samples instead with --no-record, saying how it attributed', () => {
