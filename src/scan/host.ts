@@ -181,6 +181,8 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     progress('objects');
     const heldMaps = new Set([...ps.bpfFds.filter((f) => f.kind === 'map').map((f) => f.id), ...mmappedMaps]);
     const objects = collectObjects({ graph, pins, heldMaps, mapIds: kernel?.maps.keys() }, errors);
+    // pinleak's own objects (its iterators, a watch's recorder) are its scan, not the host's
+    for (const f of kernel?.files ?? []) if (f.pid === process.pid) objects.delete(objectKey(f.kind, f.id));
     lap('objects');
 
     return {
