@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
 import type { SnapshotDoc } from '../src/model.js';
 
 // the shipped command: the bundle that package.json's bin names
@@ -87,3 +88,16 @@ export async function eventually(check: () => boolean, ms = 3000): Promise<boole
  * 24 names its main thread `MainThread`, and the main thread's name is the process's comm.
  */
 export const NODE_COMM = spawnSync(process.execPath, ['-e', "process.stdout.write(require('fs').readFileSync('/proc/self/comm', 'utf8').trim())"], { encoding: 'utf8' }).stdout;
+
+/** The checkout these tests run from. */
+export const REPO = fileURLToPath(new URL('../', import.meta.url));
+
+/** A scratch directory for a test file, removed after it; read `.dir` inside tests. */
+export function scratchForFile(prefix: string): { dir: string } {
+  const scratch = { dir: '' };
+  beforeAll(() => {
+    scratch.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  });
+  afterAll(() => fs.rmSync(scratch.dir, { recursive: true, force: true }));
+  return scratch;
+}

@@ -4,20 +4,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { pinleak, tempDb } from '../helpers.js';
+import { pinleak, tempDb, REPO, scratchForFile } from '../helpers.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
-let scratch: string;
-beforeAll(() => {
-  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-deploy-'));
-});
-afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+const scratchDir = scratchForFile('pinleak-deploy-');
 
 // ---- the systemd unit ----
 
@@ -42,11 +34,11 @@ describe('the systemd unit', () => {
     for (const argv of lines) expect(argv.slice(0, 2), argv.join(' ')).toEqual(['/usr/bin/env', 'pinleak']);
 
     // an install the way `npm link` makes it (a link to this checkout), under a scratch prefix
-    const prefix = path.join(scratch, 'usr');
+    const prefix = path.join(scratchDir.dir, 'usr');
     execFileSync('npm', ['install', '-g', '--prefix', prefix, '--ignore-scripts', '--no-audit', '--no-fund', REPO], { stdio: 'pipe' });
     expect(fs.realpathSync(path.join(prefix, 'bin', 'pinleak'))).toBe(fs.realpathSync(path.join(REPO, 'dist/pinleak.mjs')));
 
-    const state = path.join(scratch, 'state');
+    const state = path.join(scratchDir.dir, 'state');
     fs.mkdirSync(state);
     // the unit's search path, rooted at the scratch prefix first; the node running these
     // tests stands for the host's node (its better-sqlite3 build is this checkout's)

@@ -1,21 +1,15 @@
 // The Dockerfile builds from a clean checkout: its COPY and RUN steps replayed in a scratch
 // root, since no container engine runs here. It runs `npm ci` inside the image (minutes),
 // so CI runs this file once, under the image's own Node.js major (see .ci/run).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO, scratchForFile } from '../helpers.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
-let scratch: string;
-beforeAll(() => {
-  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-deploy-'));
-});
-afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+const scratchDir = scratchForFile('pinleak-deploy-');
 
 // ---- a Dockerfile, replayed ----
 
@@ -108,7 +102,7 @@ function replayScript(stages: Stage[], context: string, dir: string, args: strin
 
 describe('the Dockerfile', () => {
   it('builds from a clean checkout: its COPY and RUN steps replayed, the image runs pinleak', () => {
-    const context = path.join(scratch, 'checkout');
+    const context = path.join(scratchDir.dir, 'checkout');
     // a clean checkout: the tracked files only (no dist/, no node_modules/)
     const files = execFileSync('git', ['ls-files', '-z'], { cwd: REPO, encoding: 'utf8' }).split('\0').filter(Boolean);
     for (const f of files) {
@@ -118,7 +112,7 @@ describe('the Dockerfile', () => {
     }
     const stages = parseDockerfile(fs.readFileSync(path.join(context, 'deploy/kubernetes/Dockerfile'), 'utf8'));
     expect(stages.map((s) => s.steps.filter((x) => x.op === 'RUN').length)).toEqual([1, 1]);
-    const r = spawnSync('unshare', ['--mount', '--fork', 'bash', '-c', replayScript(stages, context, path.join(scratch, 'image'), ['--help'])],
+    const r = spawnSync('unshare', ['--mount', '--fork', 'bash', '-c', replayScript(stages, context, path.join(scratchDir.dir, 'image'), ['--help'])],
       { encoding: 'utf8', timeout: 540_000, maxBuffer: 1 << 26 });
     expect(r.status, r.stderr.slice(-3000)).toBe(0);
     // the RUN's own `pinleak --version`, then the ENTRYPOINT's help, which finds the shipped schemas
