@@ -3,29 +3,16 @@ import { objectKey, type Container } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { fromJson, stmt, toJson } from './codec.js';
 import type { ObjectRef } from '../model.js';
+import type { PinRecord } from '../kernel/recorder.js';
 
-/** One BPF_OBJ_PIN as stored (the kernel's record, resolved: times on the wall clock, cgroup by path). */
-export interface StoredPinRecord {
+/** One BPF_OBJ_PIN as stored: the kernel's record (PinRecord), resolved: time on the wall clock, cgroup by path. */
+export type StoredPinRecord = Omit<PinRecord, 'bootNs' | 'ancestors' | 'kind'> & {
   at: string;
   kind: string;
-  id: number;
-  ret: number;
-  pid: number;
-  startTime: number;
-  comm: string;
-  ppid: number;
-  parentStartTime: number;
-  cgroupId: bigint;
   cgroupPath: string | null;
   container: Container | null;
-  mntNs: number;
-  path: string;
-  pathTruncated: boolean;
-  bpfFd: number;
-  fileFlags: number;
-  pathFd: number;
   sessionId: number | null;
-}
+};
 
 export interface WatchSession {
   id: number;
