@@ -12,6 +12,15 @@ export const objectKey = (kind: string, id: number): string => `${kind}:${id}`;
 /** Where a pin is: its bpffs instance and its path there (one pin at a time). */
 export const pinPlace = (p: { instance: string; path: string }): string => `${p.instance}\u0000${p.path}`;
 
+/** The order of a snapshot's pins: by instance, then path (the store reads them back in it). */
+export const comparePins = (a: { instance: string; path: string }, b: { instance: string; path: string }): number =>
+  a.instance.localeCompare(b.instance) || a.path.localeCompare(b.path);
+
+const KIND_RANK: Record<string, number> = { prog: 0, map: 1, link: 2 };
+/** The order of a snapshot's host objects: programs, maps, links, each by id. */
+export const compareObjects = (a: { kind: string; id: number }, b: { kind: string; id: number }): number =>
+  (KIND_RANK[a.kind] ?? 3) - (KIND_RANK[b.kind] ?? 3) || a.id - b.id;
+
 /** A pin within one boot: its place and the object it holds (object ids are unique within a boot). */
 export const pinKey = (p: { instance: string; path: string; object: { kind: string; id: number } | null }): string =>
   `${pinPlace(p)}\u0000${p.object ? objectKey(p.object.kind, p.object.id) : '-'}`;

@@ -1,6 +1,6 @@
 // Every BPF object on the host explained (issue 16): its pins, holders and references, the
 // tool it belongs to, and whether anything pinleak can name keeps it alive. Pure.
-import {
+import { compareObjects,
   isObjectKind, objectKey, type Container, type HostObject, type Holder, type KernelRef, type ObjectFacts, type ObjectOwner,
   type ObjectTotals, type OwnerTotals, type Pin, type UsedBy,
 } from '../model.js';
@@ -149,8 +149,7 @@ export function describeObjects(input: ObjectsInput): HostObject[] {
       owner: ownerOf(k), unexplained, note: f.note,
     });
   }
-  const rank = { prog: 0, map: 1, link: 2 };
-  return out.sort((a, b) => rank[a.kind] - rank[b.kind] || a.id - b.id);
+  return out.sort(compareObjects);
 }
 
 /** Carries each unexplained object's first sighting over from the history (object key -> since). */

@@ -1,5 +1,5 @@
 // From a scan of the host to a classified snapshot document (docs/json.md).
-import { SCHEMA_VERSION, objectKey, type HostObject, type Holder, type ObjectRef, type ScannedPin, type SnapshotDoc } from '../model.js';
+import { SCHEMA_VERSION, comparePins, objectKey, type HostObject, type Holder, type ObjectRef, type ScannedPin, type SnapshotDoc } from '../model.js';
 import { classifyPins, type ClassifyContext, type Sighting } from '../analysis/classify.js';
 import { summarize, fillInstanceTotals } from '../analysis/summary.js';
 import { loadCatalog } from '../analysis/owners.js';
@@ -59,7 +59,7 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
     catalog: ctx.objectOwners!, bootEpochMs: scan.bootEpochMs, takenAt: scan.takenAt.toISOString(),
   });
   if (opts.store) withHistory(objects, unexplainedSince(opts.store, scan.bootId, objects.filter((o) => o.unexplained)));
-  pins.sort((a, b) => a.instance.localeCompare(b.instance) || a.path.localeCompare(b.path));
+  pins.sort(comparePins);
   fillInstanceTotals(scan.instances, pins);
   scan.timings.classification = Math.round((performance.now() - t0) * 10) / 10;
 

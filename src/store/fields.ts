@@ -27,6 +27,8 @@ export interface SnapshotRow {
   id: number; schema_version: number; taken_at: string; boot_id: string; hostname: string; kernel: string;
   label: string | null; duration_ms: number; pin_count: number; leak_count: number; leaked_bytes: number;
   summary_json: string; extra: string | null;
+  /** 1: pins and objects come back in canonical order (src/store/shared.ts); NULL/0: in row order */
+  canonical_order: number | null;
 }
 
 export function metaOf(r: SnapshotRow): SnapshotMeta {

@@ -4,6 +4,7 @@
 import { objectKey, type BpfObject, type Container, type ObjectRef } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { fromJson, stmt, toJson } from './codec.js';
+import { standsFor } from './shared.js';
 
 export interface HolderSighting {
   pid: number;
@@ -138,12 +139,12 @@ export const pinObjectCache = guarded(function pinObjectCache(store: Store, boot
   const out = new Map<string, BpfObject>();
   const latest = stmt(store.db, 'SELECT id FROM snapshots WHERE boot_id = ? ORDER BY id DESC LIMIT 1').get(bootId) as { id: number } | undefined;
   if (!latest) return out;
+  // raw rows: 10,000 of them every scan
   const rows = stmt(store.db, `SELECT p.instance, p.inode, p.created_at, o.kind, o.obj_id, o.name, o.type, o.memlock_bytes
-      FROM pins p JOIN objects o ON o.id = p.object_id WHERE p.snapshot_id = ?`).all(latest.id) as {
-    instance: string; inode: number; created_at: string; kind: BpfObject['kind']; obj_id: number; name: string | null; type: string | null; memlock_bytes: number | null;
-  }[];
-  for (const r of rows) {
-    out.set(`${r.instance}\0${r.inode}\0${r.created_at}`, { kind: r.kind, id: r.obj_id, name: r.name ?? '', type: r.type ?? '', memlockBytes: r.memlock_bytes ?? 0 });
+      FROM pins p JOIN objects o ON o.id = p.object_id WHERE ${standsFor('p')}`).raw(true).all(latest.id, latest.id) as
+    [string, number, string, BpfObject['kind'], number, string | null, string | null, number | null][];
+  for (const [instance, inode, createdAt, kind, id, name, type, memlock] of rows) {
+    out.set(`${instance}\0${inode}\0${createdAt}`, { kind, id, name: name ?? '', type: type ?? '', memlockBytes: memlock ?? 0 });
   }
   return out;
 });

@@ -6,6 +6,8 @@ import type {
 import { guarded, type Store } from './db.js';
 import { applyExtra, fromBool, fromJson, stmt } from './codec.js';
 import { metaOf, unknownSnapshot, type SnapshotRow } from './fields.js';
+import { standsFor } from './shared.js';
+import { comparePins } from '../model.js';
 
 // Pins are read in raw (array) mode: for 10,000 rows that is several times faster than
 // building one object per row. PIN_COLUMNS names the positions.
@@ -73,7 +75,7 @@ export const loadSnapshot = guarded(function loadSnapshot(store: Store, id: numb
   const holdersByPin = new Map<number, Holder[]>();
   for (const h of stmt(db, `SELECT h.pin_id, h.fds_json, h.mmapped, h.extra, pr.pid, pr.start_time, pr.comm, pr.mnt_ns, pr.container_json
       FROM pins p JOIN holders h ON h.pin_id = p.id JOIN processes pr ON pr.id = h.process_id
-      WHERE p.snapshot_id = ? ORDER BY h.id`).all(id) as HolderRow[]) {
+      WHERE ${standsFor('p')} ORDER BY h.id`).all(id, id) as HolderRow[]) {
     const holder: Holder = {
       pid: h.pid, startTime: h.start_time, comm: h.comm, fds: fromJson<number[]>(h.fds_json) ?? [], mntNs: h.mnt_ns,
       container: fromJson<Container | null>(h.container_json) ?? null,
@@ -86,8 +88,9 @@ export const loadSnapshot = guarded(function loadSnapshot(store: Store, id: numb
   }
 
   const pins = (stmt(db, `SELECT ${PIN_COLUMNS.join(', ')}
-      FROM pins p LEFT JOIN objects o ON o.id = p.object_id WHERE p.snapshot_id = ? ORDER BY p.id`).raw(true).all(id) as Raw[])
+      FROM pins p LEFT JOIN objects o ON o.id = p.object_id WHERE ${standsFor('p')} ORDER BY p.id`).raw(true).all(id, id) as Raw[])
     .map(pinOf(holdersByPin));
+  if (r.canonical_order === 1) pins.sort(comparePins);
 
   const errors = (stmt(db, 'SELECT scope, message, extra FROM scan_errors WHERE snapshot_id = ? ORDER BY id').all(id) as {
     scope: string; message: string; extra: string | null;

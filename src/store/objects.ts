@@ -1,31 +1,40 @@
 // Every BPF object of a snapshot (the host_objects table): written in the snapshot's own
 // transaction, read back exactly as written.
 import type Database from 'better-sqlite3';
-import { objectKey, type SnapshotMeta, type HostObject, type Holder, type ObjectOwner, type ObjectPin, type ObjectUnexplained, type UsedBy } from '../model.js';
+import { compareObjects, objectKey, type SnapshotMeta, type HostObject, type Holder, type ObjectOwner, type ObjectPin, type ObjectUnexplained, type UsedBy } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { metaOf, unknownSnapshot, type SnapshotRow } from './fields.js';
 import { applyExtra, extraJson, extrasOf, fromJson, keys, nul, stmt, toJson } from './codec.js';
+import { closeRest, digestOf, openRows, reuseRow, standsFor } from './shared.js';
 
 const HOST_OBJECT_KEYS = keys('kind', 'id', 'name', 'type', 'memlockBytes', 'loadedAt', 'loaderUid', 'pins', 'holders',
   'referencedBy', 'references', 'owner', 'unexplained', 'note');
 
 const INSERT = `INSERT INTO host_objects (snapshot_id, kind, obj_id, name, type, memlock_bytes, loaded_at, loader_uid, owner_tool,
-    owner_json, pins_json, holders_json, referenced_by_json, references_json, unexplained_json, note, extra)
-    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`;
+    owner_json, pins_json, holders_json, referenced_by_json, references_json, unexplained_json, note, extra, digest)
+    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`;
 
 /**
- * Inside saveSnapshot's transaction. An unexplained object first seen so in this snapshot
- * gets this snapshot's id as `sinceSnapshot` (set on the object too, as doc.snapshot.id is).
+ * Inside saveSnapshot's transaction, after the snapshot row (`prevId`: the latest snapshot
+ * before it). An unexplained object first seen so in this snapshot gets this snapshot's id
+ * as `sinceSnapshot` (set on the object too, as doc.snapshot.id is). An object unchanged
+ * since the latest snapshot keeps its row (`share`: the objects are in canonical order).
+ * Without objects, the latest snapshot's rows stop there.
  */
-export function insertObjects(db: Database.Database, snapshotId: number, objects: HostObject[]): void {
+export function insertObjects(db: Database.Database, snapshotId: number, prevId: number | null, objects: HostObject[] | undefined, share: boolean): void {
+  const open = openRows(db, 'host_objects');
   const ins = stmt(db, INSERT);
-  for (const o of objects) {
+  for (const o of objects ?? []) {
     if (o.unexplained && o.unexplained.sinceSnapshot === null) o.unexplained.sinceSnapshot = snapshotId;
-    ins.run(snapshotId, o.kind, o.id, o.name, o.type, nul(o.memlockBytes), nul(o.loadedAt), nul(o.loaderUid), o.owner?.tool ?? null,
+    const values = [o.kind, o.id, o.name, o.type, nul(o.memlockBytes), nul(o.loadedAt), nul(o.loaderUid), o.owner?.tool ?? null,
       toJson(o.owner), toJson(o.pins), toJson(o.holders), toJson(o.referencedBy), toJson(o.references), o.unexplained ? toJson(o.unexplained) : null,
-      nul(o.note), extraJson(extrasOf(o, HOST_OBJECT_KEYS)));
+      nul(o.note), extraJson(extrasOf(o, HOST_OBJECT_KEYS))];
+    const digest = digestOf(values);
+    if (share && reuseRow(open, digest) !== undefined) continue;
+    ins.run(snapshotId, ...values, digest);
   }
-  stmt(db, 'UPDATE snapshots SET object_count = ? WHERE id = ?').run(objects.length, snapshotId);
+  if (prevId !== null) closeRest(db, open, prevId);
+  if (objects) stmt(db, 'UPDATE snapshots SET object_count = ? WHERE id = ?').run(objects.length, snapshotId);
 }
 
 interface Row {
@@ -43,7 +52,8 @@ export const loadObjects = guarded(function loadObjects(store: Store, id: number
   const snap = stmt(store.db, 'SELECT * FROM snapshots WHERE id = ?').get(id) as (SnapshotRow & { object_count: number | null }) | undefined;
   if (!snap) throw unknownSnapshot(String(id));
   if (snap.object_count === null) return { snapshot: metaOf(snap), objects: null };
-  const objects = (stmt(store.db, 'SELECT * FROM host_objects WHERE snapshot_id = ? ORDER BY id').all(id) as Row[]).map((r) => {
+  const rows = stmt(store.db, `SELECT * FROM host_objects o WHERE ${standsFor('o')} ORDER BY id`).all(id, id) as Row[];
+  const objects = rows.map((r) => {
     const o: HostObject = {
       kind: r.kind, id: r.obj_id, name: r.name, type: r.type, memlockBytes: r.memlock_bytes, loadedAt: r.loaded_at,
       loaderUid: r.loader_uid, pins: fromJson<ObjectPin[]>(r.pins_json) ?? [], holders: fromJson<Holder[]>(r.holders_json) ?? [],
@@ -55,6 +65,7 @@ export const loadObjects = guarded(function loadObjects(store: Store, id: number
     applyExtra(o, r.extra);
     return o;
   });
+  if (snap.canonical_order === 1) objects.sort(compareObjects);
   return { snapshot: metaOf(snap), objects };
 });
 

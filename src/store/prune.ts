@@ -46,6 +46,31 @@ export const pruneSnapshots = guarded(function pruneSnapshots(store: Store, opts
     const insId = db.prepare('INSERT INTO prune_ids (id) VALUES (?)');
     for (const id of doomed) insId.run(id);
     db.exec(`
+      -- A shared row (src/store/shared.ts) that still stands for a remaining snapshot moves
+      -- to the first of them, and the objects and processes rows it uses with it, so the
+      -- cascade below takes only what no remaining snapshot needs.
+      CREATE TEMP TABLE IF NOT EXISTS prune_moves (id INTEGER PRIMARY KEY, to_id INTEGER NOT NULL); DELETE FROM prune_moves;
+      INSERT INTO prune_moves (id, to_id)
+        SELECT p.id, (SELECT MIN(s.id) FROM snapshots s WHERE s.id > p.snapshot_id AND s.id NOT IN (SELECT id FROM prune_ids)) AS to_id
+        FROM pins p WHERE p.snapshot_id IN (SELECT id FROM prune_ids) AND to_id <= COALESCE(p.last_snapshot_id, to_id);
+      UPDATE pins SET snapshot_id = (SELECT to_id FROM prune_moves WHERE prune_moves.id = pins.id)
+        WHERE id IN (SELECT id FROM prune_moves);
+      UPDATE objects SET snapshot_id = (SELECT MIN(p.snapshot_id) FROM pins p
+          WHERE p.object_id = objects.id AND p.snapshot_id NOT IN (SELECT id FROM prune_ids))
+        WHERE snapshot_id IN (SELECT id FROM prune_ids)
+          AND EXISTS (SELECT 1 FROM pins p WHERE p.object_id = objects.id AND p.snapshot_id NOT IN (SELECT id FROM prune_ids));
+      UPDATE processes SET snapshot_id = (SELECT MIN(p.snapshot_id) FROM holders h JOIN pins p ON p.id = h.pin_id
+          WHERE h.process_id = processes.id AND p.snapshot_id NOT IN (SELECT id FROM prune_ids))
+        WHERE snapshot_id IN (SELECT id FROM prune_ids)
+          AND EXISTS (SELECT 1 FROM holders h JOIN pins p ON p.id = h.pin_id
+                      WHERE h.process_id = processes.id AND p.snapshot_id NOT IN (SELECT id FROM prune_ids));
+      DELETE FROM prune_moves;
+      INSERT INTO prune_moves (id, to_id)
+        SELECT o.id, (SELECT MIN(s.id) FROM snapshots s WHERE s.id > o.snapshot_id AND s.id NOT IN (SELECT id FROM prune_ids)) AS to_id
+        FROM host_objects o WHERE o.snapshot_id IN (SELECT id FROM prune_ids) AND to_id <= COALESCE(o.last_snapshot_id, to_id);
+      UPDATE host_objects SET snapshot_id = (SELECT to_id FROM prune_moves WHERE prune_moves.id = host_objects.id)
+        WHERE id IN (SELECT id FROM prune_moves);
+      DELETE FROM prune_moves;
       DELETE FROM snapshots WHERE id IN (SELECT id FROM prune_ids);
       -- Creator evidence (holder sightings, run records) stays while its object is still in
       -- some remaining snapshot of its boot; once the object is gone everywhere, so is it.

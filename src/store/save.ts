@@ -1,9 +1,12 @@
 // Writing a whole snapshot document: one transaction, prepared statements reused per row.
-import { objectKey, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
+// A pin found unchanged since the latest snapshot writes nothing: its row goes on standing
+// for the new snapshot too (src/store/shared.ts).
+import { compareObjects, comparePins, objectKey, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
 import { isLeak } from '../analysis/summary.js';
 import { guarded, type Store } from './db.js';
 import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
 import { insertObjects } from './objects.js';
+import { closeRest, digestOf, inOrder, openRows, reuseRow } from './shared.js';
 import {
   CREATOR_KEYS, DOC_KEYS, ERROR_KEYS, HOLDER_KEYS, INSTANCE_KEYS, META_KEYS, MOUNT_KEYS, NS_KEYS, OBJECT_KEYS,
   OWNER_KEYS, PIN_KEYS,
@@ -11,7 +14,7 @@ import {
 
 const SQL = {
   snapshot: `INSERT INTO snapshots (schema_version, taken_at, boot_id, hostname, kernel, label, duration_ms,
-      pin_count, leak_count, leaked_bytes, summary_json, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+      pin_count, leak_count, leaked_bytes, summary_json, extra, canonical_order) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
   namespace: `INSERT INTO namespaces (snapshot_id, mnt_ns, reached_via, pids_json, process_count, nsfs_paths_json,
       error, container_json, extra) VALUES (?,?,?,?,?,?,?,?,?)`,
   instance: `INSERT INTO instances (snapshot_id, dev, delegation_json, pin_count, memlock_bytes, error, extra)
@@ -21,7 +24,7 @@ const SQL = {
   pin: `INSERT INTO pins (snapshot_id, instance, path, mount_paths_json, inode, created_at, uid, gid, mode, object_id,
       status, reasons_json, used_by_json, owner_tool, owner_persistent, owner_path_pid, owner_path_pid_alive,
       creator_pid, creator_start_time, creator_comm, creator_alive, creator_first_seen, creator_source,
-      creator_container_json, error_json, stale_json, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      creator_container_json, error_json, stale_json, extra, digest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
   process: `INSERT INTO processes (snapshot_id, pid, start_time, comm, mnt_ns, container_json) VALUES (?,?,?,?,?,?)`,
   holder: `INSERT INTO holders (pin_id, process_id, fds_json, mmapped, extra) VALUES (?,?,?,?,?)`,
   sighting: `INSERT OR IGNORE INTO sightings (boot_id, kind, obj_id, pid, start_time, first_snapshot_id, comm, container_json)
@@ -29,6 +32,7 @@ const SQL = {
   staleRun: `INSERT OR IGNORE INTO stale_runs (boot_id, kind, obj_id, since, first_snapshot_id) VALUES (?,?,?,?,?)`,
   staleRunEnd: `DELETE FROM stale_runs WHERE boot_id = ? AND kind = ? AND obj_id = ?`,
   anyStaleRun: `SELECT 1 FROM stale_runs WHERE boot_id = ? LIMIT 1`,
+  latest: `SELECT MAX(id) AS id FROM snapshots`,
   error: `INSERT INTO scan_errors (snapshot_id, scope, message, extra) VALUES (?,?,?,?)`,
 };
 
@@ -62,13 +66,18 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
 
   const m = doc.snapshot;
   const { leaks, leakedBytes } = leakTotals(doc);
+  // Shared rows come back in the canonical order, so only a document in it may share them
+  // (a scan's always is); any other is stored row by row and read back in its own order.
+  const canonical = inOrder(doc.pins, comparePins) && (!objects || inOrder(objects, compareObjects));
 
   const id = db.transaction((): number => {
+    const prev = (stmt(db, SQL.latest).get() as { id: number | null }).id;
     const sid = Number(insSnapshot.run(
       doc.schemaVersion, m.takenAt, m.bootId, nul(m.hostname), nul(m.kernel), nul(m.label), nul(m.durationMs),
       doc.pins.length, leaks, leakedBytes, JSON.stringify(doc.summary ?? null),
-      extraJson(extrasOf(doc, DOC_KEYS), { snapshot: extrasOf(m, META_KEYS) }),
+      extraJson(extrasOf(doc, DOC_KEYS), { snapshot: extrasOf(m, META_KEYS) }), canonical ? 1 : 0,
     ).lastInsertRowid);
+    const open = openRows(db, 'pins');
 
     for (const ns of doc.namespaces) {
       insNamespace.run(sid, nul(ns.mntNs), nul(ns.reachedVia), toJson(ns.pids), nul(ns.processCount), toJson(ns.nsfsPaths),
@@ -93,30 +102,26 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
     const staleRuns = new Map<string, { kind: string; id: number; stale: { since: string; sinceSnapshot: number | null } | null }>();
 
     for (const p of doc.pins) {
-      let objectRow: number | bigint | null = null;
       const o = p.object;
-      if (o) {
-        const oExtra = extraJson(extrasOf(o, OBJECT_KEYS));
-        const ok = `${o.kind}\0${o.id}\0${o.name}\0${o.type}\0${o.memlockBytes}\0${oExtra ?? ''}`;
-        objectRow = objectRows.get(ok) ?? null;
-        if (objectRow === null) {
-          objectRow = insObject.run(sid, o.kind, o.id, nul(o.name), nul(o.type), nul(o.memlockBytes), oExtra).lastInsertRowid;
-          objectRows.set(ok, objectRow);
-        }
-      }
-      const ow = p.owner;
-      const cr = p.creator;
       // a run that starts with this scan starts at this snapshot
       if (p.stale && p.stale.sinceSnapshot === null) p.stale.sinceSnapshot = sid;
+      const holders = (p.holders ?? []).map((h) => ({ h, container: toJson(h.container) }));
       if (o) {
         const ok = objectKey(o.kind, o.id);
         const run = staleRuns.get(ok);
         if (!run) staleRuns.set(ok, { kind: o.kind, id: o.id, stale: p.stale ?? null });
         else run.stale ??= p.stale ?? null;
+        for (const { h, container } of holders) {
+          insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), container);
+        }
       }
-      const pinRow = insPin.run(
-        sid, p.instance, p.path, toJson(p.mountPaths), nul(p.inode), nul(p.createdAt), nul(p.uid), nul(p.gid), nul(p.mode),
-        objectRow, p.status, toJson(p.reasons), toJson(p.usedBy),
+      // The row's content: every value its rows bind, so equal digests mean equal rows.
+      const objectValues = o ? [o.kind, o.id, nul(o.name), nul(o.type), nul(o.memlockBytes), extraJson(extrasOf(o, OBJECT_KEYS))] : null;
+      const ow = p.owner;
+      const cr = p.creator;
+      const pinValues = [
+        p.instance, p.path, toJson(p.mountPaths), nul(p.inode), nul(p.createdAt), nul(p.uid), nul(p.gid), nul(p.mode),
+        p.status, toJson(p.reasons), toJson(p.usedBy),
         ow ? nul(ow.tool) : null, ow ? toBool(ow.persistent) : null, ow ? nul(ow.pathPid) : null, ow ? toBool(ow.pathPidAlive) : null,
         cr ? cr.pid : null, cr ? nul(cr.startTime) : null, cr ? nul(cr.comm) : null, cr ? toBool(cr.alive) : null,
         cr ? nul(cr.firstSeenSnapshot) : null, cr ? nul(cr.source) : null, cr ? toJson(cr.container) : null,
@@ -125,21 +130,35 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
           owner: ow ? extrasOf(ow, OWNER_KEYS) : undefined,
           creator: cr ? extrasOf(cr, CREATOR_KEYS) : undefined,
         }),
-      ).lastInsertRowid;
+      ];
+      const holderValues = holders.map(({ h, container }) => [
+        [h.pid, h.startTime, nul(h.comm), nul(h.mntNs), container],
+        [toJson(h.fds), h.mmapped === undefined ? null : toBool(h.mmapped), extraJson(extrasOf(h, HOLDER_KEYS))],
+      ] as const);
+      const digest = digestOf([pinValues, objectValues, holderValues]);
+      if (canonical && reuseRow(open, digest) !== undefined) continue;
 
-      for (const h of p.holders ?? []) {
-        const container = toJson(h.container);
-        const pk = `${h.pid}\0${h.startTime}\0${h.comm}\0${h.mntNs}\0${container ?? ''}`;
+      let objectRow: number | bigint | null = null;
+      if (objectValues) {
+        const ok = objectValues.join('\0');
+        objectRow = objectRows.get(ok) ?? null;
+        if (objectRow === null) {
+          objectRow = insObject.run(sid, ...objectValues).lastInsertRowid;
+          objectRows.set(ok, objectRow);
+        }
+      }
+      const pinRow = insPin.run(sid, ...pinValues.slice(0, 8), objectRow, ...pinValues.slice(8), digest).lastInsertRowid;
+      for (const [proc, holder] of holderValues) {
+        const pk = proc.join('\0');
         let processRow = processRows.get(pk);
         if (processRow === undefined) {
-          processRow = insProcess.run(sid, h.pid, h.startTime, nul(h.comm), nul(h.mntNs), container).lastInsertRowid;
+          processRow = insProcess.run(sid, ...proc).lastInsertRowid;
           processRows.set(pk, processRow);
         }
-        insHolder.run(pinRow, processRow, toJson(h.fds), h.mmapped === undefined ? null : toBool(h.mmapped),
-          extraJson(extrasOf(h, HOLDER_KEYS)));
-        if (o) insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), container);
+        insHolder.run(pinRow, processRow, ...holder);
       }
     }
+    if (prev !== null) closeRest(db, open, prev);
 
     // Runs of stale objects continue (the first snapshot of a run stays); a stored scan
     // that found an object used ends its run.
@@ -153,7 +172,7 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
     for (const e of doc.errors ?? []) {
       insError.run(sid, nul(e.scope), nul(e.message), extraJson(extrasOf(e, ERROR_KEYS)));
     }
-    if (objects) insertObjects(db, Number(sid), objects);
+    insertObjects(db, sid, prev, objects, canonical);
     return sid;
   }).immediate();
 

@@ -293,11 +293,33 @@ CREATE TABLE watch_sessions (
 );
 `;
 
+// Rows shared across snapshots (issue 12): a pins row (with its objects, holders and
+// processes rows) and a host_objects row stand for every snapshot from snapshot_id through
+// last_snapshot_id (NULL: through the latest) that found it identical, so a scan that finds
+// a pin or an object unchanged writes nothing for it. digest names the content (the
+// snapshot document's JSON of it), the key the next scan compares with. Prune moves a row's
+// snapshot_id to the first snapshot it still stands for before the cascade. Rows of
+// earlier versions stand for their own snapshot only.
+const V5 = `
+ALTER TABLE pins ADD COLUMN last_snapshot_id INTEGER;
+ALTER TABLE pins ADD COLUMN digest TEXT;
+UPDATE pins SET last_snapshot_id = snapshot_id;
+CREATE INDEX pins_last ON pins(last_snapshot_id);
+ALTER TABLE host_objects ADD COLUMN last_snapshot_id INTEGER;
+ALTER TABLE host_objects ADD COLUMN digest TEXT;
+UPDATE host_objects SET last_snapshot_id = snapshot_id;
+CREATE INDEX host_objects_last ON host_objects(last_snapshot_id);
+-- 1: the snapshot's pins and objects come back in their canonical order (they may share
+-- rows with other snapshots); NULL or 0: in row order (the document was saved in another)
+ALTER TABLE snapshots ADD COLUMN canonical_order INTEGER;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V1),
   (db) => db.exec(V2),
   (db) => db.exec(V3),
   (db) => db.exec(V4),
+  (db) => db.exec(V5),
 ];
 
 /** The schema version (PRAGMA user_version) this code writes. */
