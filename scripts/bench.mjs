@@ -11,8 +11,8 @@
 //   pinleak scan --db <fresh temp db> --json --timings     (--runs times, fresh db each)
 //   bpftool -f -j map show                                  (--runs times, interleaved)
 //   pinleak scan --db <the last run's db> --json --timings  (--history-runs times)
-// and then, in one process, scans into that db after a first one (scripts/bench-resident.mjs:
-// the resident scan a long-running pinleak would pay),
+// and then runs `pinleak watch --timings` on that db (scripts/bench-resident.mjs: the
+// periodic scan of the resident pinleak, as watch itself times it, after its first),
 // after --warmup untimed runs of each, and tears the world down. Wall time is measured
 // around the whole process (node startup included: what cron pays). Peak RSS is the
 // kernel's ru_maxrss of the pinleak process, read with `/usr/bin/time -f %M` (wait4
@@ -389,7 +389,7 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
     }
     // resident: scans in one process after its first (modules, iterators and db warm)
     if (lastDb) {
-      const r = spawnSync(process.execPath, [RESIDENT, '--db', lastDb, '--scans', String(Math.max(2, o.runs))], { encoding: 'utf8', maxBuffer: 16 << 20 });
+      const r = spawnSync(process.execPath, [RESIDENT, '--db', lastDb, '--scans', String(o.runs + 1)], { encoding: 'utf8', maxBuffer: 16 << 20 });
       if (r.status === 0) {
         const out = JSON.parse(r.stdout);
         res.resident = {
@@ -397,7 +397,7 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
           storeMs: stats(out.warm.map((w) => w.storeMs)), cpuMs: stats(out.warm.map((w) => w.cpuMs)), rssMB: r1(out.rssMB),
           phasesMedianMs: Object.fromEntries(Object.keys(out.warm[0].timings).map((k) => [k, r1(median(out.warm.map((w) => w.timings[k])))])),
         };
-        log(`  resident scans (one process, after its first): median ${Math.round(res.resident.wallMs.median)} ms`);
+        log(`  watch's periodic scans (its --timings, after its first): median ${Math.round(res.resident.wallMs.median)} ms`);
       } else res.resident = { failure: `exit ${r.status ?? r.signal}: ${r.stderr.trim().slice(-1000)}` };
     }
     if (lastDb) dropDb(lastDb);
@@ -505,8 +505,8 @@ function printScale(s, main) {
       + `rest of the wall time (node startup, module load, JSON output, exit) ~${fmtMs(s.pinleak.wallMs.median - s.pinleak.phaseSumMs.median)}`);
   }
   if (s.resident?.wallMs) {
-    row(`resident scan+store, warm, one process x${s.resident.scans}`, s.resident.wallMs, `(CPU median ${fmtMs(s.resident.cpuMs.median)}, store ${fmtMs(s.resident.storeMs.median)})`);
-    out.push(`   resident phases (ms): ${Object.entries(s.resident.phasesMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    row(`pinleak watch, periodic scan+store x${s.resident.scans}`, s.resident.wallMs, `(CPU median ${fmtMs(s.resident.cpuMs.median)}, store ${fmtMs(s.resident.storeMs.median)}, peak RSS ${s.resident.rssMB} MB)`);
+    out.push(`   watch phases, from its --timings (ms): ${Object.entries(s.resident.phasesMedianMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   } else if (s.resident?.failure) out.push(`   FAILURE (resident): ${s.resident.failure}`);
   if (s.ratios) {
     const r = (k) => (s.ratios[k] === null ? '-' : `${s.ratios[k].toFixed(2)}x (target <= ${TARGET12[k]}x: ${verdict(s.ratios[k] <= TARGET12[k])})`);

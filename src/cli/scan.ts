@@ -6,7 +6,7 @@ import { saveSnapshot, namesSnapshotById } from '../store/index.js';
 import { renderLeaks, renderSummary } from '../report/text.js';
 import { isLeak } from '../analysis/summary.js';
 import {
-  type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, emitJson, summary, outStyle,
+  type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, emitJson, summary, outStyle, printTimings,
 } from './common.js';
 import { openHistory } from './common.js';
 import { looksLikeFile } from '../app/baseline.js';
@@ -49,7 +49,7 @@ export const scanCommand = {
         retentionAfterStore(store, config);
       }
       if (a.timings || a.debug) {
-        process.stderr.write(`timings (ms): ${Object.entries(scan.timings).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+        printTimings(scan.timings);
       }
       announcePartial(a, doc.snapshot);
       if (a.json) emitJson(doc);

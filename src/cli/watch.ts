@@ -21,13 +21,14 @@ import { readBootId, readStat } from '../kernel/procfs.js';
 import { tryLockFile } from '../kernel/fs.js';
 import { closeFd } from '../kernel/bpf.js';
 import { packageVersion } from '../package.js';
-import { type GlobalArgs, requirePrivileges, userConfig, openDb, dbPath, summary } from './common.js';
+import { type GlobalArgs, printTimings, requirePrivileges, userConfig, openDb, dbPath, summary } from './common.js';
 import { retentionAfterStore } from '../app/retention.js';
 import { writeFileAtomic } from '../app/files.js';
 
 interface Args extends GlobalArgs {
   scanEvery: string;
   textfile?: string;
+  timings: boolean;
 }
 
 /** Coverage is stored at least this often without new records (a row update, not per drain). */
@@ -45,7 +46,8 @@ export const watchCommand = {
   describe: 'stay resident: record every BPF_OBJ_PIN on the host (who pinned what), scan every DUR, write the metrics',
   builder: (y: Argv) => y
     .option('scan-every', { type: 'string', default: '5m', describe: 'take a snapshot this often (e.g. 90s, 5m, 1h)' })
-    .option('textfile', { type: 'string', describe: 'write the Prometheus metrics of every scan to this file (node_exporter textfile collector)' }),
+    .option('textfile', { type: 'string', describe: 'write the Prometheus metrics of every scan to this file (node_exporter textfile collector)' })
+    .option('timings', { type: 'boolean', default: false, describe: 'after each scan, print the time of each phase on stderr (with store, total and CPU)' }),
   handler: async (a: Args) => {
     const every = parseDuration(a.scanEvery);
     if (every < 1000) throw new PinleakError(`--scan-every ${a.scanEvery}: scan at most once a second`);
@@ -150,8 +152,16 @@ async function watch(a: Args, store: Store, config: Config, every: number): Prom
 /** One scan, as `pinleak scan` stores it; a failed scan is a warning: watch keeps recording. */
 async function scanOnce(a: Args, store: Store, config: Config, recorder: PrometheusOptions['watch']): Promise<void> {
   try {
-    const { doc, objects } = await takeSnapshot({ store, config });
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const { doc, scan, objects } = await takeSnapshot({ store, config });
+    const t1 = performance.now();
     const id = saveSnapshot(store, doc, objects);
+    if (a.timings || a.debug) {
+      const cpu = process.cpuUsage(cpu0);
+      const ms = (x: number) => Math.round(x * 10) / 10;
+      printTimings({ ...scan.timings, store: ms(performance.now() - t1), total: ms(performance.now() - t0), cpu: ms((cpu.user + cpu.system) / 1000) });
+    }
     retentionAfterStore(store, config);
     const olderThan = parseDuration(config.retention?.olderThan ?? DEFAULT_RETENTION.olderThan!);
     prunePinRecords(store, new Date(Date.now() - olderThan).toISOString());
