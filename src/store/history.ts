@@ -27,39 +27,55 @@ export interface CreatorRecord {
 }
 
 
-/** Distinct objects as a JSON array of [kind, id] pairs, for json_each(). */
-function objectsParam(objects: readonly ObjectRef[]): { json: string; keys: string[] } {
-  const seen = new Set<string>();
-  const pairs: [string, number][] = [];
-  for (const o of objects) {
-    const k = objectKey(o.kind, o.id);
-    if (seen.has(k)) continue;
-    seen.add(k);
-    pairs.push([o.kind, o.id]);
+/** The boot-scoped evidence tables: each keyed by (boot_id, kind, obj_id, ...). */
+export type EvidenceTable = 'sightings' | 'creators' | 'stale_runs' | 'pin_records';
+
+/** The statement that joins a json_each() list of [kind, id] pairs to evidence table `table` (alias t). */
+export const evidenceJoinSql = (table: EvidenceTable, columns: string, where = '', order = ''): string => `
+    SELECT ${columns}
+    FROM json_each(?) AS j
+    CROSS JOIN ${table} AS t
+      ON t.boot_id = ? AND t.kind = json_extract(j.value, '$[0]') AND t.obj_id = json_extract(j.value, '$[1]')
+    ${where ? `WHERE ${where}` : ''} ${order ? `ORDER BY ${order}` : ''}`;
+
+/**
+ * The rows of evidence table `table` (alias t) of boot `bootId` about these objects. A scan
+ * asks about every pinned object (10,000) while a table usually holds a few hundred rows
+ * of the boot, or none: then every row of the boot is read and kept by a Set here (one
+ * index range); otherwise one json_each() list of the objects joined on the table's
+ * (boot_id, kind, obj_id) index. Either way one query, whatever the number of objects.
+ */
+export function evidenceRows<R extends { kind: string; obj_id: number }>(
+  store: Store, table: EvidenceTable, bootId: string, objects: readonly ObjectRef[], columns: string, where = '', order = '',
+): R[] {
+  const pairs = new Map<string, [string, number]>();
+  for (const o of objects) pairs.set(objectKey(o.kind, o.id), [o.kind, o.id]);
+  if (pairs.size === 0) return [];
+  const n = (stmt(store.db, `SELECT COUNT(*) AS n FROM ${table} WHERE boot_id = ?`).get(bootId) as { n: number }).n;
+  if (n === 0) return [];
+  if (n <= pairs.size) {
+    const rows = stmt(store.db, `SELECT ${columns} FROM ${table} AS t WHERE t.boot_id = ?${where ? ` AND ${where}` : ''}${order ? ` ORDER BY ${order}` : ''}`)
+      .all(bootId) as R[];
+    return rows.filter((r) => pairs.has(objectKey(r.kind, r.obj_id)));
   }
-  return { json: JSON.stringify(pairs), keys: [...seen] };
+  return stmt(store.db, evidenceJoinSql(table, columns, where, order)).all(JSON.stringify([...pairs.values()]), bootId) as R[];
 }
 
 /**
  * For each object, every distinct (pid, startTime) that held it in any stored snapshot
  * of boot `bootId`, with the first snapshot it was seen in, ordered by that snapshot's
- * id. One indexed query however many objects (a json_each() list joined on the primary
- * key of `sightings`). Every requested object has an entry, empty when never held.
+ * id. One query however many objects (evidenceRows). Every requested object has an entry,
+ * empty when never held.
  */
-/** earliestHolders' query, exported so that a test explains this very statement. Parameters: objectsParam's json, the boot id. */
-export const EARLIEST_HOLDERS_SQL = `
-    SELECT h.kind, h.obj_id, h.pid, h.start_time, h.comm, h.container_json, h.first_snapshot_id
-    FROM json_each(?) AS j
-    CROSS JOIN sightings AS h
-      ON h.boot_id = ? AND h.kind = json_extract(j.value, '$[0]') AND h.obj_id = json_extract(j.value, '$[1]')
-    ORDER BY h.first_snapshot_id, h.pid, h.start_time`;
+const SIGHTING_COLUMNS = 't.kind, t.obj_id, t.pid, t.start_time, t.comm, t.container_json, t.first_snapshot_id';
+const SIGHTING_ORDER = 't.first_snapshot_id, t.pid, t.start_time';
+/** earliestHolders' join, exported so that a test explains this very statement. Parameters: the [kind, id] pairs' JSON, the boot id. */
+export const EARLIEST_HOLDERS_SQL = evidenceJoinSql('sightings', SIGHTING_COLUMNS, '', SIGHTING_ORDER);
 
 export const earliestHolders = guarded(function earliestHolders(store: Store, bootId: string, objects: readonly ObjectRef[]): Map<string, HolderSighting[]> {
-  const { json, keys } = objectsParam(objects);
   const out = new Map<string, HolderSighting[]>();
-  for (const k of keys) out.set(k, []);
-  if (keys.length === 0) return out;
-  const rows = stmt(store.db, EARLIEST_HOLDERS_SQL).all(json, bootId) as {
+  for (const o of objects) out.set(objectKey(o.kind, o.id), []);
+  const rows = evidenceRows(store, 'sightings', bootId, objects, SIGHTING_COLUMNS, '', SIGHTING_ORDER) as {
     kind: string; obj_id: number; pid: number; start_time: number; comm: string | null; container_json: string | null;
     first_snapshot_id: number;
   }[];
@@ -89,14 +105,8 @@ export const recordCreators = guarded(function recordCreators(store: Store, boot
 
 /** The recorded creator of each object that has one (objects without are absent from the map). */
 export const recordedCreators = guarded(function recordedCreators(store: Store, bootId: string, objects: readonly ObjectRef[]): Map<string, CreatorRecord> {
-  const { json, keys } = objectsParam(objects);
   const out = new Map<string, CreatorRecord>();
-  if (keys.length === 0) return out;
-  const rows = stmt(store.db, `
-    SELECT c.kind, c.obj_id, c.pid, c.start_time, c.comm, c.container_json, c.source, c.snapshot_id
-    FROM json_each(?) AS j
-    CROSS JOIN creators AS c
-      ON c.boot_id = ? AND c.kind = json_extract(j.value, '$[0]') AND c.obj_id = json_extract(j.value, '$[1]')`).all(json, bootId) as {
+  const rows = evidenceRows(store, 'creators', bootId, objects, 't.kind, t.obj_id, t.pid, t.start_time, t.comm, t.container_json, t.source, t.snapshot_id') as {
     kind: string; obj_id: number; pid: number; start_time: number; comm: string | null; container_json: string | null;
     source: string | null; snapshot_id: number | null;
   }[];
@@ -111,18 +121,11 @@ export const recordedCreators = guarded(function recordedCreators(store: Store, 
 
 /**
  * For each object that has one, the start of its unbroken run of stored snapshots of boot
- * `bootId` that found it stale (issue 14). One indexed query (json_each joined on the
- * primary key of `stale_runs`), however many objects.
+ * `bootId` that found it stale (issue 14). One query however many objects (evidenceRows).
  */
 export const staleRuns = guarded(function staleRuns(store: Store, bootId: string, objects: readonly ObjectRef[]): Map<string, { since: string; snapshotId: number }> {
-  const { json, keys } = objectsParam(objects);
   const out = new Map<string, { since: string; snapshotId: number }>();
-  if (keys.length === 0) return out;
-  const rows = stmt(store.db, `
-    SELECT r.kind, r.obj_id, r.since, r.first_snapshot_id
-    FROM json_each(?) AS j
-    CROSS JOIN stale_runs AS r
-      ON r.boot_id = ? AND r.kind = json_extract(j.value, '$[0]') AND r.obj_id = json_extract(j.value, '$[1]')`).all(json, bootId) as {
+  const rows = evidenceRows(store, 'stale_runs', bootId, objects, 't.kind, t.obj_id, t.since, t.first_snapshot_id') as {
     kind: string; obj_id: number; since: string; first_snapshot_id: number;
   }[];
   for (const r of rows) out.set(objectKey(r.kind, r.obj_id), { since: r.since, snapshotId: r.first_snapshot_id });

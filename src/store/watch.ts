@@ -2,6 +2,7 @@
 import { objectKey, type Container } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { fromJson, stmt, toJson } from './codec.js';
+import { evidenceRows } from './history.js';
 import type { ObjectRef } from '../model.js';
 import type { PinRecord } from '../kernel/recorder.js';
 
@@ -64,15 +65,7 @@ function fromRow(r: Row): StoredPinRecord {
 /** Every successful pin recorded of each object (boot `bootId`), oldest first; objects without are absent. */
 export const pinRecordsOf = guarded(function pinRecordsOf(store: Store, bootId: string, objects: readonly ObjectRef[]): Map<string, StoredPinRecord[]> {
   const out = new Map<string, StoredPinRecord[]>();
-  if (objects.length === 0) return out;
-  const json = JSON.stringify([...new Map(objects.map((o) => [objectKey(o.kind, o.id), [o.kind, o.id]])).values()]);
-  const rows = stmt(store.db, `
-    SELECT ${columns('r')}
-    FROM json_each(?) AS j
-    CROSS JOIN pin_records AS r
-      ON r.boot_id = ? AND r.kind = json_extract(j.value, '$[0]') AND r.obj_id = json_extract(j.value, '$[1]')
-    WHERE r.ret = 0
-    ORDER BY r.at, r.id`).all(json, bootId) as Row[];
+  const rows = evidenceRows<Row>(store, 'pin_records', bootId, objects, columns('t'), 't.ret = 0', 't.at, t.id');
   for (const r of rows) {
     const k = objectKey(r.kind, r.obj_id);
     const list = out.get(k);
