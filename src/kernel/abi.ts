@@ -422,6 +422,8 @@ export const SYSCALL_REGS: Record<string, { nr: string; arg1: string; arg2: stri
 
 /** super_block.s_magic of the anonymous inode file system: BPF objects' files live there */
 export const ANON_INODE_FS_MAGIC = 0x09041934;
+/** nsfs: the files of /proc/<pid>/ns/* and their bind mounts (ip netns, CNI) */
+export const NSFS_MAGIC = 0x6e736673;
 
 /** enum bpf_attach_type values that attach to a cgroup (queried with BPF_PROG_QUERY) */
 export const CGROUP_ATTACH_TYPES: Record<number, string> = {

@@ -13,7 +13,7 @@ import { Asm, R0, R1, R2, R3, R6, R7, R8, R9, R10, type Reg, type Size } from '.
 import { kernelBtf, BtfError, type Btf } from './btf.js';
 import { loadProgram, createIterLink, runIterator, VerifierError } from './loader.js';
 import { closeFd, progInfo, linkInfo, KernelError } from './bpf.js';
-import { ProgType, AttachType, ANON_INODE_FS_MAGIC, type BpfHelperName } from './abi.js';
+import { ProgType, AttachType, ANON_INODE_FS_MAGIC, NSFS_MAGIC, type BpfHelperName } from './abi.js';
 
 /**
  * Reference counts as the kernel holds them while the iterator runs: the iterator
@@ -31,6 +31,12 @@ export interface KernelCounts {
    * shows when pinleak runs in the host's pid namespace).
    */
   files: { pid: number; fd: number; file: bigint; kind: 'map' | 'prog' | 'link'; id: number }[];
+  /**
+   * every fd of every task (tgid) that is a namespace (an nsfs file: /proc/<pid>/ns/* or a
+   * bind mount of one) or possibly a perf event (an anon inode named "[perf_ev..."): the
+   * few fds whose links the process scan reads, instead of every fd of every process
+   */
+  otherFiles: { pid: number; fd: number; what: 'ns' | 'perf' }[];
   /** every mapping of a BPF map's file (exact mmap holders, replacing the size heuristic) */
   vmas: { pid: number; start: bigint; end: bigint; file: bigint; mapId: number }[];
 }
@@ -69,6 +75,9 @@ const RECORDS = {
 export const FILE_KINDS = { map: 1, prog: 2, link: 3 } as const;
 export type FileKind = keyof typeof FILE_KINDS;
 export const KIND_OF_CODE = new Map<number, FileKind>(Object.entries(FILE_KINDS).map(([k, v]) => [v, k as FileKind]));
+/** Kind codes of the task_file program's other files (no object id). */
+const OTHER_FILE_CODES = { ns: 4, perf: 5 } as const;
+const OTHER_OF_CODE = new Map<number, 'ns' | 'perf'>([[OTHER_FILE_CODES.ns, 'ns'], [OTHER_FILE_CODES.perf, 'perf']]);
 
 /** The short names of BPF objects' anon-inode dentries (bpf_link as created, bpf-link when re-opened). */
 const FILE_NAMES: [string, FileKind][] = [['bpf-map', 'map'], ['bpf-prog', 'prog'], ['bpf_link', 'link'], ['bpf-link', 'link']];
@@ -141,8 +150,10 @@ export class Gen {
   /**
    * Jumps to `otherwise` unless `file` is a BPF object's anon-inode file; otherwise leaves
    * the object's id in r0 and its kind code in r9. `only` limits the kinds accepted.
+   * `prefixes`: other anon-inode files, by the first 8 bytes of their name, to report with
+   * their code in r9 and 0 in r0.
    */
-  bpfFile(file: Reg, only?: FileKind, otherwise = 'out'): this {
+  bpfFile(file: Reg, only?: FileKind, otherwise = 'out', prefixes: [string, number][] = []): this {
     const a = this.a;
     // the anon inode file system: a regular file named "bpf-map" is not a map
     this.load(R1, file, 'file', 'f_inode').load(R1, R1, 'inode', 'i_sb').load(R1, R1, 'super_block', 's_magic');
@@ -161,7 +172,12 @@ export class Gen {
       a.ldImm64(R1, word).jmp('jeq', R2, R1, `is_${kind}`);
       if (name.length === 8) a.label(`not_${name}`);
     }
+    for (const [prefix, code] of prefixes) {
+      if (prefix.length !== 8) throw new Error(`file name prefix ${prefix} must be 8 bytes`);
+      a.ldImm64(R1, nameWord(prefix)).jmp('jeq', R2, R1, `is_code_${code}`);
+    }
     a.ja(otherwise);
+    for (const [, code] of prefixes) a.label(`is_code_${code}`).mov(R0, 0).mov(R9, code).ja('bpf_file_done');
     for (const kind of new Set(kinds.map(([, k]) => k))) {
       a.label(`is_${kind}`);
       this.objectId(file, kind);
@@ -226,7 +242,11 @@ const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
   bpf_link: objectIterator('bpf_link'),
   task_file(g) {
     beginTask(g, 'task_file', 'file');
-    g.bpfFile(R7);
+    // a namespace's file: reported with no id (the process scan reads its link)
+    g.load(R1, R7, 'file', 'f_inode').load(R1, R1, 'inode', 'i_sb').load(R1, R1, 'super_block', 's_magic');
+    g.a.jmp('jne', R1, NSFS_MAGIC, 'not_ns').mov(R0, 0).mov(R9, OTHER_FILE_CODES.ns).ja('emit').label('not_ns');
+    g.bpfFile(R7, undefined, 'out', [['[perf_ev', OTHER_FILE_CODES.perf]]);
+    g.a.label('emit');
     g.store('id', R0).store('kind', R9).store('file', R7);
     g.load(R1, R8, 'task_struct', 'tgid').store('pid', R1);
     g.ctx(R1, 'task_file', 'fd').store('fd', R1);
@@ -353,7 +373,7 @@ function read(l: LoadedIterator, target: Target): Buffer {
 /** One pass of the five iterators. Throws KernelError when the kernel refuses them. */
 export function readKernelCounts(): KernelCounts {
   const it = loadAll();
-  const counts: KernelCounts = { maps: new Map(), progs: new Map(), links: new Map(), files: [], vmas: [] };
+  const counts: KernelCounts = { maps: new Map(), progs: new Map(), links: new Map(), files: [], otherFiles: [], vmas: [] };
   const maps = new Records(read(it.bpf_map, 'bpf_map'), RECORDS.bpf_map, 'bpf_map');
   for (let i = 0; i < maps.count; i++) {
     counts.maps.set(maps.u32(i, 'id'), { refcnt: maps.count64(i, 'refcnt'), usercnt: maps.count64(i, 'usercnt'), type: maps.u32(i, 'type') });
@@ -372,11 +392,14 @@ export function readKernelCounts(): KernelCounts {
   const seenFiles = new Set<string>();
   for (let i = 0; i < files.count; i++) {
     const pid = files.u32(i, 'pid'), fd = files.u32(i, 'fd'), file = files.u64(i, 'file');
-    const kind = KIND_OF_CODE.get(files.u32(i, 'kind'));
+    const code = files.u32(i, 'kind');
+    const kind = KIND_OF_CODE.get(code);
+    const other = OTHER_OF_CODE.get(code);
     const key = `${pid}:${fd}:${file}`;
-    if (!kind || seenFiles.has(key)) continue;
+    if ((!kind && !other) || seenFiles.has(key)) continue;
     seenFiles.add(key);
-    counts.files.push({ pid, fd, file, kind, id: files.u32(i, 'id') });
+    if (kind) counts.files.push({ pid, fd, file, kind, id: files.u32(i, 'id') });
+    else counts.otherFiles.push({ pid, fd, what: other! });
   }
   const vmas = new Records(read(it.task_vma, 'task_vma'), RECORDS.task_vma, 'task_vma');
   const seenVmas = new Set<string>();

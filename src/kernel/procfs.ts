@@ -209,6 +209,11 @@ export function readMountinfo(pid: number): MountinfoEntry[] | null {
   return t === null ? null : parseMountinfo(t);
 }
 
+/** The link of one fd of a process (/proc/<pid>/fd/<fd>); null when it is closed or the process gone. */
+export function readFdTarget(pid: number, fd: number): string | null {
+  return readlinkOrNull(`${PROC}/${pid}/fd/${fd}`);
+}
+
 /**
  * fd number -> link target, for every fd of a process; null when it has gone; 'denied'
  * when it is there but its fds cannot be listed (no CAP_SYS_PTRACE over it, an LSM).

@@ -4,7 +4,7 @@ import { kindOfFdTarget } from '../kernel/bpf.js';
 import { MAP_TYPES } from '../kernel/abi.js';
 import { netnsOfFile } from '../kernel/netns.js';
 import {
-  PROC, listPids, readStat, type ProcStat, readMntNs, readFdTargets, readBpfFdinfo, parseNsLink,
+  PROC, listPids, readStat, type ProcStat, readMntNs, readFdTargets, readFdTarget, readBpfFdinfo, parseNsLink,
   readBpfMapMappings, readCgroup, type MapMapping,
 } from '../kernel/procfs.js';
 import type { ObjectKind } from '../model.js';
@@ -88,6 +88,22 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
   const pids = listPids();
   const self = process.pid;
   const kernel = opts.kernel;
+  /** the namespaces and perf events among a process's fds, by the fd's link */
+  const noteFd = (pid: number, fd: number, target: string): void => {
+    if (target.startsWith('mnt:[')) {
+      const ns = parseNsLink(target);
+      if (ns !== null) nsFds.push({ pid, fd, mntNs: ns });
+    } else if (target === 'anon_inode:[perf_event]') {
+      perfFds.push({ pid, fd });
+    } else if (target.startsWith('net:[')) {
+      const ns = parseNsLink(target, 'net');
+      if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
+    } else if (target === '/' || target.includes('/netns/')) {
+      // opened through an nsfs bind mount (ip netns, docker, CNI), or one since unmounted
+      const ns = netnsOfFile(`${PROC}/${pid}/fd/${fd}`);
+      if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
+    }
+  };
   let done = 0;
   for (const pid of pids) {
     if (++done % 200 === 0) opts.onProgress?.(done, pids.length);
@@ -98,30 +114,17 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
       pid, startTime: stat.startTime, comm: stat.comm, ppid: stat.ppid,
       mntNs: readMntNs(pid), cgroup: null,
     };
-    const fds = readFdTargets(pid);
-    if (fds === 'denied') unreadable.push(pid);
     let interesting = false;
+    // With the iterator, the kernel named every fd worth a look (below); else every fd's link
+    const fds = kernel ? null : readFdTargets(pid);
+    if (fds === 'denied') unreadable.push(pid);
     if (fds && fds !== 'denied') {
-      const held = kernel ? [] : bpfFdsOf(pid, fds);
+      const held = bpfFdsOf(pid, fds);
       if (held.length) {
         bpfFds.push(...held);
         interesting = true;
       }
-      for (const [fd, target] of fds) {
-        if (target.startsWith('mnt:[')) {
-          const ns = parseNsLink(target);
-          if (ns !== null) nsFds.push({ pid, fd, mntNs: ns });
-        } else if (target === 'anon_inode:[perf_event]') {
-          perfFds.push({ pid, fd });
-        } else if (target.startsWith('net:[')) {
-          const ns = parseNsLink(target, 'net');
-          if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
-        } else if (target === '/' || target.includes('/netns/')) {
-          // opened through an nsfs bind mount (ip netns, docker, CNI), or one since unmounted
-          const ns = netnsOfFile(`${PROC}/${pid}/fd/${fd}`);
-          if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
-        }
-      }
+      for (const [fd, target] of fds) noteFd(pid, fd, target);
     }
     if (opts.mmaps && !kernel) {
       const ranges = readBpfMapMappings(pid);
@@ -135,6 +138,12 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
     processes.set(pid, proc);
   }
   if (kernel) {
+    // namespaces and perf events held by fds: the few the iterator named, in pid and fd order
+    const others = kernel.otherFiles.filter((f) => processes.has(f.pid)).sort((a, b) => a.pid - b.pid || a.fd - b.fd);
+    for (const f of others) {
+      const target = readFdTarget(f.pid, f.fd);
+      if (target !== null) noteFd(f.pid, f.fd, target); // null: closed since the read
+    }
     bpfFds.push(...kernelFds(kernel, processes));
     const named = new Set([...bpfFds.map((f) => f.pid), ...kernel.vmas.map((v) => v.pid)]);
     for (const pid of named) {

@@ -32,6 +32,9 @@ describe('process scan from the iterators', () => {
     await agent.call({ op: 'close', fd: mapped.fd! }); // held by its mapping alone
     const prog = await agent.call({ op: 'prog', name: 'ps_prog', progType: 'sched_cls' });
     const perf = await agent.call({ op: 'perfEvent', type: PERF_TYPE_SOFTWARE, config: PERF_COUNT_SW_CPU_CLOCK, pid: 0, cpu: -1 });
+    // namespaces held by fds: the kernel names these fds (nsfs), the scan reads only their links
+    const mntFd = await agent.call({ op: 'openFile', path: `/proc/${agent.pid}/ns/mnt` });
+    const netFd = await agent.call({ op: 'openFile', path: `/proc/${agent.pid}/ns/net` });
 
     const counts = readKernelCounts();
     const fromKernel = scanProcesses({ mmaps: true, kernel: counts });
@@ -45,6 +48,12 @@ describe('process scan from the iterators', () => {
       { pid: agent.pid, fd: prog.fd, kind: 'prog', id: prog.id },
     ]);
     expect(k.perfFds).toEqual([{ pid: agent.pid, fd: perf.fd }]);
+    expect(k.nsFds.map((f) => f.fd)).toEqual([mntFd.fd]);
+    expect(k.netNsFds.map((f) => f.fd)).toEqual([netFd.fd]);
+    // only nsfs and perf-event files besides the BPF ones: not every fd of every process
+    expect(counts.otherFiles.filter((f) => f.pid === agent.pid)).toEqual([
+      { pid: agent.pid, fd: perf.fd, what: 'perf' }, { pid: agent.pid, fd: mntFd.fd, what: 'ns' }, { pid: agent.pid, fd: netFd.fd, what: 'ns' },
+    ].sort((a, b) => a.fd - b.fd));
     expect(k.process!.cgroup).not.toBeNull(); // a holder: its container is read
 
     // procfs sees a mapping of some map; the iterator names the map
