@@ -185,6 +185,28 @@ describe('pinleak watch', () => {
     expect(r.stderr).toBe(`pinleak: another pinleak watch is running on ${t.db.db} (it holds ${t.db.db}.watch-lock)\n`);
   });
 
+  it('--timings: after each scan one line on stderr, every phase, the store, the total and the CPU (the bench reads it)', async () => {
+    const db = tempDb();
+    try {
+      const w = await startWatch(db.db, '1s', ['--timings']);
+      const timingLines = () => w.stderr().match(/^timings \(ms\): .*$/gm) ?? [];
+      expect(await eventually(() => timingLines().length >= 2, 60_000), w.stderr()).toBe(true);
+      for (const line of timingLines()) {
+        const t = Object.fromEntries(line.slice('timings (ms): '.length).split(', ').map((part) => {
+          const sp = part.lastIndexOf(' ');
+          return [part.slice(0, sp), Number(part.slice(sp + 1))];
+        }));
+        expect(Object.keys(t)).toEqual(expect.arrayContaining(['processes', 'pins', 'classification', 'store', 'total', 'cpu']));
+        for (const v of Object.values(t)) expect(v).toBeGreaterThanOrEqual(0);
+        expect(t.total).toBeGreaterThanOrEqual(t.pins + t.classification + t.store);
+      }
+      w.child.kill('SIGTERM');
+      expect(await w.exited).toEqual({ code: 0, signal: null });
+    } finally {
+      db.remove();
+    }
+  });
+
   it('where the kernel refuses the recorder (a user namespace: no bpf(2) there) says so in one line, keeps going, ends with 0 on SIGTERM', async () => {
     const db = tempDb();
     // unshare execs node: the child is watch itself
