@@ -471,6 +471,28 @@ export const StatFs = koffi.struct('statfs', {
 });
 
 export const AT_REMOVEDIR = 0x200;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+
+/** struct statx_timestamp (linux/stat.h) */
+const StatxTimestamp = koffi.struct('statx_timestamp', { tv_sec: 'int64', tv_nsec: 'uint32', _reserved: 'int32' });
+/** struct statx (linux/stat.h): the same layout on every architecture, 256 bytes */
+export const Statx = koffi.struct('statx', {
+  stx_mask: 'uint32', stx_blksize: 'uint32', stx_attributes: u64, stx_nlink: 'uint32', stx_uid: 'uint32', stx_gid: 'uint32',
+  stx_mode: 'uint16', _spare0: 'uint16', stx_ino: u64, stx_size: u64, stx_blocks: u64, stx_attributes_mask: u64,
+  stx_atime: StatxTimestamp, stx_btime: StatxTimestamp, stx_ctime: StatxTimestamp, stx_mtime: StatxTimestamp,
+  stx_rdev_major: 'uint32', stx_rdev_minor: 'uint32', stx_dev_major: 'uint32', stx_dev_minor: 'uint32',
+  _spare: koffi.array('uint8', 112, 'Typed'),
+});
+/** statx mask: type, mode, uid, gid, inode, ctime (what a pin's walk reads) */
+export const STATX_TYPE = 0x1;
+export const STATX_MODE = 0x2;
+export const STATX_UID = 0x8;
+export const STATX_GID = 0x10;
+export const STATX_CTIME = 0x80;
+export const STATX_INO = 0x100;
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
 /** open(2) flags Node's fs.constants lacks (asm-generic values) */
 export const O_PATH = 0o10000000;
 export const O_CLOEXEC = 0o2000000;

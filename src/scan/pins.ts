@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type ObjectDetails } from '../kernel/bpf.js';
 import { readBpfFdinfo, devString, readMountinfo, readStat } from '../kernel/procfs.js';
+import { statAt, type EntryStat } from '../kernel/fs.js';
 import { isLive } from './processes.js';
 import type { ObjectKind, ScanError, ScannedObject, ScannedPin } from '../model.js';
 import { mountsToWalk, pathBelowMount, type InstanceAccess, type InstanceView } from './instances.js';
@@ -152,9 +153,16 @@ function stillMounted(a: InstanceAccess, dev: string): boolean {
   });
 }
 
-type PinVisitor = (rel: string, st: fs.Stats, fdPath: string) => void;
+type PinVisitor = (rel: string, st: EntryStat, fdPath: string) => void;
 
 function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: PinVisitor, errors: ScanError[]): void {
+  const [major, minor] = dev.split(':').map(Number) as [number, number];
+  walkBelow(dirFd, rel, depth, dev, major, minor, visit, errors);
+}
+
+function walkBelow(
+  dirFd: number, rel: string, depth: number, dev: string, major: number, minor: number, visit: PinVisitor, errors: ScanError[],
+): void {
   const base = `/proc/self/fd/${dirFd}`;
   let entries: fs.Dirent[];
   try {
@@ -182,26 +190,23 @@ function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: 
         if (devString(fs.fstatSync(cfd).dev) !== dev) {
           continue; // something else mounted on top: not this instance
         }
-        walkDir(cfd, childRel, depth + 1, dev, visit, errors);
+        walkBelow(cfd, childRel, depth + 1, dev, major, minor, visit, errors);
       } finally {
         closeFd(cfd);
       }
       continue;
     }
     if (!e.isFile()) continue;
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(fdPath); // before opening: BPF_OBJ_GET touches atime
-    } catch {
-      continue; // unpinned since the listing
-    }
-    if (!st.isFile() || devString(st.dev) !== dev) continue;
+    // before opening: BPF_OBJ_GET touches atime; relative to the held directory, no symlink followed
+    const st = statAt(dirFd, e.name);
+    if (!st) continue; // unpinned since the listing
+    if (!st.isFile || st.devMajor !== major || st.devMinor !== minor) continue;
     visit(childRel, st, fdPath);
   }
 }
 
 /** null when the pin was removed between the listing and the open: normal on a busy host. */
-function readPin(dev: string, rel: string, st: fs.Stats, fdPath: string, reader: ObjectReader): ScannedPin | null {
+function readPin(dev: string, rel: string, st: EntryStat, fdPath: string, reader: ObjectReader): ScannedPin | null {
   const pin: ScannedPin = {
     instance: dev, path: rel, mountPaths: [], inode: st.ino, ctimeMs: st.ctimeMs, uid: st.uid, gid: st.gid,
     mode: st.mode & 0o7777, object: null, error: null, preload: PRELOAD_NAMES.has(rel),
