@@ -12,6 +12,21 @@ export const objectKey = (kind: string, id: number): string => `${kind}:${id}`;
 /** Where a pin is: its bpffs instance and its path there (one pin at a time). */
 export const pinPlace = (p: { instance: string; path: string }): string => `${p.instance}\u0000${p.path}`;
 
+/**
+ * The key of a pin's object in the object cache: a pin never changes the object it holds,
+ * so the same instance, inode and ctime (createdAt) mean the same object (src/scan/host.ts).
+ */
+export const pinObjectKey = (instance: string, inode: number, createdAt: string): string => `${instance}\u0000${inode}\u0000${createdAt}`;
+
+/** The object cache from a snapshot's pins (what the store's pinObjectCache reads of the latest). */
+export function objectCacheOf(pins: readonly Pin[]): Map<string, BpfObject> {
+  const out = new Map<string, BpfObject>();
+  for (const p of pins) {
+    if (p.object) out.set(pinObjectKey(p.instance, p.inode, p.createdAt), { kind: p.object.kind, id: p.object.id, name: p.object.name, type: p.object.type, memlockBytes: p.object.memlockBytes });
+  }
+  return out;
+}
+
 /** The order of a snapshot's pins: by instance, then path (the store reads them back in it). */
 export const comparePins = (a: { instance: string; path: string }, b: { instance: string; path: string }): number =>
   a.instance.localeCompare(b.instance) || a.path.localeCompare(b.path);

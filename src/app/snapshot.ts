@@ -1,5 +1,5 @@
 // From a scan of the host to a classified snapshot document (docs/json.md).
-import { SCHEMA_VERSION, comparePins, objectKey, type HostObject, type Holder, type ObjectRef, type ScannedPin, type SnapshotDoc } from '../model.js';
+import { SCHEMA_VERSION, comparePins, objectKey, type BpfObject, type HostObject, type Holder, type ObjectRef, type ScannedPin, type SnapshotDoc } from '../model.js';
 import { classifyPins, type ClassifyContext, type Sighting } from '../analysis/classify.js';
 import { summarize, fillInstanceTotals } from '../analysis/summary.js';
 import { loadCatalog } from '../analysis/owners.js';
@@ -23,12 +23,16 @@ export interface SnapshotOptions {
   creatorHint?: (p: ScannedPin) => Sighting | null;
   /** keep the namespace anchors alive for the caller (see scanHost) */
   keepAnchors?: boolean;
+  /** a resident caller's object cache from its previous snapshot (objectCacheOf), instead of the store's latest */
+  objectCache?: { bootId: string; objects: Map<string, BpfObject> };
 }
 
 /** doc: the snapshot document; objects: every BPF object of the host (stored with it, shown by `objects`). */
 export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: SnapshotDoc; scan: HostScan; objects: HostObject[] }> {
   const started = performance.now();
-  const objectCache = opts.store ? pinObjectCache(opts.store, readBootId()) : undefined;
+  const bootId = readBootId();
+  const objectCache = opts.objectCache?.bootId === bootId ? opts.objectCache.objects
+    : opts.store ? pinObjectCache(opts.store, bootId) : undefined;
   const scan = await scanHost({ onProgress: opts.onProgress, keepAnchors: opts.keepAnchors, objectCache });
   const t0 = performance.now();
   opts.onProgress?.('classification');

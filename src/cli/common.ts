@@ -77,7 +77,7 @@ export function endProgress(a: GlobalArgs): void {
 /** Indented for a person at a terminal; compact for a pipe or file (a 10,000-pin document is megabytes). */
 /** `--timings`: the time of each phase of a scan, one line on stderr (the bench reads it). */
 export function printTimings(timings: Record<string, number>): void {
-  process.stderr.write(`timings (ms): ${Object.entries(timings).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+  process.stderr.write(`timings (ms): ${Object.entries(timings).map(([k, v]) => `${k} ${Math.round(v * 10) / 10}`).join(', ')}\n`);
 }
 
 export function emitJson(value: unknown): void {

@@ -9,7 +9,8 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { PinleakError } from '../errors.js';
-import { takeSnapshot } from '../app/snapshot.js';
+import { objectCacheOf } from '../model.js';
+import { takeSnapshot, type SnapshotOptions } from '../app/snapshot.js';
 import { startRecording, DRAIN_MS, type Recording } from '../scan/recording.js';
 import {
   saveSnapshot, savePinRecords, prunePinRecords, openWatchSession, coverWatchSession, endWatchSession, type Store,
@@ -115,6 +116,8 @@ async function watch(a: Args, store: Store, config: Config, every: number): Prom
     }
   };
 
+  /** the objects of the last scan's pins: the next scan takes them from here (no store read) */
+  let objectCache: SnapshotOptions['objectCache'];
   const drainTimer = setInterval(() => {
     try {
       drain();
@@ -125,7 +128,7 @@ async function watch(a: Args, store: Store, config: Config, every: number): Prom
   try {
     while (!stopping) {
       drain(); // the scan sees every pin recorded so far
-      await scanOnce(a, store, config, { recording: rec !== null, droppedPins: reportedDrops });
+      objectCache = await scanOnce(a, store, config, { recording: rec !== null, droppedPins: reportedDrops }, objectCache) ?? objectCache;
       if (stopping) break;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, every);
@@ -150,11 +153,13 @@ async function watch(a: Args, store: Store, config: Config, every: number): Prom
 }
 
 /** One scan, as `pinleak scan` stores it; a failed scan is a warning: watch keeps recording. */
-async function scanOnce(a: Args, store: Store, config: Config, recorder: PrometheusOptions['watch']): Promise<void> {
+async function scanOnce(
+  a: Args, store: Store, config: Config, recorder: PrometheusOptions['watch'], objectCache: SnapshotOptions['objectCache'],
+): Promise<SnapshotOptions['objectCache'] | null> {
   try {
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
-    const { doc, scan, objects } = await takeSnapshot({ store, config });
+    const { doc, scan, objects } = await takeSnapshot({ store, config, objectCache });
     const t1 = performance.now();
     const id = saveSnapshot(store, doc, objects);
     if (a.timings || a.debug) {
@@ -168,8 +173,10 @@ async function scanOnce(a: Args, store: Store, config: Config, recorder: Prometh
     if (a.textfile !== undefined) writeFileAtomic(a.textfile, renderPrometheus(doc, { version: packageVersion(), watch: recorder }), { refuse: [dbPath(a)] });
     const leaks = doc.pins.filter(isLeak).length;
     summary(a, `snapshot ${id}: ${doc.pins.length} pins, ${leaks} leaks${doc.snapshot.partial ? ' (PARTIAL VIEW)' : ''}`);
+    return { bootId: doc.snapshot.bootId, objects: objectCacheOf(doc.pins) };
   } catch (e) {
     if (a.debug) process.stderr.write(`${(e as Error).stack}\n`);
     process.stderr.write(`pinleak: warning: scan failed: ${(e as Error).message}\n`);
+    return null;
   }
 }

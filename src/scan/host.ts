@@ -17,7 +17,7 @@ import { collectObjects, type ObjectFacts } from './objects.js';
 import type { Unexplained } from '../analysis/liveness.js';
 import { liveObjects } from '../analysis/classify.js';
 import { mapTypesOf, readCounts, settledResidue } from './counts.js';
-import { objectKey } from '../model.js';
+import { objectKey, pinObjectKey } from '../model.js';
 
 export interface HostScan {
   takenAt: Date;
@@ -130,7 +130,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       // a mapping procfs cannot tie to one map could be of any map
       const mmaps = ps.mapMappings.size > 0;
       reader.cached = (dev, inode, ctimeMs) => {
-        const o = cache.get(`${dev}\0${inode}\0${new Date(ctimeMs).toISOString()}`);
+        const o = cache.get(pinObjectKey(dev, inode, new Date(ctimeMs).toISOString()));
         if (!o || busy.has(objectKey(o.kind, o.id)) || (mmaps && o.kind === 'map')) return null;
         if (o.kind === 'link') {
           const l = graph.links.get(o.id);

@@ -1,7 +1,7 @@
 // Who held or created an object before: the history behind creator evidence #1 and #2
 // (SPEC section 2). Object ids, pids and start times only mean something within one
 // boot, so every query is scoped by boot id.
-import { objectKey, type BpfObject, type Container, type ObjectRef } from '../model.js';
+import { objectKey, pinObjectKey, type BpfObject, type Container, type ObjectRef } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { fromJson, stmt, toJson } from './codec.js';
 import { standsFor } from './shared.js';
@@ -147,7 +147,7 @@ export const pinObjectCache = guarded(function pinObjectCache(store: Store, boot
       FROM pins p JOIN objects o ON o.id = p.object_id WHERE ${standsFor('p')}`).raw(true).all(latest.id, latest.id) as
     [string, number, string, BpfObject['kind'], number, string | null, string | null, number | null][];
   for (const [instance, inode, createdAt, kind, id, name, type, memlock] of rows) {
-    out.set(`${instance}\0${inode}\0${createdAt}`, { kind, id, name: name ?? '', type: type ?? '', memlockBytes: memlock ?? 0 });
+    out.set(pinObjectKey(instance, inode, createdAt), { kind, id, name: name ?? '', type: type ?? '', memlockBytes: memlock ?? 0 });
   }
   return out;
 });

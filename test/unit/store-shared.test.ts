@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { HostObject, Pin, SnapshotDoc } from '../../src/model.js';
-import { historySeries, loadObjects, loadSnapshot, openStore, pruneSnapshots, saveSnapshot, type Store } from '../../src/store/index.js';
+import { historySeries, loadObjects, loadSnapshot, openStore, pinObjectCache, pruneSnapshots, saveSnapshot, type Store } from '../../src/store/index.js';
+import { objectCacheOf } from '../../src/model.js';
 import { isLeak } from '../../src/analysis/summary.js';
 import { doc } from './fixtures.js';
 
@@ -151,6 +152,17 @@ describe('rows shared across snapshots', () => {
     const s5 = save(snap(base, '2026-11-24T21:25:00.000Z'), o3);
     expect(count('host_objects')).toBe(40);
     expectExact(s5);
+  });
+
+  it('the object cache a resident watch keeps (objectCacheOf) is the one the store gives the next scan', () => {
+    const base = pins(30);
+    base[7]!.object = null; // an unreadable pin has no object to cache
+    const d = snap(base, '2026-11-24T21:00:00.000Z');
+    saveSnapshot(store, d);
+    saveSnapshot(store, snap(base, '2026-11-24T21:05:00.000Z'));
+    const fromStore = pinObjectCache(store, d.snapshot.bootId);
+    expect(fromStore.size).toBe(29);
+    expect(objectCacheOf(d.pins)).toEqual(fromStore);
   });
 
   it('the leak history per owner matches each snapshot computed on its own, with an object pinned twice by two owners', () => {
