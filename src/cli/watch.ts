@@ -161,7 +161,8 @@ async function scanOnce(
     const cpu0 = process.cpuUsage();
     const { doc, scan, objects } = await takeSnapshot({ store, config, objectCache });
     const t1 = performance.now();
-    const id = saveSnapshot(store, doc, objects);
+    // remembered: the next scan compares its pins with these instead of hashing them
+    const id = saveSnapshot(store, doc, objects, { remember: true });
     if (a.timings || a.debug) {
       const cpu = process.cpuUsage(cpu0);
       const ms = (x: number) => Math.round(x * 10) / 10;

@@ -5,7 +5,7 @@ import { compareObjects, objectKey, type SnapshotMeta, type HostObject, type Hol
 import { guarded, type Store } from './db.js';
 import { metaOf, unknownSnapshot, type SnapshotRow } from './fields.js';
 import { applyExtra, extraJson, extrasOf, fromJson, keys, nul, stmt, toJson } from './codec.js';
-import { closeRest, digestOf, openRows, reuseRow, standsFor } from './shared.js';
+import { closeRest, digestOf, openRows, remember, reuseRemembered, reuseRow, standsFor, type OpenRows } from './shared.js';
 
 const HOST_OBJECT_KEYS = keys('kind', 'id', 'name', 'type', 'memlockBytes', 'loadedAt', 'loaderUid', 'pins', 'holders',
   'referencedBy', 'references', 'owner', 'unexplained', 'note');
@@ -19,22 +19,29 @@ const INSERT = `INSERT INTO host_objects (snapshot_id, kind, obj_id, name, type,
  * before it). An unexplained object first seen so in this snapshot gets this snapshot's id
  * as `sinceSnapshot` (set on the object too, as doc.snapshot.id is). An object unchanged
  * since the latest snapshot keeps its row (`share`: the objects are in canonical order).
- * Without objects, the latest snapshot's rows stop there.
+ * Without objects, the latest snapshot's rows stop there. `rememberRows`: see saveSnapshot;
+ * the caller remembers the returned rows once the save committed.
  */
-export function insertObjects(db: Database.Database, snapshotId: number, prevId: number | null, objects: HostObject[] | undefined, share: boolean): void {
-  const open = openRows(db, 'host_objects');
+export function insertObjects(
+  db: Database.Database, snapshotId: number, prevId: number | null, objects: HostObject[] | undefined, share: boolean, rememberRows: boolean,
+): OpenRows {
+  const open = openRows(db, 'host_objects', prevId, share && rememberRows && objects !== undefined);
   const ins = stmt(db, INSERT);
   for (const o of objects ?? []) {
     if (o.unexplained && o.unexplained.sinceSnapshot === null) o.unexplained.sinceSnapshot = snapshotId;
+    const key = objectKey(o.kind, o.id);
+    if (share && reuseRemembered(open, key, o) !== undefined) continue;
     const values = [o.kind, o.id, o.name, o.type, nul(o.memlockBytes), nul(o.loadedAt), nul(o.loaderUid), o.owner?.tool ?? null,
       toJson(o.owner), toJson(o.pins), toJson(o.holders), toJson(o.referencedBy), toJson(o.references), o.unexplained ? toJson(o.unexplained) : null,
       nul(o.note), extraJson(extrasOf(o, HOST_OBJECT_KEYS))];
     const digest = digestOf(values);
-    if (share && reuseRow(open, digest) !== undefined) continue;
-    ins.run(snapshotId, ...values, digest);
+    const kept = share ? reuseRow(open, digest) : undefined;
+    if (kept !== undefined) remember(open, key, o, kept);
+    else remember(open, key, o, Number(ins.run(snapshotId, ...values, digest).lastInsertRowid));
   }
   if (prevId !== null) closeRest(db, open, prevId);
   if (objects) stmt(db, 'UPDATE snapshots SET object_count = ? WHERE id = ?').run(objects.length, snapshotId);
+  return open;
 }
 
 interface Row {

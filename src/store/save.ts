@@ -1,12 +1,12 @@
 // Writing a whole snapshot document: one transaction, prepared statements reused per row.
 // A pin found unchanged since the latest snapshot writes nothing: its row goes on standing
 // for the new snapshot too (src/store/shared.ts).
-import { compareObjects, comparePins, objectKey, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
+import { compareObjects, comparePins, objectKey, pinPlace, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
 import { isLeak } from '../analysis/summary.js';
 import { guarded, type Store } from './db.js';
 import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
 import { insertObjects } from './objects.js';
-import { closeRest, digestOf, inOrder, openRows, reuseRow } from './shared.js';
+import { closeRest, digestOf, inOrder, openRows, remember, rememberRows, reuseRemembered, reuseRow, type OpenRows } from './shared.js';
 import {
   CREATOR_KEYS, DOC_KEYS, ERROR_KEYS, HOLDER_KEYS, INSTANCE_KEYS, META_KEYS, MOUNT_KEYS, NS_KEYS, OBJECT_KEYS,
   OWNER_KEYS, PIN_KEYS,
@@ -46,9 +46,14 @@ function leakTotals(doc: SnapshotDoc): { leaks: number; leakedBytes: number } {
 /**
  * Store a whole snapshot document in one transaction (a crash leaves no half snapshot).
  * Returns the new snapshot id and sets doc.snapshot.id to it. `objects`: every BPF object
- * of the host at that scan (`pinleak objects`), stored with it.
+ * of the host at that scan (`pinleak objects`), stored with it. `remember` (a resident
+ * caller, watch): keep this save's rows in memory, so that the next save through this
+ * connection compares values with them instead of reading and hashing (while no other
+ * snapshot was stored in between). The document must not change after the save then.
  */
-export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: SnapshotDoc, objects?: HostObject[]): number {
+export const saveSnapshot = guarded(function saveSnapshot(
+  store: Store, doc: SnapshotDoc, objects?: HostObject[], opts: { remember?: boolean } = {},
+): number {
   const db = store.db;
   const insSnapshot = stmt(db, SQL.snapshot);
   const insNamespace = stmt(db, SQL.namespace);
@@ -70,6 +75,8 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
   // (a scan's always is); any other is stored row by row and read back in its own order.
   const canonical = inOrder(doc.pins, comparePins) && (!objects || inOrder(objects, compareObjects));
 
+  let open: OpenRows | null = null;
+  let openObjects: OpenRows | null = null;
   const id = db.transaction((): number => {
     const prev = (stmt(db, SQL.latest).get() as { id: number | null }).id;
     const sid = Number(insSnapshot.run(
@@ -77,7 +84,7 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
       doc.pins.length, leaks, leakedBytes, JSON.stringify(doc.summary ?? null),
       extraJson(extrasOf(doc, DOC_KEYS), { snapshot: extrasOf(m, META_KEYS) }), canonical ? 1 : 0,
     ).lastInsertRowid);
-    const open = openRows(db, 'pins');
+    open = openRows(db, 'pins', prev, canonical && !!opts.remember);
 
     for (const ns of doc.namespaces) {
       insNamespace.run(sid, nul(ns.mntNs), nul(ns.reachedVia), toJson(ns.pids), nul(ns.processCount), toJson(ns.nsfsPaths),
@@ -105,16 +112,18 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
       const o = p.object;
       // a run that starts with this scan starts at this snapshot
       if (p.stale && p.stale.sinceSnapshot === null) p.stale.sinceSnapshot = sid;
-      const holders = (p.holders ?? []).map((h) => ({ h, container: toJson(h.container) }));
       if (o) {
         const ok = objectKey(o.kind, o.id);
         const run = staleRuns.get(ok);
         if (!run) staleRuns.set(ok, { kind: o.kind, id: o.id, stale: p.stale ?? null });
         else run.stale ??= p.stale ?? null;
-        for (const { h, container } of holders) {
-          insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), container);
+        for (const h of p.holders ?? []) {
+          insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), toJson(h.container));
         }
       }
+      const place = pinPlace(p);
+      if (canonical && reuseRemembered(open, place, p) !== undefined) continue;
+      const holders = (p.holders ?? []).map((h) => ({ h, container: toJson(h.container) }));
       // The row's content: every value its rows bind, so equal digests mean equal rows.
       const objectValues = o ? [o.kind, o.id, nul(o.name), nul(o.type), nul(o.memlockBytes), extraJson(extrasOf(o, OBJECT_KEYS))] : null;
       const ow = p.owner;
@@ -136,7 +145,11 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
         [toJson(h.fds), h.mmapped === undefined ? null : toBool(h.mmapped), extraJson(extrasOf(h, HOLDER_KEYS))],
       ] as const);
       const digest = digestOf([pinValues, objectValues, holderValues]);
-      if (canonical && reuseRow(open, digest) !== undefined) continue;
+      const kept = canonical ? reuseRow(open, digest) : undefined;
+      if (kept !== undefined) {
+        remember(open, place, p, kept);
+        continue;
+      }
 
       let objectRow: number | bigint | null = null;
       if (objectValues) {
@@ -148,6 +161,7 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
         }
       }
       const pinRow = insPin.run(sid, ...pinValues.slice(0, 8), objectRow, ...pinValues.slice(8), digest).lastInsertRowid;
+      remember(open, place, p, Number(pinRow));
       for (const [proc, holder] of holderValues) {
         const pk = proc.join('\0');
         let processRow = processRows.get(pk);
@@ -172,10 +186,12 @@ export const saveSnapshot = guarded(function saveSnapshot(store: Store, doc: Sna
     for (const e of doc.errors ?? []) {
       insError.run(sid, nul(e.scope), nul(e.message), extraJson(extrasOf(e, ERROR_KEYS)));
     }
-    insertObjects(db, sid, prev, objects, canonical);
+    openObjects = insertObjects(db, sid, prev, objects, canonical, !!opts.remember);
     return sid;
   }).immediate();
 
+  if (open) rememberRows(db, open, id);
+  if (openObjects) rememberRows(db, openObjects, id);
   doc.snapshot.id = id;
   return id;
 });

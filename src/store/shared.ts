@@ -30,14 +30,43 @@ export function digestOf(value: unknown): string {
   return hashOnce ? hashOnce('sha1', json, 'base64') : crypto.createHash('sha1').update(json).digest('base64');
 }
 
-/** The open rows of a save: what the latest snapshot stored, by digest. */
+/** A row as a resident save remembers it: the document's value it stores. */
+interface Remembered {
+  value: unknown;
+  row: number;
+}
+
+/**
+ * What the last save through a connection wrote, per table, when its caller asked to
+ * remember (a resident watch): every open row by its key, with the value it stores, as of
+ * snapshot `sid`. While `sid` is still the latest snapshot those are exactly the open rows,
+ * and the next save compares values instead of reading and hashing (src/store/save.ts).
+ */
+const memory = new WeakMap<Database.Database, Map<SharedTable, { sid: number; rows: Map<string, Remembered> }>>();
+
+/** The open rows of a save: what the latest snapshot stored, by digest (or, remembered, by key). */
 export interface OpenRows {
   table: SharedTable;
   byDigest: Map<string, number[]>;
+  /** the last save's rows by key, when they are still the open ones (their digests are then not read) */
+  remembered?: Map<string, Remembered>;
+  /** remembered keys this save took */
+  used: Set<string>;
+  /** this save's rows by key, when it remembers them (undefined: it does not, or cannot) */
+  next?: Map<string, Remembered>;
 }
 
-/** Every open row of `table` (they all stand for the latest snapshot). */
-export function openRows(db: Database.Database, table: SharedTable): OpenRows {
+/**
+ * Every open row of `table` (they all stand for the latest snapshot, `prevId`). With
+ * `remember`, this save's rows are remembered for the next one through this connection;
+ * when the last save remembered its rows and no other snapshot was stored since, those are
+ * taken instead of a read.
+ */
+export function openRows(db: Database.Database, table: SharedTable, prevId: number | null, remember: boolean): OpenRows {
+  const last = memory.get(db)?.get(table);
+  memory.get(db)?.delete(table); // until this save commits: a failed save leaves no stale memory
+  const next = remember ? new Map<string, Remembered>() : undefined;
+  if (remember && last && last.sid === prevId) return { table, byDigest: new Map(), remembered: last.rows, used: new Set(), next };
   const byDigest = new Map<string, number[]>();
   const rows = stmt(db, `SELECT id, digest FROM ${table} WHERE last_snapshot_id IS NULL`).raw(true).all() as [number, string | null][];
   for (const [id, digest] of rows) {
@@ -46,7 +75,62 @@ export function openRows(db: Database.Database, table: SharedTable): OpenRows {
     if (list) list.push(id);
     else byDigest.set(key, [id]);
   }
-  return { table, byDigest };
+  return { table, byDigest, used: new Set(), next };
+}
+
+/** The row the last (remembered) save wrote for `key`, when it stores exactly `value`: it goes on. */
+export function reuseRemembered(open: OpenRows, key: string, value: unknown): number | undefined {
+  const r = open.remembered?.get(key);
+  if (!r || open.used.has(key) || !sameJson(r.value, value)) return undefined;
+  open.used.add(key);
+  remember(open, key, value, r.row);
+  return r.row;
+}
+
+/** Note this save's row for `key` (when it remembers; a key seen twice stops remembering). */
+export function remember(open: OpenRows, key: string, value: unknown, row: number): void {
+  if (!open.next) return;
+  if (open.next.has(key)) open.next = undefined; // not one row per key: the next save reads digests
+  else open.next.set(key, { value, row });
+}
+
+/** The snapshot whose rows of `table` this connection remembers (null: none); for tests. */
+export function rememberedSnapshot(db: Database.Database, table: SharedTable): number | null {
+  return memory.get(db)?.get(table)?.sid ?? null;
+}
+
+/** After the save committed: what it remembers for the next one (see openRows). */
+export function rememberRows(db: Database.Database, open: OpenRows, sid: number): void {
+  if (!open.next) return;
+  let m = memory.get(db);
+  if (!m) memory.set(db, (m = new Map()));
+  m.set(open.table, { sid, rows: open.next });
+}
+
+/**
+ * Whether two document values are the same JSON (a field holding undefined counts as
+ * absent, as in JSON and in the row's values): what a remembered row is compared with.
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in x) {
+    const v = x[k];
+    if (v === undefined) continue;
+    n++;
+    if (!sameJson(v, y[k])) return false;
+  }
+  for (const k in y) if (y[k] !== undefined) n--;
+  return n === 0;
 }
 
 /** Take an open row with this content, if there is one: it goes on standing for the new snapshot. */
@@ -63,6 +147,7 @@ export function closeRest(db: Database.Database, open: OpenRows, lastId: number)
   const close = stmt(db, `UPDATE ${open.table} SET last_snapshot_id = ? WHERE id = ?`);
   for (const ids of open.byDigest.values()) for (const id of ids) close.run(lastId, id);
   open.byDigest.clear();
+  for (const [key, r] of open.remembered ?? []) if (!open.used.has(key)) close.run(lastId, r.row);
 }
 
 /** Whether `list` is already in the order `compare` gives (only then may its rows be shared). */

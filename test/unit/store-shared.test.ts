@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { HostObject, Pin, SnapshotDoc } from '../../src/model.js';
 import { historySeries, loadObjects, loadSnapshot, openStore, pinObjectCache, pruneSnapshots, saveSnapshot, type Store } from '../../src/store/index.js';
 import { objectCacheOf } from '../../src/model.js';
+import { rememberedSnapshot } from '../../src/store/shared.js';
 import { isLeak } from '../../src/analysis/summary.js';
 import { doc } from './fixtures.js';
 
@@ -84,6 +85,46 @@ describe('rows shared across snapshots', () => {
     const s4 = save(snap(base, '2026-11-24T21:15:00.000Z')); // back as at first: the changed rows are new again
     expect(count('pins')).toBe(46);
     for (const s of [s1, s2, s3, s4]) expectExact(s);
+  });
+
+  it('a resident save (remember) writes the same rows as one that reads digests, also when another writer came between', () => {
+    const base = pins(40);
+    const next = structuredClone(base);
+    next[1]!.status = 'orphaned';
+    next[4]!.holders[0]!.fds = [3, 7];
+    next.splice(10, 1);
+    next.push({ ...structuredClone(base[0]!), path: '/app/map_9999', inode: 9999, object: { ...base[0]!.object!, id: 9999 } });
+    const t = (m: number) => `2026-11-24T21:${String(m).padStart(2, '0')}:00.000Z`;
+    const saveR = (d: SnapshotDoc, objects?: HostObject[]) => {
+      const id = saveSnapshot(store, d, objects, { remember: true });
+      return { id, doc: structuredClone(d), objects: objects && structuredClone(objects) };
+    };
+    const s1 = saveR(snap(base, t(0)), objectsOf(base, t(0)));
+    const s2 = saveR(snap(base, t(5)), s1.objects);
+    expect([count('pins'), count('host_objects')]).toEqual([40, 40]);
+    expect([rememberedSnapshot(store.db, 'pins'), rememberedSnapshot(store.db, 'host_objects')]).toEqual([s2.id, s2.id]);
+    const s3 = saveR(snap(next, t(10)), objectsOf(next, t(10)));
+    expect(count('pins')).toBe(43);
+    expect(rememberedSnapshot(store.db, 'pins')).toBe(s3.id);
+    // another connection stores a snapshot: the remembered rows are no longer the open ones
+    const other = openStore(path.join(dir, 'p.db'));
+    const o4 = saveSnapshot(other, snap(base, t(15)));
+    other.close();
+    const s5 = saveR(snap(base, t(20)), objectsOf(base, t(20)));
+    const s6 = saveR(snap(next, t(25)), objectsOf(next, t(25)));
+    for (const s of [s1, s2, s3, s5, s6]) expectExact(s);
+    expect(loadSnapshot(store, o4).pins).toHaveLength(40);
+    // what the same saves write through digests alone
+    const plain = openStore(path.join(dir, 'plain.db'));
+    try {
+      for (const [list, m, objs] of [[base, 0, true], [base, 5, true], [next, 10, true], [base, 15, false], [base, 20, true], [next, 25, true]] as const) {
+        saveSnapshot(plain, snap(list, t(m)), objs ? objectsOf(list, t(m)) : undefined);
+      }
+      const n = (s: Store, table: string) => (s.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+      expect([n(store, 'pins'), n(store, 'objects'), n(store, 'holders')]).toEqual([n(plain, 'pins'), n(plain, 'objects'), n(plain, 'holders')]);
+    } finally {
+      plain.close();
+    }
   });
 
   it('prune keeps every row a remaining snapshot stands for, with its object, holders and processes', () => {
