@@ -422,6 +422,12 @@ export const SYSCALL_REGS: Record<string, { nr: string; arg1: string; arg2: stri
 
 /** super_block.s_magic of the anonymous inode file system: BPF objects' files live there */
 export const ANON_INODE_FS_MAGIC = 0x09041934;
+/** task_struct.exit_state bits (linux/sched.h): /proc shows X and Z for them */
+export const EXIT_DEAD = 0x10;
+export const EXIT_ZOMBIE = 0x20;
+/** task_struct.flags: a kernel thread (its /proc comm may be longer than task->comm) */
+export const PF_KTHREAD = 0x00200000;
+
 /** nsfs: the files of /proc/<pid>/ns/* and their bind mounts (ip netns, CNI) */
 export const NSFS_MAGIC = 0x6e736673;
 

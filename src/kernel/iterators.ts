@@ -1,6 +1,6 @@
-// The kernel's own reference counts, read through five BPF iterators (bpf_map,
-// bpf_prog, bpf_link, task_file, task_vma), the way bpftool's `pids` feature reads
-// holders. Each program is assembled against the running kernel's BTF and writes
+// The kernel's own reference counts, read through BPF iterators (bpf_map, bpf_prog,
+// bpf_link, task_file, task_vma), the way bpftool's `pids` feature reads holders; and
+// every process's /proc/<pid>/stat fields (task), read once instead of a file each. Each program is assembled against the running kernel's BTF and writes
 // fixed-size records with bpf_seq_write; pinleak decodes them here.
 //
 // The programs and their iterator links are loaded once per process and kept (never
@@ -44,8 +44,8 @@ export interface KernelCounts {
 /** At most this many bytes from one iterator: 24-byte records, so ~2.8 million objects or files. */
 export const ITERATOR_OUTPUT_CAP = 64 * 1024 * 1024;
 
-type Target = 'bpf_map' | 'bpf_prog' | 'bpf_link' | 'task_file' | 'task_vma';
-const TARGETS: Target[] = ['bpf_map', 'bpf_prog', 'bpf_link', 'task_file', 'task_vma'];
+type Target = 'bpf_map' | 'bpf_prog' | 'bpf_link' | 'task_file' | 'task_vma' | 'task';
+const TARGETS: Target[] = ['bpf_map', 'bpf_prog', 'bpf_link', 'task_file', 'task_vma', 'task'];
 
 // ---- records: one layout both written by the program and decoded here ----
 
@@ -69,6 +69,9 @@ const RECORDS = {
   bpf_link: layout([['id', 4], ['type', 4], ['refcnt', 8], ['progId', 4], ['pad', 4]]),
   task_file: layout([['pid', 4], ['fd', 4], ['file', 8], ['kind', 4], ['id', 4]]),
   task_vma: layout([['pid', 4], ['mapId', 4], ['start', 8], ['end', 8], ['file', 8]]),
+  task: layout([
+    ['pid', 4], ['ppid', 4], ['startNs', 8], ['exitState', 4], ['flags', 4], ['threads', 4], ['mntNs', 4], ['comm0', 8], ['comm1', 8],
+  ]),
 };
 
 /** Kind codes written by the file programs. */
@@ -252,6 +255,26 @@ const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
     g.ctx(R1, 'task_file', 'fd').store('fd', R1);
     return g.finish('task_file');
   },
+  // every process (thread-group leader): what /proc/<pid>/stat and ns/mnt give the process scan
+  task(g) {
+    begin(g, 'task', 'task', R7);
+    g.load(R1, R7, 'task_struct', 'pid').load(R2, R7, 'task_struct', 'tgid');
+    g.a.jmp('jne', R1, R2, 'out');
+    g.store('pid', R2);
+    g.load(R1, R7, 'task_struct', 'real_parent.tgid').store('ppid', R1);
+    g.load(R1, R7, 'task_struct', 'start_boottime').store('startNs', R1);
+    g.load(R1, R7, 'task_struct', 'exit_state').store('exitState', R1);
+    g.load(R1, R7, 'task_struct', 'flags').store('flags', R1);
+    g.load(R1, R7, 'task_struct', 'signal.nr_threads').store('threads', R1);
+    // NULL nsproxy (an exiting task): the loads through it read 0
+    g.load(R1, R7, 'task_struct', 'nsproxy.mnt_ns.ns.inum').store('mntNs', R1);
+    const comm = g.btf.field(g.struct('task_struct'), 'comm').offset;
+    g.a.ldx(8, R1, R7, comm);
+    g.store('comm0', R1);
+    g.a.ldx(8, R1, R7, comm + 8);
+    g.store('comm1', R1);
+    return g.finish('task');
+  },
   task_vma(g) {
     beginTask(g, 'task_vma', 'vma');
     g.load(R1, R7, 'vm_area_struct', 'vm_start').store('start', R1);
@@ -359,6 +382,13 @@ class Records<F extends string> {
     return LE ? this.buf.readBigUInt64LE(this.at(i, f)) : this.buf.readBigUInt64BE(this.at(i, f));
   }
 
+  /** `len` bytes from field `f` on, as a NUL-terminated UTF-8 string (a task's comm) */
+  cString(i: number, f: F, len: number): string {
+    const start = this.at(i, f);
+    const end = this.buf.indexOf(0, start);
+    return this.buf.toString('utf8', start, end < 0 || end > start + len ? start + len : end);
+  }
+
   /** a signed 64-bit counter as a number (reference counts stay far below 2^53) */
   count64(i: number, f: F): number {
     const p = this.at(i, f);
@@ -370,7 +400,41 @@ function read(l: LoadedIterator, target: Target): Buffer {
   return runIterator(l.linkFd, ITERATOR_OUTPUT_CAP, `iterator ${target}`);
 }
 
-/** One pass of the five iterators. Throws KernelError when the kernel refuses them. */
+/** A process (thread-group leader) as the task iterator reads it from its task_struct. */
+export interface KernelTask {
+  pid: number;
+  ppid: number;
+  /** task->start_boottime: /proc/<pid>/stat's start time is this in clock ticks */
+  startNs: bigint;
+  /** task->exit_state (EXIT_ZOMBIE, EXIT_DEAD) */
+  exitState: number;
+  flags: number;
+  /** signal->nr_threads */
+  threads: number;
+  /** the mount namespace's inode number; 0 when the task has none left (exiting) */
+  mntNs: number;
+  comm: string;
+}
+
+/**
+ * Every process of the caller's pid namespace, from one read of the task iterator (in
+ * place of a /proc/<pid>/stat read and an ns/mnt readlink per process). Throws
+ * KernelError when the kernel refuses the iterators.
+ */
+export function readTasks(): KernelTask[] {
+  const it = loadAll();
+  const r = new Records(read(it.task, 'task'), RECORDS.task, 'task');
+  const out: KernelTask[] = [];
+  for (let i = 0; i < r.count; i++) {
+    out.push({
+      pid: r.u32(i, 'pid'), ppid: r.u32(i, 'ppid'), startNs: r.u64(i, 'startNs'), exitState: r.u32(i, 'exitState'),
+      flags: r.u32(i, 'flags'), threads: r.u32(i, 'threads'), mntNs: r.u32(i, 'mntNs'), comm: r.cString(i, 'comm0', 16),
+    });
+  }
+  return out;
+}
+
+/** One pass of the object and file iterators. Throws KernelError when the kernel refuses them. */
 export function readKernelCounts(): KernelCounts {
   const it = loadAll();
   const counts: KernelCounts = { maps: new Map(), progs: new Map(), links: new Map(), files: [], otherFiles: [], vmas: [] };

@@ -1,14 +1,14 @@
 // Every process on the host, with what the later phases need from it: identity
 // (pid, start time), mount namespace, and the BPF objects and namespaces its fds point at.
 import { kindOfFdTarget } from '../kernel/bpf.js';
-import { MAP_TYPES } from '../kernel/abi.js';
+import { MAP_TYPES, EXIT_DEAD, EXIT_ZOMBIE, PF_KTHREAD } from '../kernel/abi.js';
 import { netnsOfFile } from '../kernel/netns.js';
 import {
   PROC, listPids, readStat, type ProcStat, readMntNs, readFdTargets, readFdTarget, readBpfFdinfo, parseNsLink,
-  readBpfMapMappings, readCgroup, type MapMapping,
+  readBpfMapMappings, readCgroup, clockTicks, type MapMapping,
 } from '../kernel/procfs.js';
 import type { ObjectKind } from '../model.js';
-import type { KernelCounts } from '../kernel/iterators.js';
+import { readTasks, type KernelCounts } from '../kernel/iterators.js';
 
 export interface Process {
   pid: number;
@@ -85,9 +85,13 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
   const mapMappings = new Map<number, MapMapping[]>();
   const unreadable: number[] = [];
   const perfFds: PerfFd[] = [];
-  const pids = listPids();
   const self = process.pid;
   const kernel = opts.kernel;
+  // With the iterators: the stat fields and mount namespace of every process in one read.
+  // /proc still says which processes there are: the task iterator does not visit every one
+  // (on this kernel it never shows pid 1), and those are read from procfs as before.
+  const tasks = kernel ? taskStats() : null;
+  const pids = listPids();
   /** the namespaces and perf events among a process's fds, by the fd's link */
   const noteFd = (pid: number, fd: number, target: string): void => {
     if (target.startsWith('mnt:[')) {
@@ -108,11 +112,12 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
   for (const pid of pids) {
     if (++done % 200 === 0) opts.onProgress?.(done, pids.length);
     if (pid === self) continue; // pinleak's own fds are its scan, not holders
-    const stat = readStat(pid);
+    const fromKernel = tasks?.get(pid);
+    const stat = fromKernel ? fromKernel.stat : readStat(pid);
     if (!stat || !isLive(stat)) continue; // exited (since the directory listing, or a zombie)
     const proc: Process = {
       pid, startTime: stat.startTime, comm: stat.comm, ppid: stat.ppid,
-      mntNs: readMntNs(pid), cgroup: null,
+      mntNs: fromKernel ? fromKernel.mntNs : readMntNs(pid), cgroup: null,
     };
     let interesting = false;
     // With the iterator, the kernel named every fd worth a look (below); else every fd's link
@@ -153,6 +158,29 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
   }
   opts.onProgress?.(pids.length, pids.length);
   return { processes, unreadable, bpfFds, nsFds, netNsFds, mapMappings, perfFds };
+}
+
+/**
+ * Every process's /proc/<pid>/stat fields and mount namespace, from the task iterator: the
+ * start time in clock ticks as procfs computes it (start_boottime / (1e9 / USER_HZ)), state
+ * Z or X from exit_state. A kernel thread's procfs comm can be longer than task->comm
+ * (its full name, a workqueue's description), so kernel threads are read from procfs.
+ */
+function taskStats(): Map<number, { stat: ProcStat | null; mntNs: number | null }> {
+  const nsPerTick = BigInt(Math.round(1e9 / clockTicks()));
+  const out = new Map<number, { stat: ProcStat | null; mntNs: number | null }>();
+  for (const t of readTasks()) {
+    if (t.flags & PF_KTHREAD) {
+      out.set(t.pid, { stat: readStat(t.pid), mntNs: t.mntNs || null });
+      continue;
+    }
+    const state = t.exitState & EXIT_ZOMBIE ? 'Z' : t.exitState & EXIT_DEAD ? 'X' : 'S';
+    out.set(t.pid, {
+      stat: { pid: t.pid, comm: t.comm, state, ppid: t.ppid, threads: t.threads, startTime: Number(t.startNs / nsPerTick) },
+      mntNs: t.mntNs || null,
+    });
+  }
+  return out;
 }
 
 /** The BPF fds of the live processes (pinleak's own are its scan), in pid and fd order as procfs lists them. */

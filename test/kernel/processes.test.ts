@@ -23,6 +23,20 @@ function of(ps: ProcessScan, pid: number) {
 }
 
 describe('process scan from the iterators', () => {
+  it('every process as procfs gives it: pid, start time, comm, parent and mount namespace, from the task iterator', async () => {
+    const agent = await t.world.spawnAgent(); // a process of the test's own, alive throughout
+    const fromKernel = scanProcesses({ mmaps: false, kernel: readKernelCounts() });
+    const fromProcfs = scanProcesses({ mmaps: false });
+    const common = [...fromKernel.processes.keys()].filter((pid) => fromProcfs.processes.has(pid));
+    // processes that started or ended between the two reads are the only difference
+    expect(common.length).toBeGreaterThan(Math.max(fromKernel.processes.size, fromProcfs.processes.size) - 20);
+    expect(common.map((pid) => fromKernel.processes.get(pid))).toEqual(common.map((pid) => fromProcfs.processes.get(pid)));
+    expect(fromKernel.processes.get(agent.pid)).toMatchObject({ pid: agent.pid, ppid: process.pid });
+    expect(fromKernel.processes.has(1)).toBe(true);
+    expect(fromKernel.processes.has(process.pid)).toBe(false); // pinleak itself is not a holder
+  });
+
+
   it('finds what procfs finds, with no fdinfo or maps file read, and each mapping of a map by its id', async () => {
     const agent = await t.world.spawnAgent();
     const hash = await agent.call({ op: 'map', name: 'ps_hash' });
