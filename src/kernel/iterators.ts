@@ -70,7 +70,8 @@ const RECORDS = {
   task_file: layout([['pid', 4], ['fd', 4], ['file', 8], ['kind', 4], ['id', 4]]),
   task_vma: layout([['pid', 4], ['mapId', 4], ['start', 8], ['end', 8], ['file', 8]]),
   task: layout([
-    ['pid', 4], ['ppid', 4], ['startNs', 8], ['exitState', 4], ['flags', 4], ['threads', 4], ['mntNs', 4], ['comm0', 8], ['comm1', 8],
+    ['pid', 4], ['ppid', 4], ['startNs', 8], ['exitState', 4], ['flags', 4], ['threads', 4], ['mntNs', 4], ['netNs', 4], ['pad', 4],
+    ['comm0', 8], ['comm1', 8],
   ]),
 };
 
@@ -268,6 +269,8 @@ const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
     g.load(R1, R7, 'task_struct', 'signal.nr_threads').store('threads', R1);
     // NULL nsproxy (an exiting task): the loads through it read 0
     g.load(R1, R7, 'task_struct', 'nsproxy.mnt_ns.ns.inum').store('mntNs', R1);
+    g.load(R1, R7, 'task_struct', 'nsproxy.net_ns.ns.inum').store('netNs', R1);
+    g.storeImm('pad', 0);
     const comm = g.btf.field(g.struct('task_struct'), 'comm').offset;
     g.a.ldx(8, R1, R7, comm);
     g.store('comm0', R1);
@@ -413,6 +416,8 @@ export interface KernelTask {
   threads: number;
   /** the mount namespace's inode number; 0 when the task has none left (exiting) */
   mntNs: number;
+  /** the network namespace's inode number; 0 likewise */
+  netNs: number;
   comm: string;
 }
 
@@ -428,7 +433,8 @@ export function readTasks(): KernelTask[] {
   for (let i = 0; i < r.count; i++) {
     out.push({
       pid: r.u32(i, 'pid'), ppid: r.u32(i, 'ppid'), startNs: r.u64(i, 'startNs'), exitState: r.u32(i, 'exitState'),
-      flags: r.u32(i, 'flags'), threads: r.u32(i, 'threads'), mntNs: r.u32(i, 'mntNs'), comm: r.cString(i, 'comm0', 16),
+      flags: r.u32(i, 'flags'), threads: r.u32(i, 'threads'), mntNs: r.u32(i, 'mntNs'), netNs: r.u32(i, 'netNs'),
+      comm: r.cString(i, 'comm0', 16),
     });
   }
   return out;

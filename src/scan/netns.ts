@@ -35,8 +35,13 @@ export function netnsMounts(views: { readerPid: number | null; mounts: Mountinfo
   return out;
 }
 
-/** Every network namespace: one readlink per process, plus the mounts and fds already found. */
-export function discoverNetns(input: { pids: Iterable<number>; netNsFds: NetNsFdRef[]; mounts: NetnsMount[] }): NetnsTarget[] {
+/**
+ * Every network namespace: each process's (from `netNsOf`, the task iterator's, else one
+ * readlink), plus the mounts and fds already found.
+ */
+export function discoverNetns(input: {
+  pids: Iterable<number>; netNsOf?: Map<number, number>; netNsFds: NetNsFdRef[]; mounts: NetnsMount[];
+}): NetnsTarget[] {
   const byIno = new Map<number, NetnsTarget>();
   const add = (ino: number, file: string) => {
     let t = byIno.get(ino);
@@ -49,7 +54,7 @@ export function discoverNetns(input: { pids: Iterable<number>; netNsFds: NetNsFd
   const own = readNetNs('thread-self');
   if (own !== null) add(own, `${PROC}/thread-self/ns/net`);
   for (const pid of input.pids) {
-    const ino = readNetNs(pid);
+    const ino = input.netNsOf?.get(pid) ?? readNetNs(pid);
     if (ino === null) continue;
     const n = viaPids.get(ino) ?? 0;
     if (n >= PIDS_PER_NETNS) continue;

@@ -59,6 +59,8 @@ export interface ProcessScan {
   /** pid -> address ranges of its mappings of BPF maps (held with no fd) */
   mapMappings: Map<number, MapMapping[]>;
   perfFds: PerfFd[];
+  /** pid -> its network namespace's inode, where the task iterator gave it (else read from procfs when needed) */
+  netNsOf: Map<number, number>;
 }
 
 /**
@@ -157,7 +159,9 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
     }
   }
   opts.onProgress?.(pids.length, pids.length);
-  return { processes, unreadable, bpfFds, nsFds, netNsFds, mapMappings, perfFds };
+  const netNsOf = new Map<number, number>();
+  for (const [pid, t] of tasks ?? []) if (t.netNs !== null && processes.has(pid)) netNsOf.set(pid, t.netNs);
+  return { processes, unreadable, bpfFds, nsFds, netNsFds, mapMappings, perfFds, netNsOf };
 }
 
 /**
@@ -166,18 +170,18 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
  * Z or X from exit_state. A kernel thread's procfs comm can be longer than task->comm
  * (its full name, a workqueue's description), so kernel threads are read from procfs.
  */
-function taskStats(): Map<number, { stat: ProcStat | null; mntNs: number | null }> {
+function taskStats(): Map<number, { stat: ProcStat | null; mntNs: number | null; netNs: number | null }> {
   const nsPerTick = BigInt(Math.round(1e9 / clockTicks()));
-  const out = new Map<number, { stat: ProcStat | null; mntNs: number | null }>();
+  const out = new Map<number, { stat: ProcStat | null; mntNs: number | null; netNs: number | null }>();
   for (const t of readTasks()) {
     if (t.flags & PF_KTHREAD) {
-      out.set(t.pid, { stat: readStat(t.pid), mntNs: t.mntNs || null });
+      out.set(t.pid, { stat: readStat(t.pid), mntNs: t.mntNs || null, netNs: t.netNs || null });
       continue;
     }
     const state = t.exitState & EXIT_ZOMBIE ? 'Z' : t.exitState & EXIT_DEAD ? 'X' : 'S';
     out.set(t.pid, {
       stat: { pid: t.pid, comm: t.comm, state, ppid: t.ppid, threads: t.threads, startTime: Number(t.startNs / nsPerTick) },
-      mntNs: t.mntNs || null,
+      mntNs: t.mntNs || null, netNs: t.netNs || null,
     });
   }
   return out;

@@ -41,7 +41,7 @@ export function usageProbe(
     const errors: { scope: string; message: string }[] = [];
     const graph = readReferenceGraph({
       withMaps: ps.mapMappings.size > 0, cgroupRoots: scope.cgroupRoots,
-      netns: () => discoverNetns({ pids: ps.processes.keys(), netNsFds: ps.netNsFds, mounts: scope.netnsMounts }),
+      netns: () => discoverNetns({ pids: ps.processes.keys(), netNsOf: ps.netNsOf, netNsFds: ps.netNsFds, mounts: scope.netnsMounts }),
     }, errors);
     graph.refs.push(...contentRefs({ ps, graph, pins, access: scope.access, mapTypes: mapTypesOf(guard) }, errors));
     const exactMmaps = guard.ok ? guard.counts.vmas.filter((v) => v.pid !== process.pid) : undefined;
