@@ -14,15 +14,17 @@ export const pinPlace = (p: { instance: string; path: string }): string => `${p.
 
 /**
  * The key of a pin's object in the object cache: a pin never changes the object it holds,
- * so the same instance, inode and ctime (createdAt) mean the same object (src/scan/host.ts).
+ * so the same instance, inode and ctime mean the same object (src/scan/host.ts). The ctime
+ * in whole ms, as a pin's createdAt keeps it (a Date truncates), so that a scan's key needs
+ * no date formatting per pin.
  */
-export const pinObjectKey = (instance: string, inode: number, createdAt: string): string => `${instance}\u0000${inode}\u0000${createdAt}`;
+export const pinObjectKey = (instance: string, inode: number, ctimeMs: number): string => `${instance}\u0000${inode}\u0000${Math.trunc(ctimeMs)}`;
 
 /** The object cache from a snapshot's pins (what the store's pinObjectCache reads of the latest). */
 export function objectCacheOf(pins: readonly Pin[]): Map<string, BpfObject> {
   const out = new Map<string, BpfObject>();
   for (const p of pins) {
-    if (p.object) out.set(pinObjectKey(p.instance, p.inode, p.createdAt), { kind: p.object.kind, id: p.object.id, name: p.object.name, type: p.object.type, memlockBytes: p.object.memlockBytes });
+    if (p.object) out.set(pinObjectKey(p.instance, p.inode, Date.parse(p.createdAt)), { kind: p.object.kind, id: p.object.id, name: p.object.name, type: p.object.type, memlockBytes: p.object.memlockBytes });
   }
   return out;
 }

@@ -130,7 +130,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       // a mapping procfs cannot tie to one map could be of any map
       const mmaps = ps.mapMappings.size > 0;
       reader.cached = (dev, inode, ctimeMs) => {
-        const o = cache.get(pinObjectKey(dev, inode, new Date(ctimeMs).toISOString()));
+        const o = cache.get(pinObjectKey(dev, inode, ctimeMs));
         if (!o || busy.has(objectKey(o.kind, o.id)) || (mmaps && o.kind === 'map')) return null;
         if (o.kind === 'link') {
           const l = graph.links.get(o.id);

@@ -147,7 +147,7 @@ export const pinObjectCache = guarded(function pinObjectCache(store: Store, boot
       FROM pins p JOIN objects o ON o.id = p.object_id WHERE ${standsFor('p')}`).raw(true).all(latest.id, latest.id) as
     [string, number, string, BpfObject['kind'], number, string | null, string | null, number | null][];
   for (const [instance, inode, createdAt, kind, id, name, type, memlock] of rows) {
-    out.set(pinObjectKey(instance, inode, createdAt), { kind, id, name: name ?? '', type: type ?? '', memlockBytes: memlock ?? 0 });
+    out.set(pinObjectKey(instance, inode, Date.parse(createdAt)), { kind, id, name: name ?? '', type: type ?? '', memlockBytes: memlock ?? 0 });
   }
   return out;
 });
