@@ -38,6 +38,7 @@ export const BpfCmd = {
   LINK_GET_FD_BY_ID: 30,
   LINK_GET_NEXT_ID: 31,
   ITER_CREATE: 33,
+  PROG_BIND_MAP: 35,
 } as const;
 
 /** file_flags of BPF_OBJ_GET / open_flags of *_GET_FD_BY_ID */
@@ -212,6 +213,9 @@ export const IterTaskInfo = koffi.struct('bpf_iter_link_info_task', {
   pid: u32,
   pid_fd: u32,
 });
+
+/** BPF_PROG_BIND_MAP: a map added to a loaded program's used maps */
+export const ProgBindMapAttr = koffi.struct('bpf_attr_prog_bind_map', { prog_fd: u32, map_fd: u32, flags: u32 });
 
 /** BPF_ITER_CREATE */
 export const IterCreateAttr = koffi.struct('bpf_attr_iter_create', {

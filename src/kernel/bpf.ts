@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import koffi, { type TypeObject } from 'koffi';
 import {
-  BpfCmd, BPF_F_RDONLY, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
+  BpfCmd, BPF_F_RDONLY, ProgBindMapAttr, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
   ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
   LINK_TYPES, LINK_TARGET_WORD, sizeOf, MapElemAttr, BtfLoadAttr, BPF_ANY, TaskFdQueryAttr, TASK_FD_TYPES, ProgAttachAttr,
   ProgTestRunAttr, UPROBE_MULTI_PID_WORD, SYSCALL_PIDFD_OPEN, SYSCALL_PIDFD_GETFD, UprobeMultiLinkAttr,
@@ -472,6 +472,11 @@ export function progAttach(progFd: number, target: number, attachType: number): 
 /** BPF_BTF_LOAD: a BTF object from raw BTF bytes (a struct_ops map must name one in btf_fd). */
 export function btfLoad(raw: Buffer): number {
   return bpf(BpfCmd.BTF_LOAD, BtfLoadAttr, { btf: addr(raw), btf_size: raw.length }, 'BPF_BTF_LOAD').ret;
+}
+
+/** BPF_PROG_BIND_MAP: the program uses one more map from now on (libbpf does this for .rodata of some loaders). */
+export function progBindMap(progFd: number, mapFd: number): void {
+  bpf(BpfCmd.PROG_BIND_MAP, ProgBindMapAttr, { prog_fd: progFd, map_fd: mapFd, flags: 0 }, 'BPF_PROG_BIND_MAP');
 }
 
 export function linkCreate(progFd: number, targetFd: number, attachType: number): number {

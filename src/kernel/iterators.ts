@@ -22,7 +22,7 @@ import { ProgType, AttachType, ANON_INODE_FS_MAGIC, NSFS_MAGIC, type BpfHelperNa
  */
 export interface KernelCounts {
   maps: Map<number, { refcnt: number; usercnt: number; type: number }>;
-  progs: Map<number, { refcnt: number; type: number }>;
+  progs: Map<number, { refcnt: number; type: number; usedMaps: number }>;
   links: Map<number, { refcnt: number; type: number; progId: number }>;
   /**
    * every open file of every task (tgid) whose object is a BPF map, prog or link.
@@ -65,7 +65,7 @@ export function layout<F extends string>(fields: [F, 4 | 8][]): Layout<F> {
 
 const RECORDS = {
   bpf_map: layout([['id', 4], ['type', 4], ['refcnt', 8], ['usercnt', 8]]),
-  bpf_prog: layout([['id', 4], ['type', 4], ['refcnt', 8]]),
+  bpf_prog: layout([['id', 4], ['type', 4], ['refcnt', 8], ['usedMaps', 4], ['pad', 4]]),
   bpf_link: layout([['id', 4], ['type', 4], ['refcnt', 8], ['progId', 4], ['pad', 4]]),
   task_file: layout([['pid', 4], ['fd', 4], ['file', 8], ['kind', 4], ['id', 4]]),
   task_vma: layout([['pid', 4], ['mapId', 4], ['start', 8], ['end', 8], ['file', 8]]),
@@ -214,7 +214,8 @@ const OBJECT_ITERATORS: Record<'bpf_map' | 'bpf_prog' | 'bpf_link', { member: st
   },
   bpf_prog: {
     member: 'prog', struct: 'bpf_prog',
-    fields: [['id', 'aux.id'], ['type', 'type'], ['refcnt', 'aux.refcnt.counter']],
+    // used_map_cnt only grows (BPF_PROG_BIND_MAP): an unchanged count means unchanged map ids
+    fields: [['id', 'aux.id'], ['type', 'type'], ['refcnt', 'aux.refcnt.counter'], ['usedMaps', 'aux.used_map_cnt']],
   },
   bpf_link: {
     member: 'link', struct: 'bpf_link',
@@ -450,7 +451,7 @@ export function readKernelCounts(): KernelCounts {
   }
   const progs = new Records(read(it.bpf_prog, 'bpf_prog'), RECORDS.bpf_prog, 'bpf_prog');
   for (let i = 0; i < progs.count; i++) {
-    counts.progs.set(progs.u32(i, 'id'), { refcnt: progs.count64(i, 'refcnt'), type: progs.u32(i, 'type') });
+    counts.progs.set(progs.u32(i, 'id'), { refcnt: progs.count64(i, 'refcnt'), type: progs.u32(i, 'type'), usedMaps: progs.u32(i, 'usedMaps') });
   }
   const links = new Records(read(it.bpf_link, 'bpf_link'), RECORDS.bpf_link, 'bpf_link');
   for (let i = 0; i < links.count; i++) {

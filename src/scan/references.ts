@@ -31,19 +31,54 @@ const CGROUP_PROG_TYPES = new Set([
 
 function readEach<T>(kind: 'map' | 'prog' | 'link', read: (fd: number) => T, errors: ScanError[], memlock?: Map<string, number>): Map<number, T> {
   const out = new Map<number, T>();
-  for (const id of allIds(kind)) {
-    const fd = fdById(kind, id);
-    if (fd === null) continue; // freed since the id walk
-    try {
-      out.set(id, read(fd));
-      // a link's fdinfo has no memlock line (it charges nothing): no read for 0
-      if (memlock) memlock.set(objectKey(kind, id), kind === 'link' ? 0 : readBpfFdinfo('self', fd)?.memlock ?? 0);
-    } catch (e) {
-      if (!(e instanceof KernelError && e.code === 'ENOENT')) errors.push({ scope: `${kind} ${id}`, message: (e as Error).message });
-    } finally {
-      closeFd(fd);
-    }
+  for (const id of allIds(kind)) readOne(kind, id, read, errors, memlock, out);
+  return out;
+}
+
+/** Reads object `id` into `out` (and its memlock); nothing when it was freed since the id walk. */
+function readOne<T>(
+  kind: 'map' | 'prog' | 'link', id: number, read: (fd: number) => T, errors: ScanError[], memlock: Map<string, number> | undefined, out: Map<number, T>,
+): void {
+  const fd = fdById(kind, id);
+  if (fd === null) return; // freed since the id walk
+  try {
+    out.set(id, read(fd));
+    // a link's fdinfo has no memlock line (it charges nothing): no read for 0
+    if (memlock) memlock.set(objectKey(kind, id), kind === 'link' ? 0 : readBpfFdinfo('self', fd)?.memlock ?? 0);
+  } catch (e) {
+    if (!(e instanceof KernelError && e.code === 'ENOENT')) errors.push({ scope: `${kind} ${id}`, message: (e as Error).message });
+  } finally {
+    closeFd(fd);
   }
+}
+
+/**
+ * What a program's info says never changes while it is loaded (name, type, load time,
+ * creator, memlock), except its map ids, which only grow (BPF_PROG_BIND_MAP adds one). So a
+ * resident pinleak keeps each program's info and reads it again only when the bpf_prog
+ * iterator's count of its maps (used_map_cnt, read this scan) no longer matches. Program ids
+ * are not reused within a boot. One cache per process; programs gone are forgotten.
+ */
+const progCache = new Map<number, { details: ProgDetails; memlock: number }>();
+
+function readProgs(errors: ScanError[], memlock: Map<string, number> | undefined, counts: Map<number, { usedMaps: number }> | undefined): Map<number, ProgDetails> {
+  if (!counts) return readEach('prog', progInfo, errors, memlock);
+  const out = new Map<number, ProgDetails>();
+  const read = new Map<string, number>();
+  for (const id of allIds('prog')) {
+    const c = counts.get(id);
+    const hit = progCache.get(id);
+    if (c && hit && hit.details.mapIds.length === c.usedMaps) {
+      out.set(id, hit.details);
+      memlock?.set(objectKey('prog', id), hit.memlock);
+      continue;
+    }
+    readOne('prog', id, progInfo, errors, read, out);
+    const details = out.get(id);
+    if (details && c) progCache.set(id, { details, memlock: read.get(objectKey('prog', id)) ?? 0 });
+    if (details) memlock?.set(objectKey('prog', id), read.get(objectKey('prog', id)) ?? 0);
+  }
+  for (const id of progCache.keys()) if (!out.has(id)) progCache.delete(id);
   return out;
 }
 
@@ -54,12 +89,14 @@ export interface GraphOptions {
   netns?: () => NetnsTarget[];
   /** also read each object's memlock (one fdinfo read per object; the objects table needs it) */
   memlock?: boolean;
+  /** the bpf_prog iterator's counts of this scan: programs whose maps did not change are not read again */
+  progCounts?: Map<number, { usedMaps: number }>;
 }
 
 export function readReferenceGraph(opts: GraphOptions, errors: ScanError[]): ReferenceGraph {
   const memlock = new Map<string, number>();
   const ml = opts.memlock ? memlock : undefined;
-  const progs = readEach('prog', progInfo, errors, ml);
+  const progs = readProgs(errors, ml, opts.progCounts);
   const links = readEach('link', linkInfo, errors, ml);
   for (const l of links.values()) {
     if (l.targetPid !== undefined) Object.assign(l, processTarget(l.targetPid, l.targetPid ? readStat(l.targetPid) : null));
