@@ -517,6 +517,16 @@ export const Capability = { SYS_PTRACE: 19, SYS_ADMIN: 21, BPF: 39 } as const;
 export const SYSCALL_PIDFD_OPEN = 434;
 export const SYSCALL_PIDFD_GETFD = 438;
 export const SYSCALL_OPENAT2 = 437; // the same on every architecture (asm-generic)
+/** getdents64(2) on x86_64 */
+export const SYSCALL_GETDENTS64 = 217;
+/** struct linux_dirent64: d_ino u64, d_off s64, then these */
+export const DIRENT64_RECLEN_OFFSET = 16;
+export const DIRENT64_TYPE_OFFSET = 18;
+export const DIRENT64_NAME_OFFSET = 19;
+/** d_type values */
+export const DT_UNKNOWN = 0;
+export const DT_DIR = 4;
+export const DT_REG = 8;
 
 // ---- networking: attach types, rtnetlink (linux/netlink.h, rtnetlink.h, if_link.h,
 // pkt_sched.h, pkt_cls.h, tc_act/tc_bpf.h) and network namespaces ----

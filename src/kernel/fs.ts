@@ -8,6 +8,7 @@ import koffi from 'koffi';
 import {
   OpenHow, StatFs, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV,
   AT_REMOVEDIR, SYSCALL_OPENAT2, O_PATH, O_CLOEXEC, sizeOf, LOCK_EX, LOCK_NB,
+  SYSCALL_GETDENTS64, DIRENT64_RECLEN_OFFSET, DIRENT64_TYPE_OFFSET, DIRENT64_NAME_OFFSET, DT_UNKNOWN, DT_DIR, DT_REG,
   Statx, AT_SYMLINK_NOFOLLOW, STATX_TYPE, STATX_MODE, STATX_UID, STATX_GID, STATX_CTIME, STATX_INO, S_IFMT, S_IFREG, S_IFDIR,
 } from './abi.js';
 import { KernelError } from './bpf.js';
@@ -95,6 +96,49 @@ export function statAt(dirFd: number, name: string): EntryStat | null {
     uid: u32(STATX_OFF.stx_uid), gid: u32(STATX_OFF.stx_gid), ctimeMs: sec * 1e3 + nsec / 1e6,
     isFile: (mode & S_IFMT) === S_IFREG, isDirectory: (mode & S_IFMT) === S_IFDIR,
   };
+}
+
+/** An entry of a directory as getdents64 gives it: its name and what the directory says it is. */
+export interface DirEntry {
+  name: string;
+  kind: 'dir' | 'file' | 'other' | 'unknown';
+}
+
+const getdentsCall = libcFunction<(nr: number, fd: number, buf: Buffer, count: number) => number>(
+  'long syscall(long nr, int fd, _Out_ uint8_t *buf, unsigned long count)');
+const direntBuf = Buffer.alloc(64 * 1024);
+const openatCall = libcFunction<(dirfd: number, path: string, flags: number) => number>('int openat(int dirfd, const char *path, int flags)');
+
+/**
+ * The entries of the directory open as `dirFd` (from its start: a fresh fd), by
+ * getdents64(2) on that fd: no path, no magic link, no Dirent objects ('.' and '..' left
+ * out). Throws KernelError when the kernel refuses.
+ */
+export function readDirAt(dirFd: number): DirEntry[] {
+  const out: DirEntry[] = [];
+  const b = direntBuf;
+  for (;;) {
+    const n = Number(getdentsCall()(SYSCALL_GETDENTS64, dirFd, b, b.length));
+    if (n < 0) throw new KernelError('getdents64', koffi.errno());
+    if (n === 0) return out;
+    for (let off = 0; off < n;) {
+      const reclen = LE ? b.readUInt16LE(off + DIRENT64_RECLEN_OFFSET) : b.readUInt16BE(off + DIRENT64_RECLEN_OFFSET);
+      const type = b[off + DIRENT64_TYPE_OFFSET]!;
+      const start = off + DIRENT64_NAME_OFFSET;
+      const end = b.indexOf(0, start);
+      const name = b.toString('utf8', start, end < 0 || end > off + reclen ? off + reclen : end);
+      off += reclen;
+      if (name === '.' || name === '..') continue;
+      out.push({ name, kind: type === DT_DIR ? 'dir' : type === DT_REG ? 'file' : type === DT_UNKNOWN ? 'unknown' : 'other' });
+    }
+  }
+}
+
+/** openat(dirFd, name, flags): -errno as a KernelError. */
+export function openAt(dirFd: number, name: string, flags: number): number {
+  const fd = openatCall()(dirFd, name, flags | O_CLOEXEC);
+  if (fd < 0) throw new KernelError('openat', koffi.errno(), name);
+  return fd;
 }
 
 /** The file system magic of the file system an fd is on (statfs f_type). */

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type ObjectDetails } from '../kernel/bpf.js';
 import { readBpfFdinfo, devString, readMountinfo, readStat } from '../kernel/procfs.js';
-import { statAt, type EntryStat } from '../kernel/fs.js';
+import { openAt, readDirAt, statAt, type DirEntry, type EntryStat } from '../kernel/fs.js';
 import { isLive } from './processes.js';
 import type { ObjectKind, ScanError, ScannedObject, ScannedPin } from '../model.js';
 import { mountsToWalk, pathBelowMount, type InstanceAccess, type InstanceView } from './instances.js';
@@ -102,9 +102,9 @@ export function walkInstance(iv: InstanceView, reader: ObjectReader, errors: Sca
           failures.push(`${access.path}: covered by another mount (device ${dev})`);
           continue;
         }
-        walkDir(fd, root === '/' ? '' : root, 0, inst.dev, (rel, st, fdPath) => {
+        walkDir(fd, root === '/' ? '' : root, 0, inst.dev, (rel, st, dirFd, name) => {
           if (pins.has(rel)) return;
-          const pin = readPin(inst.dev, rel, st, fdPath, reader);
+          const pin = readPin(inst.dev, rel, st, dirFd, name, reader);
           if (pin) pins.set(rel, pin);
         }, errors);
         walked = true;
@@ -153,7 +153,7 @@ function stillMounted(a: InstanceAccess, dev: string): boolean {
   });
 }
 
-type PinVisitor = (rel: string, st: EntryStat, fdPath: string) => void;
+type PinVisitor = (rel: string, st: EntryStat, dirFd: number, name: string) => void;
 
 function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: PinVisitor, errors: ScanError[]): void {
   const [major, minor] = dev.split(':').map(Number) as [number, number];
@@ -163,26 +163,31 @@ function walkDir(dirFd: number, rel: string, depth: number, dev: string, visit: 
 function walkBelow(
   dirFd: number, rel: string, depth: number, dev: string, major: number, minor: number, visit: PinVisitor, errors: ScanError[],
 ): void {
-  const base = `/proc/self/fd/${dirFd}`;
-  let entries: fs.Dirent[];
+  let entries: DirEntry[];
   try {
-    entries = fs.readdirSync(base, { withFileTypes: true });
+    // getdents64 on the held fd: nothing is resolved by path
+    entries = readDirAt(dirFd);
   } catch (e) {
-    errors.push({ scope: `instance ${dev}`, message: `cannot list ${rel || '/'}: ${(e as NodeJS.ErrnoException).code}` });
+    errors.push({ scope: `instance ${dev}`, message: `cannot list ${rel || '/'}: ${(e as KernelError).code ?? (e as Error).message}` });
     return;
   }
   for (const e of entries) {
+    let kind = e.kind;
+    if (kind === 'unknown') {
+      // a file system that does not fill in d_type: ask the inode
+      const st = statAt(dirFd, e.name);
+      kind = !st ? 'other' : st.isDirectory ? 'dir' : st.isFile ? 'file' : 'other';
+    }
+    if (kind === 'other') continue; // a symlink (never followed), a device, a socket...
     const childRel = `${rel}/${e.name}`;
-    const fdPath = `${base}/${e.name}`;
-    if (e.isSymbolicLink()) continue;
-    if (e.isDirectory()) {
+    if (kind === 'dir') {
       if (depth >= MAX_DEPTH) {
         errors.push({ scope: `instance ${dev}`, message: `${childRel}: deeper than ${MAX_DEPTH} levels, not walked` });
         continue;
       }
       let cfd: number;
       try {
-        cfd = fs.openSync(fdPath, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        cfd = openAt(dirFd, e.name, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
       } catch {
         continue; // removed or swapped for a symlink since the listing
       }
@@ -196,25 +201,24 @@ function walkBelow(
       }
       continue;
     }
-    if (!e.isFile()) continue;
     // before opening: BPF_OBJ_GET touches atime; relative to the held directory, no symlink followed
     const st = statAt(dirFd, e.name);
     if (!st) continue; // unpinned since the listing
     if (!st.isFile || st.devMajor !== major || st.devMinor !== minor) continue;
-    visit(childRel, st, fdPath);
+    visit(childRel, st, dirFd, e.name);
   }
 }
 
 /** null when the pin was removed between the listing and the open: normal on a busy host. */
-function readPin(dev: string, rel: string, st: EntryStat, fdPath: string, reader: ObjectReader): ScannedPin | null {
+function readPin(dev: string, rel: string, st: EntryStat, dirFd: number, name: string, reader: ObjectReader): ScannedPin | null {
   const pin: ScannedPin = {
     instance: dev, path: rel, mountPaths: [], inode: st.ino, ctimeMs: st.ctimeMs, uid: st.uid, gid: st.gid,
     mode: st.mode & 0o7777, object: null, error: null, preload: PRELOAD_NAMES.has(rel),
   };
   try {
-    pin.object = reader.cached?.(dev, st.ino, st.ctimeMs) ?? reader.read(fdPath);
+    pin.object = reader.cached?.(dev, st.ino, st.ctimeMs) ?? reader.read(`/proc/self/fd/${dirFd}/${name}`);
   } catch (e) {
-    if (e instanceof KernelError && e.code === 'ENOENT' && !pin.preload && !fs.existsSync(fdPath)) return null;
+    if (e instanceof KernelError && e.code === 'ENOENT' && !pin.preload && !fs.existsSync(`/proc/self/fd/${dirFd}/${name}`)) return null;
     pin.error = e instanceof KernelError ? `cannot open: ${e.code}` : `cannot read: ${(e as Error).message}`;
   }
   return pin;
