@@ -94,7 +94,7 @@ export function contextFromScan(
   scan: HostScan, config: Config, history: Map<string, Sighting[]>, recorded: Map<string, Sighting>, stale: Map<string, StaleRecord> = new Map(),
 ): ClassifyContext {
   const holders = new Map<string, Holder[]>(scan.holders.byObject);
-  const catalog = loadCatalog(config.owners ?? []);
+  const catalog = catalogOf(config);
   return {
     processes: scan.processes,
     holders,
@@ -113,6 +113,17 @@ export function contextFromScan(
     takenAt: scan.takenAt.toISOString(),
     objectOwners: objectOwnersOf(scan, catalog),
   };
+}
+
+/**
+ * One owner catalog per configuration: the glob matches cached per catalog (matchOwner)
+ * then carry over from one scan of a resident pinleak to the next (its config stays).
+ */
+const catalogs = new WeakMap<Config, ReturnType<typeof loadCatalog>>();
+function catalogOf(config: Config): ReturnType<typeof loadCatalog> {
+  let c = catalogs.get(config);
+  if (!c) catalogs.set(config, (c = loadCatalog(config.owners ?? [])));
+  return c;
 }
 
 /** What the pin recorder stored for this boot: each object's recorded pins, and when a watch recorded every pin. */
