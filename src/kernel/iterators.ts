@@ -44,8 +44,10 @@ export interface KernelCounts {
 /** At most this many bytes from one iterator: 24-byte records, so ~2.8 million objects or files. */
 export const ITERATOR_OUTPUT_CAP = 64 * 1024 * 1024;
 
-type Target = 'bpf_map' | 'bpf_prog' | 'bpf_link' | 'task_file' | 'task_vma' | 'task';
-const TARGETS: Target[] = ['bpf_map', 'bpf_prog', 'bpf_link', 'task_file', 'task_vma', 'task'];
+type CoreTarget = 'bpf_map' | 'bpf_prog' | 'bpf_link' | 'task_file' | 'task_vma';
+type Target = CoreTarget | 'task';
+/** the count guard's: all of them or none */
+const TARGETS: CoreTarget[] = ['bpf_map', 'bpf_prog', 'bpf_link', 'task_file', 'task_vma'];
 
 // ---- records: one layout both written by the program and decoded here ----
 
@@ -304,25 +306,39 @@ interface LoadedIterator {
   linkFd: number;
 }
 
-let loaded: Record<Target, LoadedIterator> | null = null;
+/** The five of the count guard, and the task iterator when the kernel took it too. */
+type Loaded = Record<CoreTarget, LoadedIterator> & { task?: LoadedIterator };
+let loaded: Loaded | null = null;
 let refusal: KernelError | null = null;
 
-function loadAll(): Record<Target, LoadedIterator> {
+function loadIterator(btf: Btf, target: Target, fds: number[]): LoadedIterator {
+  const progFd = loadProgram({
+    name: `pinleak_${target}`.slice(0, 15), type: ProgType.TRACING, insns: iteratorProgram(btf, target),
+    expectedAttachType: AttachType.TRACE_ITER, attachBtfId: btf.find('func', `bpf_iter_${target}`),
+  });
+  fds.push(progFd);
+  const linkFd = createIterLink(progFd);
+  fds.push(linkFd);
+  return { progFd, linkFd };
+}
+
+function loadAll(): Loaded {
   if (loaded) return loaded;
   if (refusal) throw refusal;
   const fds: number[] = [];
   try {
     const btf = kernelBtf();
-    const out = {} as Record<Target, LoadedIterator>;
-    for (const target of TARGETS) {
-      const progFd = loadProgram({
-        name: `pinleak_${target}`.slice(0, 15), type: ProgType.TRACING, insns: iteratorProgram(btf, target),
-        expectedAttachType: AttachType.TRACE_ITER, attachBtfId: btf.find('func', `bpf_iter_${target}`),
-      });
-      fds.push(progFd);
-      const linkFd = createIterLink(progFd);
-      fds.push(linkFd);
-      out[target] = { progFd, linkFd };
+    const out = {} as Loaded;
+    for (const target of TARGETS) out[target] = loadIterator(btf, target, fds);
+    // Only a speed-up (the process scan reads procfs without it): a refusal of the task
+    // iterator alone, say a verifier that gave up (EAGAIN) under a stream of signals, costs
+    // nothing else.
+    const own: number[] = [];
+    try {
+      out.task = loadIterator(btf, 'task', own);
+    } catch (e) {
+      for (const fd of own) closeFd(fd);
+      if (!(e instanceof KernelError)) throw e;
     }
     loaded = out;
     return out;
@@ -347,7 +363,7 @@ export function iteratorSupport(): { ok: true } | { ok: false; why: string } {
 
 /** Ids of pinleak's own iterator programs and links: they appear in every read, and are not the host's. */
 export function ownIteratorIds(): { progs: number[]; links: number[] } {
-  const all = Object.values(loadAll());
+  const all = Object.values(loadAll()).filter((l): l is LoadedIterator => l !== undefined);
   return { progs: all.map((l) => progInfo(l.progFd).id), links: all.map((l) => linkInfo(l.linkFd).id) };
 }
 
@@ -355,6 +371,7 @@ export function ownIteratorIds(): { progs: number[]; links: number[] } {
 export function closeIterators(): void {
   if (!loaded) return;
   for (const l of Object.values(loaded)) {
+    if (!l) continue;
     closeFd(l.linkFd);
     closeFd(l.progFd);
   }
@@ -424,11 +441,13 @@ export interface KernelTask {
 
 /**
  * Every process of the caller's pid namespace, from one read of the task iterator (in
- * place of a /proc/<pid>/stat read and an ns/mnt readlink per process). Throws
- * KernelError when the kernel refuses the iterators.
+ * place of a /proc/<pid>/stat read and an ns/mnt readlink per process); null when the
+ * kernel took the other iterators but not this one. Throws KernelError when the kernel
+ * refuses the iterators.
  */
-export function readTasks(): KernelTask[] {
+export function readTasks(): KernelTask[] | null {
   const it = loadAll();
+  if (!it.task) return null;
   const r = new Records(read(it.task, 'task'), RECORDS.task, 'task');
   const out: KernelTask[] = [];
   for (let i = 0; i < r.count; i++) {

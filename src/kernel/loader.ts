@@ -50,6 +50,9 @@ function logText(buf: Buffer): string {
  * verbose log so the error can say why (the kernel keeps the log's tail when it is
  * longer than the buffer).
  */
+/** BPF_PROG_LOAD attempts on EAGAIN (libbpf: 5) */
+const LOAD_ATTEMPTS = 5;
+
 export function loadProgram(spec: ProgramSpec): number {
   if (spec.insns.length === 0 || spec.insns.length % BPF_INSN_SIZE !== 0) throw new Error(`${spec.name}: bad instruction buffer`);
   const license = cString(spec.license ?? 'GPL');
@@ -58,12 +61,17 @@ export function loadProgram(spec: ProgramSpec): number {
     license: addr(license), prog_name: objName(spec.name), expected_attach_type: spec.expectedAttachType ?? 0,
     attach_btf_id: spec.attachBtfId ?? 0,
   };
-  const first = bpfRaw(BpfCmd.PROG_LOAD, ProgLoadAttr, attr);
+  // EAGAIN: the verifier stops when a signal is pending (a profiler's SIGPROF, a SIGCHLD)
+  // and asks to be called again; libbpf retries it too
+  const load = (a: object) => {
+    let r = bpfRaw(BpfCmd.PROG_LOAD, ProgLoadAttr, a);
+    for (let i = 1; r.ret < 0 && r.errno === os.constants.errno.EAGAIN && i < LOAD_ATTEMPTS; i++) r = bpfRaw(BpfCmd.PROG_LOAD, ProgLoadAttr, a);
+    return r;
+  };
+  const first = load(attr);
   if (first.ret >= 0) return first.ret;
   const log = Buffer.alloc(VERIFIER_LOG_SIZE);
-  const second = bpfRaw(BpfCmd.PROG_LOAD, ProgLoadAttr, {
-    ...attr, log_level: BPF_LOG_LEVEL_VERBOSE, log_size: log.length, log_buf: addr(log),
-  });
+  const second = load({ ...attr, log_level: BPF_LOG_LEVEL_VERBOSE, log_size: log.length, log_buf: addr(log) });
   if (second.ret >= 0) return second.ret; // a transient refusal (memory, a racing unload)
   throw new VerifierError(spec.name, first.errno, logText(log));
 }

@@ -170,10 +170,12 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
  * Z or X from exit_state. A kernel thread's procfs comm can be longer than task->comm
  * (its full name, a workqueue's description), so kernel threads are read from procfs.
  */
-function taskStats(): Map<number, { stat: ProcStat | null; mntNs: number | null; netNs: number | null }> {
+function taskStats(): Map<number, { stat: ProcStat | null; mntNs: number | null; netNs: number | null }> | null {
+  const tasks = readTasks();
+  if (!tasks) return null; // the task iterator was refused: procfs, as without iterators
   const nsPerTick = BigInt(Math.round(1e9 / clockTicks()));
   const out = new Map<number, { stat: ProcStat | null; mntNs: number | null; netNs: number | null }>();
-  for (const t of readTasks()) {
+  for (const t of tasks) {
     if (t.flags & PF_KTHREAD) {
       out.set(t.pid, { stat: readStat(t.pid), mntNs: t.mntNs || null, netNs: t.netNs || null });
       continue;
