@@ -5,6 +5,7 @@ import { readKernelCounts, iteratorSupport, type KernelCounts } from '../kernel/
 import { objectKey, type KernelRef, type ScannedPin } from '../model.js';
 import { MAP_TYPES } from '../kernel/abi.js';
 import { persistentResidue, unexplainedReferences, type KernelCount, type Unexplained } from '../analysis/liveness.js';
+import { mayBeMmapped } from './holders.js';
 
 /** How long a released referrer may still show in the counts (KERNEL-FACTS: up to ~140 ms). */
 export const RESIDUE_SETTLE_MS = 300;
@@ -22,7 +23,8 @@ export function readCounts(): CountGuard {
   const support = iteratorSupport();
   if (!support.ok) return { ok: false, why: support.why };
   try {
-    return { ok: true, counts: readKernelCounts() };
+    // no mapping can be of a map when no map can be mmapped
+    return { ok: true, counts: readKernelCounts({ vmas: (maps) => [...maps.values()].some((m) => mayBeMmapped(MAP_TYPES[m.type], m.flags)) }) };
   } catch (e) {
     return { ok: false, why: (e as Error).message };
   }

@@ -70,6 +70,24 @@ export function buildHolders(
   return { byObject, mmapNotes };
 }
 
+/**
+ * Whether a map of this type and flags could be mmapped (by its fd, or a mapping kept after
+ * the fd closed): a mmapable array, a ring buffer, an arena, or a type this version does not
+ * know (undefined), which may be one too.
+ */
+export function mayBeMmapped(type: string | undefined, flags: number): boolean {
+  if (type === undefined || type === 'ringbuf' || type === 'user_ringbuf' || type === 'arena') return true;
+  if (type === 'array') return (flags & BPF_F_MMAPABLE) !== 0;
+  return !NEVER_MMAPPED.has(type);
+}
+/** Map types the kernel never lets userspace mmap (their map_mmap is absent). */
+const NEVER_MMAPPED = new Set([
+  'unspec', 'hash', 'prog_array', 'perf_event_array', 'percpu_hash', 'percpu_array', 'stack_trace', 'cgroup_array', 'lru_hash',
+  'lru_percpu_hash', 'lpm_trie', 'array_of_maps', 'hash_of_maps', 'devmap', 'sockmap', 'cpumap', 'xskmap', 'sockhash',
+  'cgroup_storage', 'reuseport_sockarray', 'percpu_cgroup_storage', 'queue', 'stack', 'sk_storage', 'devmap_hash', 'struct_ops',
+  'inode_storage', 'task_storage', 'bloom_filter', 'cgrp_storage',
+]);
+
 /** The largest mapping a map allows, 0 when it cannot be mmapped. */
 export function mmapLimit(m: MapDetails, pageSize: number): number {
   const align = (n: number) => Math.ceil(n / pageSize) * pageSize;

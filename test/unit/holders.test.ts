@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildHolders } from '../../src/scan/holders.js';
+import { buildHolders, mayBeMmapped } from '../../src/scan/holders.js';
 import { parseBpfMapMappings } from '../../src/kernel/procfs.js';
 import type { MapDetails } from '../../src/kernel/bpf.js';
 import type { ProcessScan } from '../../src/scan/processes.js';
@@ -50,5 +50,14 @@ describe('mmap holders', () => {
       '7faafa863000-7faafa865000 r--s 00001000 00:10 1038                       anon_inode:bpf-map',
       '7faafa900000-7faafa901000 r-xp 00000000 fe:00 42                         /usr/bin/node',
     ].join('\n'))).toEqual([{ size: 4096, offset: 0 }, { size: 8192, offset: 4096 }]);
+  });
+});
+
+describe('mayBeMmapped (whether the task_vma iterator must be read)', () => {
+  it('only a mmapable array, a ring buffer, an arena, or a type this version does not know', () => {
+    expect(mayBeMmapped('array', 0)).toBe(false);
+    expect(mayBeMmapped('array', 1 << 10)).toBe(true); // BPF_F_MMAPABLE
+    for (const t of ['ringbuf', 'user_ringbuf', 'arena', 'insn_array', undefined]) expect(mayBeMmapped(t, 0)).toBe(true);
+    for (const t of ['hash', 'prog_array', 'percpu_array', 'sockmap', 'struct_ops', 'bloom_filter']) expect(mayBeMmapped(t, 1 << 10)).toBe(false);
   });
 });
