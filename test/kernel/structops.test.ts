@@ -47,7 +47,7 @@ describe('struct_ops', () => {
   it('counts as KERNEL-FACTS says: the registration holds the map once and each slot its program', () => {
     const counts = readKernelCounts();
     // iterator + our fd + registered without a link; usercnt: the fd only
-    expect(counts.maps.get(cc.mapId)).toEqual({ refcnt: 1 + 1 + 1, usercnt: 1, type: MapType.STRUCT_OPS });
+    expect(counts.maps.get(cc.mapId)).toMatchObject({ refcnt: 1 + 1 + 1, usercnt: 1, type: MapType.STRUCT_OPS });
     // iterator + our fd + its slot
     for (const id of Object.values(cc.progIds)) expect(counts.progs.get(id)!.refcnt).toBe(1 + 1 + 1);
   });
