@@ -1,4 +1,9 @@
-// Small hand-made inputs for the pure analysis functions.
+// Small hand-made inputs for the pure analysis functions, and a store per test for the store's.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
+import { openStore, type Store } from '../../src/store/index.js';
 import type { ClassifyContext } from '../../src/analysis/classify.js';
 import { objectRefs } from '../../src/analysis/liveness.js';
 import type { KernelRef, ScannedPin } from '../../src/model.js';
@@ -51,4 +56,18 @@ export function graphCtx(g: { progs?: ProgFixture[]; links?: LinkFixture[]; refs
   const links = new Map((g.links ?? []).map((l) => [l.id, l]));
   const refs = [...objectRefs(new Map((g.progs ?? []).map((p) => [p.id, p])), links), ...(g.refs ?? [])];
   return ctx({ links, refs, ...over });
+}
+
+/** For each test of the file: a new store in a temporary directory of its own, closed and removed after the test. */
+export function storeForEachTest(prefix: string): { readonly dir: string; readonly store: Store } {
+  const t = {} as { dir: string; store: Store };
+  beforeEach(() => {
+    t.dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    t.store = openStore(path.join(t.dir, 'p.db'));
+  });
+  afterEach(() => {
+    t.store.close();
+    fs.rmSync(t.dir, { recursive: true, force: true });
+  });
+  return t;
 }

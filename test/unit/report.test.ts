@@ -1,14 +1,11 @@
 // The history report's data: series summed in SQL, owners folded, partial scans, and the
 // escaping that keeps hostile names out of the page's markup and scripts.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Pin, Status } from '../../src/model.js';
-import { historySeries, openStore, saveSnapshot, type Store } from '../../src/store/index.js';
+import { historySeries, saveSnapshot } from '../../src/store/index.js';
 import { chartData, MAX_OWNERS, OTHER_OWNERS, storedPartialReasons } from '../../src/report/history.js';
 import { escapeHtml, scriptJson } from '../../src/report/html.js';
-import { doc, map } from './fixtures.js';
+import { doc, map, storeForEachTest } from './fixtures.js';
 
 function pin(p: string, status: Status, tool: string | null, object = map(1)): Pin {
   return {
@@ -17,16 +14,7 @@ function pin(p: string, status: Status, tool: string | null, object = map(1)): P
   };
 }
 
-let dir: string;
-let store: Store;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-report-unit-'));
-  store = openStore(path.join(dir, 'p.db'));
-});
-afterEach(() => {
-  store.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const fresh = storeForEachTest('pinleak-report-unit-');
 
 describe('historySeries', () => {
   it('sums each status by owner in SQL, each object once, adding up to the summary', () => {
@@ -40,8 +28,8 @@ describe('historySeries', () => {
     ];
     const d = doc(pins, { id: null, takenAt: '2026-11-24T10:00:00.000Z' });
     expect(d.summary.memlockBytes).toEqual({ total: 1000 + 500 + 300 + 70 + 9999, leaked: 1800, orphaned: 70 });
-    saveSnapshot(store, d);
-    const s = historySeries(store);
+    saveSnapshot(fresh.store, d);
+    const s = historySeries(fresh.store);
     expect(s.points).toHaveLength(1);
     expect(new Set(s.leakBytes.map((r) => `${r.status} ${r.owner} ${r.bytes}`))).toEqual(new Set(['leaked otel 1500', 'leaked null 300', 'orphaned null 70']));
     const c = chartData(s);
@@ -51,11 +39,11 @@ describe('historySeries', () => {
   });
 
   it('leaves out snapshots taken before `since`, and orders by time taken', () => {
-    saveSnapshot(store, doc([pin('/a', 'leaked', 't', map(1))], { id: null, takenAt: '2026-11-24T12:00:00.000Z' }));
-    saveSnapshot(store, doc([pin('/a', 'leaked', 't', map(1))], { id: null, takenAt: '2026-11-24T10:00:00.000Z' }));
-    saveSnapshot(store, doc([], { id: null, takenAt: '2026-11-24T11:00:00.000Z' }));
-    expect(historySeries(store).points.map((p) => p.meta.id)).toEqual([2, 3, 1]);
-    const later = historySeries(store, '2026-11-24T10:30:00.000Z');
+    saveSnapshot(fresh.store, doc([pin('/a', 'leaked', 't', map(1))], { id: null, takenAt: '2026-11-24T12:00:00.000Z' }));
+    saveSnapshot(fresh.store, doc([pin('/a', 'leaked', 't', map(1))], { id: null, takenAt: '2026-11-24T10:00:00.000Z' }));
+    saveSnapshot(fresh.store, doc([], { id: null, takenAt: '2026-11-24T11:00:00.000Z' }));
+    expect(historySeries(fresh.store).points.map((p) => p.meta.id)).toEqual([2, 3, 1]);
+    const later = historySeries(fresh.store, '2026-11-24T10:30:00.000Z');
     expect(later.points.map((p) => p.meta.id)).toEqual([3, 1]);
     expect(later.leakBytes.map((r) => r.snapshotId)).toEqual([1]);
     expect(chartData(later).leaked[0]!.values).toEqual([0, 1000]);
@@ -63,8 +51,8 @@ describe('historySeries', () => {
 
   it('folds owners past the limit into one series that keeps the totals', () => {
     const pins = Array.from({ length: MAX_OWNERS + 3 }, (_, i) => pin(`/o${i}`, 'leaked', `tool${i}`, map(10 + i, 'm', 100 * (i + 1))));
-    saveSnapshot(store, doc(pins, { id: null }));
-    const c = chartData(historySeries(store));
+    saveSnapshot(fresh.store, doc(pins, { id: null }));
+    const c = chartData(historySeries(fresh.store));
     expect(c.leaked).toHaveLength(MAX_OWNERS);
     expect(c.leaked[0]!.owner).toBe(`tool${MAX_OWNERS + 2}`); // the most memory first
     expect(c.leaked.at(-1)!.owner).toBe(OTHER_OWNERS);
@@ -76,9 +64,9 @@ describe('partial scans', () => {
   it('come from the namespaces and instances a snapshot could not read, not from other errors', () => {
     const d = doc([], { id: null });
     d.errors = [{ scope: 'prog 12', message: 'gone' }, { scope: 'namespace 4026532999', message: 'no process' }, { scope: 'instance 0:39', message: 'EACCES' }, { scope: 'instance 0:39', message: 'EIO' }];
-    saveSnapshot(store, d);
-    saveSnapshot(store, doc([], { id: null }));
-    const s = historySeries(store);
+    saveSnapshot(fresh.store, d);
+    saveSnapshot(fresh.store, doc([], { id: null }));
+    const s = historySeries(fresh.store);
     expect(storedPartialReasons(s.points[0]!)).toEqual(['instance 0:39: EACCES', 'namespace 4026532999: no process']);
     expect(storedPartialReasons(s.points[1]!)).toEqual([]);
     expect(chartData(s).partial).toEqual([0]);
@@ -90,9 +78,9 @@ describe('partial scans', () => {
     Object.assign(whole.snapshot, { partial: false, partialReasons: [] });
     const blind = doc([], { id: null });
     Object.assign(blind.snapshot, { partial: true, partialReasons: ['no processes are visible'] });
-    saveSnapshot(store, whole);
-    saveSnapshot(store, blind);
-    const s = historySeries(store);
+    saveSnapshot(fresh.store, whole);
+    saveSnapshot(fresh.store, blind);
+    const s = historySeries(fresh.store);
     expect(s.points.map(storedPartialReasons)).toEqual([[], ['no processes are visible']]);
   });
 });

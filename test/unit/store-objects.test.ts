@@ -1,25 +1,14 @@
 // The objects of a snapshot in the store: written with it, read back exactly, the history
 // of what nothing explains, and databases from before objects were recorded.
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HostObject } from '../../src/model.js';
 import { MIGRATIONS } from '../../src/store/schema.js';
-import { DB_SCHEMA_VERSION, listSnapshots, loadObjects, openStore, pruneSnapshots, saveSnapshot, unexplainedSince, type Store } from '../../src/store/index.js';
-import { doc } from './fixtures.js';
+import { DB_SCHEMA_VERSION, listSnapshots, loadObjects, openStore, pruneSnapshots, saveSnapshot, unexplainedSince } from '../../src/store/index.js';
+import { doc, storeForEachTest } from './fixtures.js';
 
-let dir: string;
-let store: Store;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-objects-'));
-  store = openStore(path.join(dir, 'p.db'));
-});
-afterEach(() => {
-  store.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const fresh = storeForEachTest('pinleak-objects-');
 
 const docker = { runtime: 'docker', id: 'b'.repeat(64), podUid: null, cgroup: '/docker/x' };
 function objects(takenAt: string): HostObject[] {
@@ -43,39 +32,39 @@ describe('objects in the store', () => {
   it('are read back exactly as written, with the snapshot as the first sighting of what nothing explains', () => {
     const written = objects('2026-11-24T10:00:00.000Z');
     (written[0] as unknown as Record<string, unknown>).futureField = { a: 1 }; // a field added later survives
-    const id = saveSnapshot(store, doc([]), written);
+    const id = saveSnapshot(fresh.store, doc([]), written);
     expect(written[1]!.unexplained!.sinceSnapshot).toBe(id);
-    const back = loadObjects(store, id);
+    const back = loadObjects(fresh.store, id);
     expect(back.snapshot.id).toBe(id);
     expect(back.objects).toEqual(JSON.parse(JSON.stringify(written)));
   });
 
   it('carry the first unexplained sighting of a boot over, also once that snapshot is pruned', () => {
-    const first = saveSnapshot(store, doc([]), objects('2026-11-24T10:00:00.000Z'));
-    saveSnapshot(store, doc([], { takenAt: '2026-11-24T11:00:00.000Z' }), []);
-    const since = unexplainedSince(store, 'boot-a', [{ kind: 'map', id: 3 }, { kind: 'map', id: 4 }]);
+    const first = saveSnapshot(fresh.store, doc([]), objects('2026-11-24T10:00:00.000Z'));
+    saveSnapshot(fresh.store, doc([], { takenAt: '2026-11-24T11:00:00.000Z' }), []);
+    const since = unexplainedSince(fresh.store, 'boot-a', [{ kind: 'map', id: 3 }, { kind: 'map', id: 4 }]);
     expect([...since]).toEqual([['map:3', { since: '2026-11-24T10:00:00.000Z', sinceSnapshot: first }]]);
-    expect(unexplainedSince(store, 'boot-b', [{ kind: 'map', id: 3 }]).size).toBe(0); // ids mean nothing across boots
+    expect(unexplainedSince(fresh.store, 'boot-b', [{ kind: 'map', id: 3 }]).size).toBe(0); // ids mean nothing across boots
 
     const carried = objects('2026-11-24T12:00:00.000Z');
     Object.assign(carried[1]!.unexplained!, since.get('map:3'));
-    const third = saveSnapshot(store, doc([], { takenAt: '2026-11-24T12:00:00.000Z' }), carried);
-    pruneSnapshots(store, { keep: 1 });
-    expect(listSnapshots(store).map((s) => s.id)).toEqual([third]);
-    expect(unexplainedSince(store, 'boot-a', [{ kind: 'map', id: 3 }]).get('map:3')).toEqual({ since: '2026-11-24T10:00:00.000Z', sinceSnapshot: first });
-    const rows = store.db.prepare('SELECT COUNT(*) AS n FROM host_objects').get() as { n: number };
+    const third = saveSnapshot(fresh.store, doc([], { takenAt: '2026-11-24T12:00:00.000Z' }), carried);
+    pruneSnapshots(fresh.store, { keep: 1 });
+    expect(listSnapshots(fresh.store).map((s) => s.id)).toEqual([third]);
+    expect(unexplainedSince(fresh.store, 'boot-a', [{ kind: 'map', id: 3 }]).get('map:3')).toEqual({ since: '2026-11-24T10:00:00.000Z', sinceSnapshot: first });
+    const rows = fresh.store.db.prepare('SELECT COUNT(*) AS n FROM host_objects').get() as { n: number };
     expect(rows.n).toBe(2); // the pruned snapshots' objects went with them
   });
 
   it('a snapshot saved without objects has none recorded (objects null), not an empty host', () => {
-    const id = saveSnapshot(store, doc([]));
-    expect(loadObjects(store, id).objects).toBeNull();
-    const empty = saveSnapshot(store, doc([]), []);
-    expect(loadObjects(store, empty).objects).toEqual([]);
+    const id = saveSnapshot(fresh.store, doc([]));
+    expect(loadObjects(fresh.store, id).objects).toBeNull();
+    const empty = saveSnapshot(fresh.store, doc([]), []);
+    expect(loadObjects(fresh.store, empty).objects).toEqual([]);
   });
 
   it('migrates a schema 1 database forward, its snapshots kept, with no objects recorded for them', () => {
-    const p = path.join(dir, 'v1.db');
+    const p = path.join(fresh.dir, 'v1.db');
     const raw = new Database(p);
     raw.pragma('auto_vacuum = INCREMENTAL');
     MIGRATIONS[0]!(raw);

@@ -1,28 +1,17 @@
 // Rows shared across snapshots (issue 12): an unchanged pin or object writes no row, and
 // every snapshot still reads back exactly as it was saved, before and after prune.
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HostObject, Pin, SnapshotDoc } from '../../src/model.js';
 import { historySeries, loadObjects, loadSnapshot, openStore, pinObjectCache, pruneSnapshots, saveSnapshot, type Store } from '../../src/store/index.js';
 import { objectCacheOf } from '../../src/model.js';
 import { rememberedSnapshot } from '../../src/store/shared.js';
 import { isLeak } from '../../src/analysis/summary.js';
-import { doc } from './fixtures.js';
+import { doc, storeForEachTest } from './fixtures.js';
 
-let dir: string;
-let store: Store;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-shared-'));
-  store = openStore(path.join(dir, 'p.db'));
-});
-afterEach(() => {
-  store.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const fresh = storeForEachTest('pinleak-shared-');
 
-const count = (table: string): number => (store.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+const count = (table: string): number => (fresh.store.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
 
 /** `n` pins in canonical order (instance, then path); every 4th held by a process, every 3rd leaked. */
 function pins(n: number): Pin[] {
@@ -55,13 +44,13 @@ function snap(list: Pin[], takenAt: string): SnapshotDoc {
 
 /** Save, then check that what the store gives back is exactly what was saved. */
 function save(d: SnapshotDoc, objects?: HostObject[]): { id: number; doc: SnapshotDoc; objects?: HostObject[] } {
-  const id = saveSnapshot(store, d, objects);
+  const id = saveSnapshot(fresh.store, d, objects);
   return { id, doc: structuredClone(d), objects: objects && structuredClone(objects) };
 }
 
 function expectExact(saved: { id: number; doc: SnapshotDoc; objects?: HostObject[] }): void {
-  expect(loadSnapshot(store, saved.id)).toEqual(saved.doc);
-  if (saved.objects) expect(loadObjects(store, saved.id).objects).toEqual(saved.objects);
+  expect(loadSnapshot(fresh.store, saved.id)).toEqual(saved.doc);
+  if (saved.objects) expect(loadObjects(fresh.store, saved.id).objects).toEqual(saved.objects);
 }
 
 describe('rows shared across snapshots', () => {
@@ -96,32 +85,32 @@ describe('rows shared across snapshots', () => {
     next.push({ ...structuredClone(base[0]!), path: '/app/map_9999', inode: 9999, object: { ...base[0]!.object!, id: 9999 } });
     const t = (m: number) => `2026-11-24T21:${String(m).padStart(2, '0')}:00.000Z`;
     const saveR = (d: SnapshotDoc, objects?: HostObject[]) => {
-      const id = saveSnapshot(store, d, objects, { remember: true });
+      const id = saveSnapshot(fresh.store, d, objects, { remember: true });
       return { id, doc: structuredClone(d), objects: objects && structuredClone(objects) };
     };
     const s1 = saveR(snap(base, t(0)), objectsOf(base, t(0)));
     const s2 = saveR(snap(base, t(5)), s1.objects);
     expect([count('pins'), count('host_objects')]).toEqual([40, 40]);
-    expect([rememberedSnapshot(store.db, 'pins'), rememberedSnapshot(store.db, 'host_objects')]).toEqual([s2.id, s2.id]);
+    expect([rememberedSnapshot(fresh.store.db, 'pins'), rememberedSnapshot(fresh.store.db, 'host_objects')]).toEqual([s2.id, s2.id]);
     const s3 = saveR(snap(next, t(10)), objectsOf(next, t(10)));
     expect(count('pins')).toBe(43);
-    expect(rememberedSnapshot(store.db, 'pins')).toBe(s3.id);
+    expect(rememberedSnapshot(fresh.store.db, 'pins')).toBe(s3.id);
     // another connection stores a snapshot: the remembered rows are no longer the open ones
-    const other = openStore(path.join(dir, 'p.db'));
+    const other = openStore(path.join(fresh.dir, 'p.db'));
     const o4 = saveSnapshot(other, snap(base, t(15)));
     other.close();
     const s5 = saveR(snap(base, t(20)), objectsOf(base, t(20)));
     const s6 = saveR(snap(next, t(25)), objectsOf(next, t(25)));
     for (const s of [s1, s2, s3, s5, s6]) expectExact(s);
-    expect(loadSnapshot(store, o4).pins).toHaveLength(40);
+    expect(loadSnapshot(fresh.store, o4).pins).toHaveLength(40);
     // what the same saves write through digests alone
-    const plain = openStore(path.join(dir, 'plain.db'));
+    const plain = openStore(path.join(fresh.dir, 'plain.db'));
     try {
       for (const [list, m, objs] of [[base, 0, true], [base, 5, true], [next, 10, true], [base, 15, false], [base, 20, true], [next, 25, true]] as const) {
         saveSnapshot(plain, snap(list, t(m)), objs ? objectsOf(list, t(m)) : undefined);
       }
       const n = (s: Store, table: string) => (s.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
-      expect([n(store, 'pins'), n(store, 'objects'), n(store, 'holders')]).toEqual([n(plain, 'pins'), n(plain, 'objects'), n(plain, 'holders')]);
+      expect([n(fresh.store, 'pins'), n(fresh.store, 'objects'), n(fresh.store, 'holders')]).toEqual([n(plain, 'pins'), n(plain, 'objects'), n(plain, 'holders')]);
     } finally {
       plain.close();
     }
@@ -138,13 +127,13 @@ describe('rows shared across snapshots', () => {
       save(snap(changed, '2026-11-24T21:10:00.000Z')),
       save(snap(changed, '2026-11-24T21:15:00.000Z')),
     ];
-    expect(pruneSnapshots(store, { keep: 2 })).toEqual({ removed: 2 });
+    expect(pruneSnapshots(fresh.store, { keep: 2 })).toEqual({ removed: 2 });
     expectExact(saved[2]!);
     expectExact(saved[3]!);
     // only the two rows no remaining snapshot stands for went
     expect(count('pins')).toBe(30);
     expect(count('processes')).toBe(8);
-    expect(store.db.prepare('SELECT MIN(snapshot_id) AS a, MAX(snapshot_id) AS b FROM pins').get()).toEqual({ a: saved[2]!.id, b: saved[2]!.id });
+    expect(fresh.store.db.prepare('SELECT MIN(snapshot_id) AS a, MAX(snapshot_id) AS b FROM pins').get()).toEqual({ a: saved[2]!.id, b: saved[2]!.id });
   });
 
   it('prune of a snapshot in the middle leaves the ones on both sides exact', () => {
@@ -154,7 +143,7 @@ describe('rows shared across snapshots', () => {
     const s1 = save(snap(base, '2026-11-24T21:00:00.000Z'));
     save(snap(other, '2026-11-20T00:00:00.000Z')); // taken long before the others
     const s3 = save(snap(base, '2026-11-24T21:10:00.000Z'));
-    expect(pruneSnapshots(store, { olderThanMs: 3600_000, now: new Date('2026-11-24T21:30:00.000Z') })).toEqual({ removed: 1 });
+    expect(pruneSnapshots(fresh.store, { olderThanMs: 3600_000, now: new Date('2026-11-24T21:30:00.000Z') })).toEqual({ removed: 1 });
     expectExact(s1);
     expectExact(s3);
   });
@@ -169,7 +158,7 @@ describe('rows shared across snapshots', () => {
     // which it reads back in canonical order while the second reads them in its own
     expect(count('pins')).toBe(20);
     for (const s of [s1, s2, s3]) expectExact(s);
-    expect(loadSnapshot(store, s2.id).pins[0]!.path).toBe('/app/map_0009');
+    expect(loadSnapshot(fresh.store, s2.id).pins[0]!.path).toBe('/app/map_0009');
   });
 
   it('host objects are shared the same way and survive prune', () => {
@@ -185,7 +174,7 @@ describe('rows shared across snapshots', () => {
     const s3 = save(snap(base, t[2]!), o3);
     expect(count('host_objects')).toBe(21);
     for (const s of [s1, s2, s3]) expectExact(s);
-    pruneSnapshots(store, { keep: 1 });
+    pruneSnapshots(fresh.store, { keep: 1 });
     expectExact(s3);
     expect(count('host_objects')).toBe(20);
     // a snapshot stored without objects ends the rows: the next one with objects writes them anew
@@ -199,9 +188,9 @@ describe('rows shared across snapshots', () => {
     const base = pins(30);
     base[7]!.object = null; // an unreadable pin has no object to cache
     const d = snap(base, '2026-11-24T21:00:00.000Z');
-    saveSnapshot(store, d);
-    saveSnapshot(store, snap(base, '2026-11-24T21:05:00.000Z'));
-    const fromStore = pinObjectCache(store, d.snapshot.bootId);
+    saveSnapshot(fresh.store, d);
+    saveSnapshot(fresh.store, snap(base, '2026-11-24T21:05:00.000Z'));
+    const fromStore = pinObjectCache(fresh.store, d.snapshot.bootId);
     expect(fromStore.size).toBe(29);
     expect(objectCacheOf(d.pins)).toEqual(fromStore);
   });
@@ -218,7 +207,7 @@ describe('rows shared across snapshots', () => {
       snap(base, '2026-11-24T21:20:00.000Z'),
     ];
     for (const d of docs) d.pins.sort((a, b) => a.path.localeCompare(b.path));
-    const ids = docs.map((d) => saveSnapshot(store, d));
+    const ids = docs.map((d) => saveSnapshot(fresh.store, d));
     // the definition: per snapshot, each leaked object once (smallest owner name, NULL only
     // when none; largest size), summed per status and owner
     const expected = docs.flatMap((d, i) => {
@@ -241,7 +230,7 @@ describe('rows shared across snapshots', () => {
       return [...sums.values()];
     });
     const key = (l: { snapshotId: number; status: string; owner: string | null }) => `${l.snapshotId} ${l.status} ${l.owner}`;
-    const got = historySeries(store).leakBytes;
+    const got = historySeries(fresh.store).leakBytes;
     expect(new Map(got.map((l) => [key(l), l.bytes]))).toEqual(new Map(expected.map((l) => [key(l), l.bytes])));
     expect(got).toHaveLength(expected.length);
   });
@@ -250,8 +239,8 @@ describe('rows shared across snapshots', () => {
     const base = pins(24);
     const fewer = structuredClone(base).filter((p) => p.status !== 'leaked' || p.object!.id % 2 === 0);
     const docs = [snap(base, '2026-11-24T21:00:00.000Z'), snap(base, '2026-11-24T21:05:00.000Z'), snap(fewer, '2026-11-24T21:10:00.000Z')];
-    const ids = docs.map((d) => saveSnapshot(store, d));
-    const series = historySeries(store);
+    const ids = docs.map((d) => saveSnapshot(fresh.store, d));
+    const series = historySeries(fresh.store);
     for (const [i, d] of docs.entries()) {
       const expected = d.pins.filter(isLeak).reduce((s, p) => s + p.object!.memlockBytes, 0);
       const got = series.leakBytes.filter((l) => l.snapshotId === ids[i]).reduce((s, l) => s + l.bytes, 0);

@@ -1,14 +1,12 @@
 // Pin records and watch sessions in the store (migration 4), and run's tree attribution.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  openStore, savePinRecords, pinRecordsOf, listPinRecords, prunePinRecords, openWatchSession, coverWatchSession,
-  endWatchSession, watchSessions, type Store, type StoredPinRecord,
+  savePinRecords, pinRecordsOf, listPinRecords, prunePinRecords, openWatchSession, coverWatchSession,
+  endWatchSession, watchSessions, type StoredPinRecord,
 } from '../../src/store/index.js';
 import { pinsOfTree } from '../../src/cli/run.js';
 import type { PinRecord } from '../../src/kernel/recorder.js';
+import { storeForEachTest } from './fixtures.js';
 
 const BOOT = '6f1c2a4e-0000-4000-8000-000000000001';
 const OTHER_BOOT = '6f1c2a4e-0000-4000-8000-000000000002';
@@ -21,50 +19,41 @@ function record(over: Partial<StoredPinRecord> = {}): StoredPinRecord {
   };
 }
 
-let dir: string;
-let store: Store;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinleak-unit-'));
-  store = openStore(path.join(dir, 'p.db'), { create: true });
-});
-afterEach(() => {
-  store.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const fresh = storeForEachTest('pinleak-unit-');
 
 describe('pin records', () => {
   it('round-trip every field, 64-bit cgroup ids included, and join by boot, kind and id (successful pins only)', () => {
     const ok = record();
-    savePinRecords(store, BOOT, [
+    savePinRecords(fresh.store, BOOT, [
       ok,
       record({ at: '2026-11-24T10:00:01.000Z', ret: -17 }),
       record({ at: '2026-11-24T10:00:02.000Z', pid: 7, kind: 'prog' }),
     ]);
-    savePinRecords(store, OTHER_BOOT, [record({ pid: 9 })]);
-    const byObject = pinRecordsOf(store, BOOT, [{ kind: 'map', id: 26 }, { kind: 'map', id: 26 }, { kind: 'link', id: 1 }]);
+    savePinRecords(fresh.store, OTHER_BOOT, [record({ pid: 9 })]);
+    const byObject = pinRecordsOf(fresh.store, BOOT, [{ kind: 'map', id: 26 }, { kind: 'map', id: 26 }, { kind: 'link', id: 1 }]);
     expect([...byObject.keys()]).toEqual(['map:26']);
     expect(byObject.get('map:26')).toEqual([ok]);
-    expect(listPinRecords(store, BOOT).map((r) => [r.kind, r.ret])).toEqual([['map', 0], ['map', -17], ['prog', 0]]);
+    expect(listPinRecords(fresh.store, BOOT).map((r) => [r.kind, r.ret])).toEqual([['map', 0], ['map', -17], ['prog', 0]]);
   });
 
   it('go by age', () => {
-    savePinRecords(store, BOOT, [record({ at: '2026-10-01T00:00:00.000Z' }), record()]);
-    expect(prunePinRecords(store, '2026-11-01T00:00:00.000Z')).toBe(1);
-    expect(listPinRecords(store, BOOT)).toHaveLength(1);
+    savePinRecords(fresh.store, BOOT, [record({ at: '2026-10-01T00:00:00.000Z' }), record()]);
+    expect(prunePinRecords(fresh.store, '2026-11-01T00:00:00.000Z')).toBe(1);
+    expect(listPinRecords(fresh.store, BOOT)).toHaveLength(1);
   });
 });
 
 describe('watch sessions', () => {
   it('open recording or not, move their coverage, end', () => {
-    const id = openWatchSession(store, BOOT, { pid: 10, startTime: 99, startedAt: '2026-11-24T09:00:00.000Z', recording: true, note: null });
-    openWatchSession(store, BOOT, { pid: 11, startTime: 98, startedAt: '2026-11-24T09:30:00.000Z', recording: false, note: 'BTF: missing' });
-    coverWatchSession(store, id, '2026-11-24T09:05:00.000Z', 3);
-    endWatchSession(store, id, '2026-11-24T09:06:00.000Z');
-    expect(watchSessions(store, BOOT)).toEqual([
+    const id = openWatchSession(fresh.store, BOOT, { pid: 10, startTime: 99, startedAt: '2026-11-24T09:00:00.000Z', recording: true, note: null });
+    openWatchSession(fresh.store, BOOT, { pid: 11, startTime: 98, startedAt: '2026-11-24T09:30:00.000Z', recording: false, note: 'BTF: missing' });
+    coverWatchSession(fresh.store, id, '2026-11-24T09:05:00.000Z', 3);
+    endWatchSession(fresh.store, id, '2026-11-24T09:06:00.000Z');
+    expect(watchSessions(fresh.store, BOOT)).toEqual([
       { id, pid: 10, startTime: 99, startedAt: '2026-11-24T09:00:00.000Z', coveredUntil: '2026-11-24T09:05:00.000Z', endedAt: '2026-11-24T09:06:00.000Z', recording: true, note: null, drops: 3 },
       expect.objectContaining({ pid: 11, recording: false, note: 'BTF: missing', coveredUntil: '2026-11-24T09:30:00.000Z', endedAt: null }),
     ]);
-    expect(watchSessions(store, OTHER_BOOT)).toEqual([]);
+    expect(watchSessions(fresh.store, OTHER_BOOT)).toEqual([]);
   });
 });
 
