@@ -47,7 +47,9 @@ export function buildHolders(
       const p = ps.processes.get(v.pid);
       if (p) holderFor(objectKey('map', v.mapId), p).mmapped = true;
     }
-  } else if (ps.mapMappings.size) {
+  }
+  // procfs's mappings: every process without iterators, or one they did not show
+  if (ps.mapMappings.size) {
     const mmapable = [...maps.values()].filter((m) => mmapLimit(m, pageSize) > 0);
     for (const [pid, mappings] of ps.mapMappings) {
       const p = ps.processes.get(pid);

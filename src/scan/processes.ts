@@ -110,6 +110,7 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
       if (ns !== null) netNsFds.push({ pid, fd, netNs: ns });
     }
   };
+  const readViaProcfs = new Set<number>();
   let done = 0;
   for (const pid of pids) {
     if (++done % 200 === 0) opts.onProgress?.(done, pids.length);
@@ -122,8 +123,12 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
       mntNs: fromKernel ? fromKernel.mntNs : readMntNs(pid), cgroup: null,
     };
     let interesting = false;
-    // With the iterator, the kernel named every fd worth a look (below); else every fd's link
-    const fds = kernel ? null : readFdTargets(pid);
+    // With the iterators, the kernel named every fd worth a look (below); else every fd's
+    // link. A process the task iterator did not show may be one the file and vma iterators
+    // did not visit either: it is read from procfs, as without iterators.
+    const viaProcfs = !kernel || (tasks !== null && !tasks.has(pid));
+    if (viaProcfs) readViaProcfs.add(pid);
+    const fds = viaProcfs ? readFdTargets(pid) : null;
     if (fds === 'denied') unreadable.push(pid);
     if (fds && fds !== 'denied') {
       const held = bpfFdsOf(pid, fds);
@@ -133,7 +138,7 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
       }
       for (const [fd, target] of fds) noteFd(pid, fd, target);
     }
-    if (opts.mmaps && !kernel) {
+    if (opts.mmaps && viaProcfs) {
       const ranges = readBpfMapMappings(pid);
       if (ranges.length) {
         mapMappings.set(pid, ranges);
@@ -146,16 +151,16 @@ export function scanProcesses(opts: { mmaps: boolean; kernel?: KernelCounts; onP
   }
   if (kernel) {
     // namespaces and perf events held by fds: the few the iterator named, in pid and fd order
-    const others = kernel.otherFiles.filter((f) => processes.has(f.pid)).sort((a, b) => a.pid - b.pid || a.fd - b.fd);
+    const others = kernel.otherFiles.filter((f) => processes.has(f.pid) && !readViaProcfs.has(f.pid)).sort((a, b) => a.pid - b.pid || a.fd - b.fd);
     for (const f of others) {
       const target = readFdTarget(f.pid, f.fd);
       if (target !== null) noteFd(f.pid, f.fd, target); // null: closed since the read
     }
-    bpfFds.push(...kernelFds(kernel, processes));
+    bpfFds.push(...kernelFds(kernel, processes, readViaProcfs));
     const named = new Set([...bpfFds.map((f) => f.pid), ...kernel.vmas.map((v) => v.pid)]);
     for (const pid of named) {
       const p = processes.get(pid);
-      if (p) p.cgroup = readCgroup(pid);
+      if (p && !readViaProcfs.has(pid)) p.cgroup = readCgroup(pid); // (read in the loop when procfs named it)
     }
   }
   opts.onProgress?.(pids.length, pids.length);
@@ -190,10 +195,10 @@ function taskStats(): Map<number, { stat: ProcStat | null; mntNs: number | null;
 }
 
 /** The BPF fds of the live processes (pinleak's own are its scan), in pid and fd order as procfs lists them. */
-function kernelFds(kernel: KernelCounts, processes: Map<number, Process>): FdRef[] {
+function kernelFds(kernel: KernelCounts, processes: Map<number, Process>, readViaProcfs: Set<number>): FdRef[] {
   const out: FdRef[] = [];
   for (const f of kernel.files) {
-    if (!processes.has(f.pid)) continue; // pinleak itself, a zombie, or gone since the read
+    if (!processes.has(f.pid) || readViaProcfs.has(f.pid)) continue; // pinleak itself, a zombie, gone since the read, or read from procfs
     const r: FdRef = { pid: f.pid, fd: f.fd, kind: f.kind, id: f.id };
     const type = f.kind === 'map' ? kernel.maps.get(f.id)?.type : undefined;
     if (type !== undefined) r.mapType = MAP_TYPES[type] ?? `type_${type}`;

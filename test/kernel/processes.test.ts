@@ -38,6 +38,7 @@ describe('process scan from the iterators', () => {
     expect(fromKernel.processes.get(agent.pid)).toMatchObject({ pid: agent.pid, ppid: process.pid });
     expect(fromKernel.processes.has(1)).toBe(true);
     expect(fromKernel.processes.get(1)).toEqual(fromProcfs.processes.get(1)); // not shown by the iterator: read from procfs
+    expect(of(fromKernel, 1)).toEqual(of(fromProcfs, 1)); // its fds too
     expect(fromKernel.processes.has(process.pid)).toBe(false); // pinleak itself is not a holder
     // each process's network namespace, as its /proc/<pid>/ns/net names it
     const withNet = common.filter((pid) => fromKernel.netNsOf.has(pid));
