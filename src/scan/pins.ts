@@ -215,10 +215,12 @@ function readPin(dev: string, rel: string, st: EntryStat, dirFd: number, name: s
     instance: dev, path: rel, mountPaths: [], inode: st.ino, ctimeMs: st.ctimeMs, uid: st.uid, gid: st.gid,
     mode: st.mode & 0o7777, object: null, error: null, preload: PRELOAD_NAMES.has(rel),
   };
+  // BPF_OBJ_GET takes a path: the held directory's, through procfs (only when not cached)
+  const fdPath = `/proc/self/fd/${dirFd}/${name}`;
   try {
-    pin.object = reader.cached?.(dev, st.ino, st.ctimeMs) ?? reader.read(`/proc/self/fd/${dirFd}/${name}`);
+    pin.object = reader.cached?.(dev, st.ino, st.ctimeMs) ?? reader.read(fdPath);
   } catch (e) {
-    if (e instanceof KernelError && e.code === 'ENOENT' && !pin.preload && !fs.existsSync(`/proc/self/fd/${dirFd}/${name}`)) return null;
+    if (e instanceof KernelError && e.code === 'ENOENT' && !pin.preload && !fs.existsSync(fdPath)) return null;
     pin.error = e instanceof KernelError ? `cannot open: ${e.code}` : `cannot read: ${(e as Error).message}`;
   }
   return pin;
