@@ -43,6 +43,8 @@ export const BpfCmd = {
 
 /** file_flags of BPF_OBJ_GET / open_flags of *_GET_FD_BY_ID */
 export const BPF_F_RDONLY = 1 << 3;
+/** map_flags: a hash map allocates its elements as they are added (its memory grows and shrinks) */
+export const BPF_F_NO_PREALLOC = 1 << 0;
 export const BPF_F_MMAPABLE = 1 << 10;
 
 /** BPF_OBJ_PIN, BPF_OBJ_GET */

@@ -1,6 +1,6 @@
 // Holders: the live processes that keep a BPF object open, by fd or by mmap.
 import type { MapDetails } from '../kernel/bpf.js';
-import { BPF_F_MMAPABLE } from '../kernel/abi.js';
+import { BPF_F_MMAPABLE, BPF_F_NO_PREALLOC } from '../kernel/abi.js';
 import { objectKey, type Container, type Holder } from '../model.js';
 import type { Process, ProcessScan } from './processes.js';
 
@@ -89,6 +89,19 @@ const NEVER_MMAPPED = new Set([
   'cgroup_storage', 'reuseport_sockarray', 'percpu_cgroup_storage', 'queue', 'stack', 'sk_storage', 'devmap_hash', 'struct_ops',
   'inode_storage', 'task_storage', 'bloom_filter', 'cgrp_storage',
 ]);
+
+/**
+ * Whether a map's memory (its fdinfo memlock) is fixed when it is created, whatever is written
+ * to it: arrays, preallocated hashes, queues, stacks and bloom filters. Other types (a hash
+ * made with BPF_F_NO_PREALLOC, an LPM trie, a devmap, a sockhash, local storage...) grow with
+ * their entries, and a type not measured here (test/kernel/memlock.test.ts) counts as growing.
+ */
+export function memlockFixed(type: string | undefined, flags: number): boolean {
+  if (type !== undefined && PREALLOC_HASHES.has(type)) return (flags & BPF_F_NO_PREALLOC) === 0;
+  return type !== undefined && FIXED_SIZE.has(type);
+}
+const PREALLOC_HASHES = new Set(['hash', 'percpu_hash', 'lru_hash', 'lru_percpu_hash', 'hash_of_maps']);
+const FIXED_SIZE = new Set(['array', 'percpu_array', 'prog_array', 'array_of_maps', 'queue', 'stack', 'bloom_filter']);
 
 /** The largest mapping a map allows, 0 when it cannot be mmapped. */
 export function mmapLimit(m: MapDetails, pageSize: number): number {

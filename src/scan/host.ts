@@ -1,6 +1,7 @@
 // One scan of the whole host: processes -> namespaces -> instances -> pins -> holders ->
 // references. Phase timings are kept so a slow host can be diagnosed in the field.
 import os from 'node:os';
+import { MAP_TYPES } from '../kernel/abi.js';
 import { readBootId, bootEpochMs, clockTicks, pidMax, pageSize, readCgroup } from '../kernel/procfs.js';
 import type { Anchor } from '../kernel/ns.js';
 import { containerFromCgroup } from '../analysis/container.js';
@@ -9,7 +10,7 @@ import { scanProcesses, type Process } from './processes.js';
 import { discoverNamespaces } from './namespaces.js';
 import { collectInstances, type InstanceAccess } from './instances.js';
 import { walkInstance, objectReader } from './pins.js';
-import { buildHolders, type HolderIndex } from './holders.js';
+import { buildHolders, memlockFixed, type HolderIndex } from './holders.js';
 import { readReferenceGraph, cgroupRoots, type ReferenceGraph } from './references.js';
 import { contentRefs } from './contents.js';
 import { discoverNetns, netnsMounts, type NetnsMount } from './netns.js';
@@ -119,24 +120,32 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     }, errors);
     lap('references');
 
-    // Pins whose object nothing holds or uses cannot have changed since the last scan of
-    // this boot: their object comes from the store instead of three syscalls and a read.
+    // An object cannot change behind its pin (same instance, inode and ctime): what a pin of
+    // the last scan of this boot named comes from the store instead of three syscalls and a
+    // read. Programs and links take what changes (map ids, link state) from the graph; a map
+    // is read again when something holds or uses it and its memory can grow (memlock).
     const reader = objectReader();
     const cache = opts.objectCache;
     if (cache?.size) {
       const busy = new Set(ps.bpfFds.map((f) => objectKey(f.kind, f.id)));
       for (const p of graph.progs.values()) for (const m of p.mapIds) busy.add(objectKey('map', m));
       for (const m of mmappedMaps) busy.add(objectKey('map', m));
+      const fixed = (id: number): boolean => {
+        const m = kernel?.maps.get(id);
+        return m !== undefined && memlockFixed(MAP_TYPES[m.type], m.flags);
+      };
       // a mapping procfs cannot tie to one map could be of any map
       const mmaps = ps.mapMappings.size > 0;
       reader.cached = (dev, inode, ctimeMs) => {
         const o = cache.get(pinObjectKey(dev, inode, ctimeMs));
-        if (!o || busy.has(objectKey(o.kind, o.id)) || (mmaps && o.kind === 'map')) return null;
+        if (!o) return null;
         if (o.kind === 'link') {
           const l = graph.links.get(o.id);
           return l ? { ...o, progId: l.progId, defunct: l.defunct, target: l.target } : null;
         }
-        return o.kind === 'prog' ? (graph.progs.has(o.id) ? { ...o, mapIds: graph.progs.get(o.id)!.mapIds } : null) : { ...o };
+        if (o.kind === 'prog') return graph.progs.has(o.id) ? { ...o, mapIds: graph.progs.get(o.id)!.mapIds } : null;
+        if (mmaps || (busy.has(objectKey(o.kind, o.id)) && !fixed(o.id))) return null;
+        return { ...o };
       };
     }
     const pins: ScannedPin[] = [];

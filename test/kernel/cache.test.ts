@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bpftool, pinleakJson } from '../helpers.js';
 import { worldForFile } from '../world/for-file.js';
+import { closeFd, mapCreate, mapUpdate, objPin } from '../../src/kernel/bpf.js';
+import { BPF_F_NO_PREALLOC, MapType } from '../../src/kernel/abi.js';
 
 const t = worldForFile();
 
@@ -43,5 +45,39 @@ describe('object cache across scans of one boot', () => {
     }
     const fresh = mine(pinleakJson(['scan', '--no-store', '--db', path.join(t.db.dir, 'other.db')]));
     for (const k of Object.keys(two)) expect(two[k]!.object).toEqual(fresh[k]!.object);
+  });
+});
+
+describe('object cache and memory that grows', () => {
+  it('reads a used map again when its memory can grow, and takes a fixed-size one from the cache', async () => {
+    const bpffs = await t.world.mountBpffs('cache-grow');
+    const fds: number[] = [];
+    try {
+      // held by this test process, so both are busy at both scans
+      const growing = mapCreate({ type: MapType.HASH, keySize: 4, valueSize: 64, maxEntries: 1024, flags: BPF_F_NO_PREALLOC, name: 'grows' });
+      fds.push(growing);
+      const fixed = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 64, maxEntries: 1024, name: 'fixed_size' });
+      fds.push(fixed);
+      objPin(growing, path.join(bpffs.path, 'grows'));
+      objPin(fixed, path.join(bpffs.path, 'fixed'));
+      const scan = () => Object.fromEntries(pinleakJson(['scan'], { db: t.db.db }).pins
+        .filter((p) => p.instance === bpffs.dev).map((p) => [p.path, p.object!]));
+      const oracle = (id: number) => (bpftool(['map', 'show', 'id', String(id)]) as { bytes_memlock: number }).bytes_memlock;
+
+      const one = scan();
+      for (let k = 0; k < 512; k++) {
+        const key = Buffer.alloc(4);
+        key.writeUInt32LE(k);
+        mapUpdate(growing, key, Buffer.alloc(64, 1));
+        mapUpdate(fixed, key, Buffer.alloc(64, 1));
+      }
+      const two = scan();
+      expect(oracle(two['/grows']!.id)).toBeGreaterThan(one['/grows']!.memlockBytes); // it grew...
+      expect(two['/grows']!.memlockBytes).toBe(oracle(two['/grows']!.id)); // ...and the scan says so
+      expect(two['/fixed']!.memlockBytes).toBe(one['/fixed']!.memlockBytes);
+      expect(two['/fixed']!.memlockBytes).toBe(oracle(two['/fixed']!.id));
+    } finally {
+      for (const fd of fds) closeFd(fd);
+    }
   });
 });
