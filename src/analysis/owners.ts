@@ -157,6 +157,8 @@ export function globProblem(glob: string): string | null {
 
 /** Strip leading and trailing '/' from a pin path: 'a/b', '/a/b' and '/a/b/' are the same pin. */
 export function normalizePinPath(p: string): string {
+  // a scan's paths are all '/a/b': no regex for those (this runs for every pin, twice)
+  if (p.charCodeAt(0) === 47 && p.charCodeAt(1) !== 47 && p.charCodeAt(p.length - 1) !== 47) return p.slice(1);
   return p.replace(/^\/+/, '').replace(/\/+$/, '');
 }
 
@@ -349,7 +351,8 @@ function matchOwnerByPath(catalog: OwnerRule[], pinPath: string): OwnerMatch | n
   if (hit !== undefined) return hit;
   const path = normalizePinPath(pinPath);
   let best: { rule: OwnerRule; glob: CompiledGlob } | null = null;
-  for (const rule of catalog) {
+  const any = quickReject(catalog).paths;
+  if (any?.test(path)) for (const rule of catalog) {
     const paths = rulePaths(rule);
     if (!paths?.any.test(path)) continue;
     for (const g of paths.globs) {
@@ -362,8 +365,30 @@ function matchOwnerByPath(catalog: OwnerRule[], pinPath: string): OwnerMatch | n
   return m;
 }
 
+/**
+ * Per catalog, every rule's path globs in one expression and every name prefix in another:
+ * most pins and objects belong to no known tool, and each is then told so in one test
+ * instead of one per rule (null: the catalog has no glob, or no prefix, so nothing matches).
+ */
+const rejects = new WeakMap<OwnerRule[], { paths: RegExp | null; names: RegExp | null }>();
+function quickReject(catalog: OwnerRule[]): { paths: RegExp | null; names: RegExp | null } {
+  let r = rejects.get(catalog);
+  if (!r) {
+    const globs = catalog.flatMap((rule) => rulePaths(rule)?.globs ?? []).map((g) => g.re.source.slice(1, -1));
+    const prefixes = catalog.flatMap((rule) => rule.names ?? []).filter((p) => p !== '')
+      .map((p) => p.slice(0, KERNEL_NAME_LEN).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+    r = {
+      paths: globs.length ? new RegExp(`^(?:${globs.join('|')})$`, 's') : null,
+      names: prefixes.length ? new RegExp(`^(?:${prefixes.join('|')})`, 's') : null,
+    };
+    rejects.set(catalog, r);
+  }
+  return r;
+}
+
 /** The owner of an object from its name alone: the longest matching prefix wins, then the earlier rule. */
 export function matchOwnerByName(catalog: OwnerRule[], objectName: string): OwnerMatch | null {
+  if (!quickReject(catalog).names?.test(objectName)) return null;
   let byName: { rule: OwnerRule; prefix: string } | null = null;
   for (const rule of catalog) {
     for (const prefix of rule.names ?? []) {

@@ -290,6 +290,16 @@ describe('matchOwner: precedence', () => {
     expect(matchOwner(withUser, '4242/alloc_map', 'alloc_map')?.tool).toBe('otel-go-instrumentation');
   });
 
+  it('takes name prefixes literally, and cuts them to the kernel\'s 15 characters', () => {
+    const cat = [{ tool: 'dots', persistent: false, names: ['a.b(c', 'x+y'] }, { tool: 'long', persistent: false, names: ['abcdefghijklmnopq'] }];
+    expect(matchOwner(cat, 'p', 'a.b(c_map')?.tool).toBe('dots');
+    expect(matchOwner(cat, 'p', 'axb(c_map')).toBeNull();
+    expect(matchOwner(cat, 'p', 'x+y')?.tool).toBe('dots');
+    expect(matchOwner(cat, 'p', 'xxy')).toBeNull();
+    expect(matchOwner(cat, 'p', 'abcdefghijklmno')?.tool).toBe('long');
+    expect(matchOwner([{ tool: 'none', persistent: false, paths: ['x/*'] }], 'p', 'anything')).toBeNull();
+  });
+
   it('loadCatalog returns copies', () => {
     const a = loadCatalog();
     a[0]!.paths!.push('**');
