@@ -141,3 +141,8 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 await main(hideBin(process.argv));
+// The command is done: leave now instead of through Node's teardown of the heap (~20 ms
+// after a 10,000-pin scan). Output to a socket (a child's stdio made by libuv) is written
+// asynchronously, so each stream's writes are waited for first.
+await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((done) => s.write('', () => done()))));
+process.exit();
