@@ -7,6 +7,8 @@
 // the types asked about.
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { readBootId } from './procfs.js';
 import { KernelError } from './bpf.js';
 import {
   BTF_MAGIC, BtfKind, BTF_VMLINUX_PATH, BTF_HEADER_LEN, BTF_TYPE_LEN, BTF_INFO_KIND_SHIFT, BTF_INFO_KIND_MASK,
@@ -377,4 +379,116 @@ let vmlinux: Btf | null = null;
 export function kernelBtf(): Btf {
   vmlinux ??= Btf.load();
   return vmlinux;
+}
+
+// ---- the answers the scan's iterator programs need, kept per boot ----
+
+/** What the iterator programs ask of BTF (src/kernel/iterators.ts). */
+export type BtfFacts = Pick<Btf, 'find' | 'tryFind' | 'field' | 'loadPath' | 'enumValue'>;
+
+/** BTF answers as the scan keeps them: a file of root's, gone at the next boot (/run is a tmpfs). */
+export const BTF_ANSWERS_PATH = '/run/pinleak/btf-answers.json';
+const ANSWERS_VERSION = 1;
+const ANSWERS_MAX_BYTES = 1 << 20;
+
+type Answer = number | null | BtfField | { offsets: number[]; size: number; typeId: number };
+
+export interface BtfAnswers extends BtfFacts {
+  /** whether every question so far was answered from the file (the BTF was not read) */
+  readonly fromFile: boolean;
+  /** keep the answers for the next process of this boot, when the BTF had to be asked */
+  persist(): void;
+}
+
+/**
+ * The running kernel's BTF answers for the iterator programs: parsing the 5.5 MB vmlinux BTF
+ * and searching its names costs ~25 ms in every new process (a cron scan), and the answers
+ * cannot change until the next boot. They come from `file` when it was written in this boot,
+ * for this BTF (boot id and size), by root or this user, writable by no one else; a question
+ * it cannot answer (another version's programs) reads the BTF as before.
+ */
+export function kernelBtfAnswers(file = BTF_ANSWERS_PATH): BtfAnswers {
+  const identity = btfIdentity();
+  const answers = readAnswers(file, identity) ?? new Map<string, Answer>();
+  let asked = false;
+  const ask = <T extends Answer>(question: string, compute: (btf: Btf) => T): T => {
+    if (answers.has(question)) return answers.get(question) as T;
+    const a = compute(kernelBtf());
+    answers.set(question, a);
+    asked = true;
+    return a;
+  };
+  return {
+    find: (kind, name) => ask(`find ${kind} ${name}`, (b) => b.find(kind, name)),
+    tryFind: (kind, name) => ask(`tryFind ${kind} ${name}`, (b) => b.tryFind(kind, name)),
+    field: (structId, path) => ask(`field ${structId} ${path}`, (b) => b.field(structId, path)),
+    loadPath: (structId, path) => ask(`loadPath ${structId} ${path}`, (b) => b.loadPath(structId, path)),
+    enumValue: (enumName, valueName) => ask(`enumValue ${enumName} ${valueName}`, (b) => b.enumValue(enumName, valueName)),
+    get fromFile() {
+      return !asked;
+    },
+    persist() {
+      if (asked && identity) writeAnswers(file, identity, answers);
+      asked = false;
+    },
+  };
+}
+
+/** What the answers are true of: this boot's vmlinux BTF (null: unknown, nothing is kept). */
+function btfIdentity(): string | null {
+  const boot = readBootId();
+  try {
+    return boot ? `${boot} ${fs.statSync(BTF_VMLINUX_PATH).size}` : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Owned by root or by us and writable by no one else: what a file of answers must be. */
+function trusted(st: fs.Stats): boolean {
+  return (st.uid === 0 || st.uid === process.geteuid?.()) && (st.mode & 0o022) === 0;
+}
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+function validAnswer(v: unknown): v is Answer {
+  if (v === null || isCount(v)) return true;
+  if (typeof v !== 'object') return false;
+  const o = v as Record<string, unknown>;
+  if (!isCount(o.size) || !isCount(o.typeId)) return false;
+  return 'offsets' in o ? Array.isArray(o.offsets) && o.offsets.every(isCount) : isCount(o.offset);
+}
+
+function readAnswers(file: string, identity: string | null): Map<string, Answer> | null {
+  if (!identity) return null;
+  let fd: number | null = null;
+  try {
+    const dir = fs.lstatSync(path.dirname(file));
+    if (!dir.isDirectory() || !trusted(dir)) return null;
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || !trusted(st) || st.size > ANSWERS_MAX_BYTES) return null;
+    const doc = JSON.parse(fs.readFileSync(fd, 'utf8')) as { version?: unknown; btf?: unknown; answers?: unknown };
+    if (doc.version !== ANSWERS_VERSION || doc.btf !== identity || typeof doc.answers !== 'object' || doc.answers === null) return null;
+    const out = new Map<string, Answer>();
+    for (const [q, a] of Object.entries(doc.answers)) {
+      if (!validAnswer(a)) return null;
+      out.set(q, a);
+    }
+    return out;
+  } catch {
+    return null; // none yet, another boot's, or unreadable: ask the BTF
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+  }
+}
+
+function writeAnswers(file: string, identity: string, answers: Map<string, Answer>): void {
+  const tmp = `${file}.${process.pid}`;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(tmp, JSON.stringify({ version: ANSWERS_VERSION, btf: identity, answers: Object.fromEntries(answers) }), { mode: 0o600, flag: 'wx' });
+    fs.renameSync(tmp, file);
+  } catch {
+    fs.rmSync(tmp, { force: true }); // a read-only /run: the next scan asks the BTF again
+  }
 }

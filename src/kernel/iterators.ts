@@ -10,7 +10,7 @@
 // and vmas, against ~120-150 ms for the procfs walk of src/scan/processes.ts.
 import os from 'node:os';
 import { Asm, R0, R1, R2, R3, R6, R7, R8, R9, R10, type Reg, type Size } from './asm.js';
-import { kernelBtf, BtfError, type Btf } from './btf.js';
+import { kernelBtfAnswers, BtfError, type BtfFacts } from './btf.js';
 import { loadProgram, createIterLink, runIterator, VerifierError } from './loader.js';
 import { closeFd, progInfo, linkInfo, KernelError } from './bpf.js';
 import { ProgType, AttachType, ANON_INODE_FS_MAGIC, NSFS_MAGIC, type BpfHelperName } from './abi.js';
@@ -95,7 +95,7 @@ const ID_PATH: Record<FileKind, string> = { map: 'id', prog: 'aux.id', link: 'id
 
 export class Gen {
   readonly a = new Asm();
-  constructor(readonly btf: Btf, readonly record: Layout<string>) {}
+  constructor(readonly btf: BtfFacts, readonly record: Layout<string>) {}
 
   struct(name: string): number {
     return this.btf.find('struct', name);
@@ -295,7 +295,7 @@ const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
 };
 
 /** The bytecode of one iterator program, against `btf` (exported for tests). */
-export function iteratorProgram(btf: Btf, target: Target): Buffer {
+export function iteratorProgram(btf: BtfFacts, target: Target): Buffer {
   return PROGRAMS[target](new Gen(btf, RECORDS[target]));
 }
 
@@ -311,7 +311,7 @@ type Loaded = Record<CoreTarget, LoadedIterator> & { task?: LoadedIterator };
 let loaded: Loaded | null = null;
 let refusal: KernelError | null = null;
 
-function loadIterator(btf: Btf, target: Target, fds: number[]): LoadedIterator {
+function loadIterator(btf: BtfFacts, target: Target, fds: number[]): LoadedIterator {
   const progFd = loadProgram({
     name: `pinleak_${target}`.slice(0, 15), type: ProgType.TRACING, insns: iteratorProgram(btf, target),
     expectedAttachType: AttachType.TRACE_ITER, attachBtfId: btf.find('func', `bpf_iter_${target}`),
@@ -327,7 +327,7 @@ function loadAll(): Loaded {
   if (refusal) throw refusal;
   const fds: number[] = [];
   try {
-    const btf = kernelBtf();
+    const btf = kernelBtfAnswers();
     const out = {} as Loaded;
     for (const target of TARGETS) out[target] = loadIterator(btf, target, fds);
     // Only a speed-up (the process scan reads procfs without it): a refusal of the task
@@ -340,6 +340,7 @@ function loadAll(): Loaded {
       for (const fd of own) closeFd(fd);
       if (!(e instanceof KernelError)) throw e;
     }
+    btf.persist();
     loaded = out;
     return out;
   } catch (e) {
