@@ -29,6 +29,18 @@ export function objectCacheOf(pins: readonly Pin[]): Map<string, BpfObject> {
   return out;
 }
 
+/**
+ * A pin's JSON text, kept once taken: the store's digests and `scan --json` share it
+ * (10,000 pins are ~8 MB of text). Taken only from a pin that no longer changes: a saved
+ * document's (saveSnapshot sets its last field before it takes them).
+ */
+const pinTexts = new WeakMap<Pin, string>();
+export function pinText(p: Pin): string {
+  let t = pinTexts.get(p);
+  if (t === undefined) pinTexts.set(p, (t = JSON.stringify(p)));
+  return t;
+}
+
 /** The order of a snapshot's pins: by instance, then path (the store reads them back in it). */
 export const comparePins = (a: { instance: string; path: string }, b: { instance: string; path: string }): number =>
   a.instance.localeCompare(b.instance) || a.path.localeCompare(b.path);

@@ -5,7 +5,7 @@ import { Capability } from '../kernel/abi.js';
 import { PinleakError } from '../errors.js';
 import { openStore, resolveSnapshot, loadSnapshot, type Store } from '../store/index.js';
 import { loadConfig, parseDuration, type Config } from '../analysis/config.js';
-import type { SnapshotDoc } from '../model.js';
+import { pinText, type SnapshotDoc } from '../model.js';
 import { styleFor, type Style } from '../report/format.js';
 import type { Progress } from '../scan/host.js';
 import fs from 'node:fs';
@@ -82,6 +82,54 @@ export function printTimings(timings: Record<string, number>): void {
 
 export function emitJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, process.stdout.isTTY ? 2 : undefined) + '\n');
+}
+
+/**
+ * A snapshot document, as emitJson writes it. Compact, its pins are the texts the store
+ * took for its digests (pinText), copied into one reused buffer rather than joined into
+ * one more copy of them all (10,000 pins: 8 MB, as a string and again as bytes).
+ */
+export function emitSnapshot(doc: SnapshotDoc): void {
+  if (process.stdout.isTTY) return emitJson(doc);
+  const out = bufferedWriter(process.stdout);
+  let first = true;
+  for (const [k, v] of Object.entries(doc)) {
+    if (v === undefined) continue;
+    out.put(`${first ? '{' : ','}${JSON.stringify(k)}:`);
+    first = false;
+    if (k !== 'pins') {
+      out.put(JSON.stringify(v));
+      continue;
+    }
+    out.put('[');
+    doc.pins.forEach((p, i) => out.put(i ? `,${pinText(p)}` : pinText(p)));
+    out.put(']');
+  }
+  out.put(first ? '{}\n' : '}\n');
+  out.flush();
+}
+
+/** Text into a buffer, written out when full; a new buffer only while the stream still holds the last (a socket). */
+function bufferedWriter(stream: NodeJS.WritableStream & { writableLength: number }): { put(s: string): void; flush(): void } {
+  const SIZE = 1 << 20;
+  let buf = Buffer.allocUnsafe(SIZE);
+  let n = 0;
+  const flush = () => {
+    if (n === 0) return;
+    stream.write(buf.subarray(0, n));
+    // a file or a pipe took it already (written synchronously on Linux); else it is the stream's now
+    if (stream.writableLength > 0) buf = Buffer.allocUnsafe(SIZE);
+    n = 0;
+  };
+  return {
+    put(s: string) {
+      // at most 3 bytes of UTF-8 per UTF-16 unit
+      if (n + s.length * 3 > SIZE) flush();
+      if (s.length * 3 > SIZE) stream.write(s);
+      else n += buf.write(s, n);
+    },
+    flush,
+  };
 }
 
 /** Human text: stdout normally; with --json it would pollute the document, so stderr (unless --quiet). */

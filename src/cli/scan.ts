@@ -6,7 +6,7 @@ import { saveSnapshot, namesSnapshotById } from '../store/index.js';
 import { renderLeaks, renderSummary } from '../report/text.js';
 import { isLeak } from '../analysis/summary.js';
 import {
-  type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, emitJson, summary, outStyle, printTimings,
+  type GlobalArgs, requirePrivileges, userConfig, openDb, withProgress, emitSnapshot, summary, outStyle, printTimings,
 } from './common.js';
 import { openHistory } from './common.js';
 import { looksLikeFile } from '../app/baseline.js';
@@ -52,7 +52,7 @@ export const scanCommand = {
         printTimings(scan.timings);
       }
       announcePartial(a, doc.snapshot);
-      if (a.json) emitJson(doc);
+      if (a.json) emitSnapshot(doc);
       else if (!a.quiet) {
         const style = outStyle(a);
         summary(a, renderSummary(doc, style));

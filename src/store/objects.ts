@@ -5,7 +5,9 @@ import { compareObjects, objectKey, type SnapshotMeta, type HostObject, type Hol
 import { guarded, type Store } from './db.js';
 import { metaOf, unknownSnapshot, type SnapshotRow } from './fields.js';
 import { applyExtra, extraJson, extrasOf, fromJson, keys, nul, stmt, toJson } from './codec.js';
-import { closeRest, digestOf, openRows, remember, reuseRemembered, reuseRow, standsFor, type OpenRows } from './shared.js';
+import {
+  closeRest, digestOfText, keepOpenRows, openRows, remember, reuseRemembered, reuseRow, sameSection, sectionDigest, standsFor, type OpenRows,
+} from './shared.js';
 
 const HOST_OBJECT_KEYS = keys('kind', 'id', 'name', 'type', 'memlockBytes', 'loadedAt', 'loaderUid', 'pins', 'holders',
   'referencedBy', 'references', 'owner', 'unexplained', 'note');
@@ -18,27 +20,43 @@ const INSERT = `INSERT INTO host_objects (snapshot_id, kind, obj_id, name, type,
  * Inside saveSnapshot's transaction, after the snapshot row (`prevId`: the latest snapshot
  * before it). An unexplained object first seen so in this snapshot gets this snapshot's id
  * as `sinceSnapshot` (set on the object too, as doc.snapshot.id is). An object unchanged
- * since the latest snapshot keeps its row (`share`: the objects are in canonical order).
+ * since the latest snapshot keeps its row (`share`: the objects are in canonical order), and
+ * all of them untouched when the section is the latest snapshot's (objects_digest).
  * Without objects, the latest snapshot's rows stop there. `rememberRows`: see saveSnapshot;
  * the caller remembers the returned rows once the save committed.
  */
 export function insertObjects(
   db: Database.Database, snapshotId: number, prevId: number | null, objects: HostObject[] | undefined, share: boolean, rememberRows: boolean,
-): OpenRows {
-  const open = openRows(db, 'host_objects', prevId, share && rememberRows && objects !== undefined);
-  const ins = stmt(db, INSERT);
+): OpenRows | null {
   for (const o of objects ?? []) {
     if (o.unexplained && o.unexplained.sinceSnapshot === null) o.unexplained.sinceSnapshot = snapshotId;
+  }
+  // the objects as the latest snapshot stored them: its open rows go on, none is looked at
+  const texts = objects && share && !rememberRows ? objects.map((o) => JSON.stringify(o)) : null;
+  const digest = texts ? sectionDigest(texts) : null;
+  if (digest !== null) stmt(db, 'UPDATE snapshots SET objects_digest = ? WHERE id = ?').run(digest, snapshotId);
+  if (digest !== null && prevId !== null && sameSection(db, prevId, 'objects_digest', digest)) {
+    keepOpenRows(db, 'host_objects');
+    stmt(db, 'UPDATE snapshots SET object_count = ? WHERE id = ?').run(objects!.length, snapshotId);
+    return null;
+  }
+  const open = openRows(db, 'host_objects', prevId, share && rememberRows && objects !== undefined);
+  const ins = stmt(db, INSERT);
+  (objects ?? []).forEach((o, i) => {
     const key = objectKey(o.kind, o.id);
-    if (share && reuseRemembered(open, key, o) !== undefined) continue;
+    if (share && reuseRemembered(open, key, o) !== undefined) return;
+    // the object's JSON names the content of its row: every value it binds derives from it
+    const rowDigest = digestOfText(texts?.[i] ?? JSON.stringify(o));
+    const kept = share ? reuseRow(open, rowDigest) : undefined;
+    if (kept !== undefined) {
+      remember(open, key, o, kept);
+      return;
+    }
     const values = [o.kind, o.id, o.name, o.type, nul(o.memlockBytes), nul(o.loadedAt), nul(o.loaderUid), o.owner?.tool ?? null,
       toJson(o.owner), toJson(o.pins), toJson(o.holders), toJson(o.referencedBy), toJson(o.references), o.unexplained ? toJson(o.unexplained) : null,
       nul(o.note), extraJson(extrasOf(o, HOST_OBJECT_KEYS))];
-    const digest = digestOf(values);
-    const kept = share ? reuseRow(open, digest) : undefined;
-    if (kept !== undefined) remember(open, key, o, kept);
-    else remember(open, key, o, Number(ins.run(snapshotId, ...values, digest).lastInsertRowid));
-  }
+    remember(open, key, o, Number(ins.run(snapshotId, ...values, rowDigest).lastInsertRowid));
+  });
   if (prevId !== null) closeRest(db, open, prevId);
   if (objects) stmt(db, 'UPDATE snapshots SET object_count = ? WHERE id = ?').run(objects.length, snapshotId);
   return open;

@@ -1,12 +1,16 @@
 // Writing a whole snapshot document: one transaction, prepared statements reused per row.
 // A pin found unchanged since the latest snapshot writes nothing: its row goes on standing
 // for the new snapshot too (src/store/shared.ts).
-import { compareObjects, comparePins, objectKey, pinPlace, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
+import type Database from 'better-sqlite3';
+import { compareObjects, comparePins, objectKey, pinPlace, pinText, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
 import { isLeak } from '../analysis/summary.js';
 import { guarded, type Store } from './db.js';
 import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
 import { insertObjects } from './objects.js';
-import { closeRest, digestOf, inOrder, openRows, remember, rememberRows, reuseRemembered, reuseRow, type OpenRows } from './shared.js';
+import {
+  closeRest, digestOfText, inOrder, keepOpenRows, openRows, remember, rememberRows, reuseRemembered, reuseRow, sameSection, sectionDigest,
+  type OpenRows,
+} from './shared.js';
 import {
   CREATOR_KEYS, DOC_KEYS, ERROR_KEYS, HOLDER_KEYS, INSTANCE_KEYS, META_KEYS, MOUNT_KEYS, NS_KEYS, OBJECT_KEYS,
   OWNER_KEYS, PIN_KEYS,
@@ -44,6 +48,74 @@ function leakTotals(doc: SnapshotDoc): { leaks: number; leakedBytes: number } {
 }
 
 /**
+ * The pins rows of snapshot `sid` (inside saveSnapshot's transaction): an open row of the
+ * latest snapshot whose content a pin has again goes on standing (`share`: the pins are in
+ * canonical order); the others are closed, and each other pin gets its rows.
+ */
+function savePins(db: Database.Database, sid: number, prev: number | null, pins: Pin[], share: boolean, rememberRows: boolean): OpenRows {
+  const insObject = stmt(db, SQL.object);
+  const insPin = stmt(db, SQL.pin);
+  const insProcess = stmt(db, SQL.process);
+  const insHolder = stmt(db, SQL.holder);
+  const open = openRows(db, 'pins', prev, share && rememberRows);
+  // One objects row per distinct object; identical content shares the row. (Two pins
+  // naming the same kind+id with different details keep their own rows, so a
+  // document always reads back exactly as written.)
+  const objectRows = new Map<string, number | bigint>();
+  const processRows = new Map<string, number | bigint>();
+  for (const p of pins) {
+    const place = pinPlace(p);
+    if (share && reuseRemembered(open, place, p) !== undefined) continue;
+    // the pin's JSON names the content of its rows: every value they bind derives from it
+    const digest = digestOfText(pinText(p));
+    const kept = share ? reuseRow(open, digest) : undefined;
+    if (kept !== undefined) {
+      remember(open, place, p, kept);
+      continue;
+    }
+    const o = p.object;
+    const objectValues = o ? [o.kind, o.id, nul(o.name), nul(o.type), nul(o.memlockBytes), extraJson(extrasOf(o, OBJECT_KEYS))] : null;
+    const ow = p.owner;
+    const cr = p.creator;
+    const pinValues = [
+      p.instance, p.path, toJson(p.mountPaths), nul(p.inode), nul(p.createdAt), nul(p.uid), nul(p.gid), nul(p.mode),
+      p.status, toJson(p.reasons), toJson(p.usedBy),
+      ow ? nul(ow.tool) : null, ow ? toBool(ow.persistent) : null, ow ? nul(ow.pathPid) : null, ow ? toBool(ow.pathPidAlive) : null,
+      cr ? cr.pid : null, cr ? nul(cr.startTime) : null, cr ? nul(cr.comm) : null, cr ? toBool(cr.alive) : null,
+      cr ? nul(cr.firstSeenSnapshot) : null, cr ? nul(cr.source) : null, cr ? toJson(cr.container) : null,
+      toJson(p.error), toJson(p.stale),
+      extraJson(extrasOf(p, PIN_KEYS), {
+        owner: ow ? extrasOf(ow, OWNER_KEYS) : undefined,
+        creator: cr ? extrasOf(cr, CREATOR_KEYS) : undefined,
+      }),
+    ];
+    let objectRow: number | bigint | null = null;
+    if (objectValues) {
+      const ok = objectValues.join('\0');
+      objectRow = objectRows.get(ok) ?? null;
+      if (objectRow === null) {
+        objectRow = insObject.run(sid, ...objectValues).lastInsertRowid;
+        objectRows.set(ok, objectRow);
+      }
+    }
+    const pinRow = insPin.run(sid, ...pinValues.slice(0, 8), objectRow, ...pinValues.slice(8), digest).lastInsertRowid;
+    remember(open, place, p, Number(pinRow));
+    for (const h of p.holders ?? []) {
+      const proc = [h.pid, h.startTime, nul(h.comm), nul(h.mntNs), toJson(h.container)];
+      const pk = proc.join('\0');
+      let processRow = processRows.get(pk);
+      if (processRow === undefined) {
+        processRow = insProcess.run(sid, ...proc).lastInsertRowid;
+        processRows.set(pk, processRow);
+      }
+      insHolder.run(pinRow, processRow, toJson(h.fds), h.mmapped === undefined ? null : toBool(h.mmapped), extraJson(extrasOf(h, HOLDER_KEYS)));
+    }
+  }
+  if (prev !== null) closeRest(db, open, prev);
+  return open;
+}
+
+/**
  * Store a whole snapshot document in one transaction (a crash leaves no half snapshot).
  * Returns the new snapshot id and sets doc.snapshot.id to it. `objects`: every BPF object
  * of the host at that scan (`pinleak objects`), stored with it. `remember` (a resident
@@ -59,10 +131,6 @@ export const saveSnapshot = guarded(function saveSnapshot(
   const insNamespace = stmt(db, SQL.namespace);
   const insInstance = stmt(db, SQL.instance);
   const insMount = stmt(db, SQL.mount);
-  const insObject = stmt(db, SQL.object);
-  const insPin = stmt(db, SQL.pin);
-  const insProcess = stmt(db, SQL.process);
-  const insHolder = stmt(db, SQL.holder);
   const insSighting = stmt(db, SQL.sighting);
   const insError = stmt(db, SQL.error);
   const insStaleRun = stmt(db, SQL.staleRun);
@@ -84,8 +152,6 @@ export const saveSnapshot = guarded(function saveSnapshot(
       doc.pins.length, leaks, leakedBytes, JSON.stringify(doc.summary ?? null),
       extraJson(extrasOf(doc, DOC_KEYS), { snapshot: extrasOf(m, META_KEYS) }), canonical ? 1 : 0,
     ).lastInsertRowid);
-    open = openRows(db, 'pins', prev, canonical && !!opts.remember);
-
     for (const ns of doc.namespaces) {
       insNamespace.run(sid, nul(ns.mntNs), nul(ns.reachedVia), toJson(ns.pids), nul(ns.processCount), toJson(ns.nsfsPaths),
         nul(ns.error), toJson(ns.container), extraJson(extrasOf(ns, NS_KEYS)));
@@ -100,79 +166,29 @@ export const saveSnapshot = guarded(function saveSnapshot(
       }
     }
 
-    // One objects row per distinct object; identical content shares the row. (Two pins
-    // naming the same kind+id with different details keep their own rows, so a
-    // document always reads back exactly as written.)
-    const objectRows = new Map<string, number | bigint>();
-    const processRows = new Map<string, number | bigint>();
     // object key -> its stale run's start, or null when no pin of it is stale
     const staleRuns = new Map<string, { kind: string; id: number; stale: { since: string; sinceSnapshot: number | null } | null }>();
-
     for (const p of doc.pins) {
       const o = p.object;
       // a run that starts with this scan starts at this snapshot
       if (p.stale && p.stale.sinceSnapshot === null) p.stale.sinceSnapshot = sid;
-      if (o) {
-        const ok = objectKey(o.kind, o.id);
-        const run = staleRuns.get(ok);
-        if (!run) staleRuns.set(ok, { kind: o.kind, id: o.id, stale: p.stale ?? null });
-        else run.stale ??= p.stale ?? null;
-        for (const h of p.holders ?? []) {
-          insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), toJson(h.container));
-        }
-      }
-      const place = pinPlace(p);
-      if (canonical && reuseRemembered(open, place, p) !== undefined) continue;
-      const holders = (p.holders ?? []).map((h) => ({ h, container: toJson(h.container) }));
-      // The row's content: every value its rows bind, so equal digests mean equal rows.
-      const objectValues = o ? [o.kind, o.id, nul(o.name), nul(o.type), nul(o.memlockBytes), extraJson(extrasOf(o, OBJECT_KEYS))] : null;
-      const ow = p.owner;
-      const cr = p.creator;
-      const pinValues = [
-        p.instance, p.path, toJson(p.mountPaths), nul(p.inode), nul(p.createdAt), nul(p.uid), nul(p.gid), nul(p.mode),
-        p.status, toJson(p.reasons), toJson(p.usedBy),
-        ow ? nul(ow.tool) : null, ow ? toBool(ow.persistent) : null, ow ? nul(ow.pathPid) : null, ow ? toBool(ow.pathPidAlive) : null,
-        cr ? cr.pid : null, cr ? nul(cr.startTime) : null, cr ? nul(cr.comm) : null, cr ? toBool(cr.alive) : null,
-        cr ? nul(cr.firstSeenSnapshot) : null, cr ? nul(cr.source) : null, cr ? toJson(cr.container) : null,
-        toJson(p.error), toJson(p.stale),
-        extraJson(extrasOf(p, PIN_KEYS), {
-          owner: ow ? extrasOf(ow, OWNER_KEYS) : undefined,
-          creator: cr ? extrasOf(cr, CREATOR_KEYS) : undefined,
-        }),
-      ];
-      const holderValues = holders.map(({ h, container }) => [
-        [h.pid, h.startTime, nul(h.comm), nul(h.mntNs), container],
-        [toJson(h.fds), h.mmapped === undefined ? null : toBool(h.mmapped), extraJson(extrasOf(h, HOLDER_KEYS))],
-      ] as const);
-      const digest = digestOf([pinValues, objectValues, holderValues]);
-      const kept = canonical ? reuseRow(open, digest) : undefined;
-      if (kept !== undefined) {
-        remember(open, place, p, kept);
-        continue;
-      }
-
-      let objectRow: number | bigint | null = null;
-      if (objectValues) {
-        const ok = objectValues.join('\0');
-        objectRow = objectRows.get(ok) ?? null;
-        if (objectRow === null) {
-          objectRow = insObject.run(sid, ...objectValues).lastInsertRowid;
-          objectRows.set(ok, objectRow);
-        }
-      }
-      const pinRow = insPin.run(sid, ...pinValues.slice(0, 8), objectRow, ...pinValues.slice(8), digest).lastInsertRowid;
-      remember(open, place, p, Number(pinRow));
-      for (const [proc, holder] of holderValues) {
-        const pk = proc.join('\0');
-        let processRow = processRows.get(pk);
-        if (processRow === undefined) {
-          processRow = insProcess.run(sid, ...proc).lastInsertRowid;
-          processRows.set(pk, processRow);
-        }
-        insHolder.run(pinRow, processRow, ...holder);
+      if (!o) continue;
+      const ok = objectKey(o.kind, o.id);
+      const run = staleRuns.get(ok);
+      if (!run) staleRuns.set(ok, { kind: o.kind, id: o.id, stale: p.stale ?? null });
+      else run.stale ??= p.stale ?? null;
+      for (const h of p.holders ?? []) {
+        insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), toJson(h.container));
       }
     }
-    if (prev !== null) closeRest(db, open, prev);
+
+    // The pins as the latest snapshot stored them (its section digest): every open row goes
+    // on standing for this snapshot too, and none is looked at. Not for a remembering save
+    // (watch), which compares the rows it remembers instead and keeps no texts.
+    const pinsDigest = canonical && !opts.remember ? sectionDigest(doc.pins.map(pinText)) : null;
+    if (pinsDigest !== null && prev !== null && sameSection(db, prev, 'pins_digest', pinsDigest)) keepOpenRows(db, 'pins');
+    else open = savePins(db, sid, prev, doc.pins, canonical, !!opts.remember);
+    if (pinsDigest !== null) stmt(db, 'UPDATE snapshots SET pins_digest = ? WHERE id = ?').run(pinsDigest, sid);
 
     // Runs of stale objects continue (the first snapshot of a run stays); a stored scan
     // that found an object used ends its run.

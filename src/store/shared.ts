@@ -20,14 +20,36 @@ export const standsFor = (alias: string): string =>
 const hashOnce = (crypto as unknown as { hash?: (alg: string, data: string, enc: 'base64') => string }).hash;
 
 /**
- * The content key of a row: SHA-1 of the JSON of every value it binds (its objects,
- * holders and processes rows' too), the values a save computes for the insert anyway.
- * Equal digests mean equal rows.
+ * The content key of a row: SHA-1 of the JSON text of its item in the document (a pin, a
+ * host object), from which every value the row binds derives (its objects, holders and
+ * processes rows' too). Equal digests mean equal rows.
  */
-export function digestOf(value: unknown): string {
-  const json = JSON.stringify(value);
+export function digestOfText(text: string): string {
   // crypto.hash: Node 20.12+; one call instead of a Hash object per row
-  return hashOnce ? hashOnce('sha1', json, 'base64') : crypto.createHash('sha1').update(json).digest('base64');
+  return hashOnce ? hashOnce('sha1', text, 'base64') : crypto.createHash('sha1').update(text).digest('base64');
+}
+
+/** The content key of a whole section (the JSON texts of its items, in order): the same texts, the same digest. */
+export function sectionDigest(texts: readonly string[]): string {
+  const h = crypto.createHash('sha1');
+  // JSON values delimit themselves: ',' between them keeps the sequence unambiguous
+  for (const t of texts) h.update(t).update(',');
+  return `${texts.length} ${h.digest('base64')}`;
+}
+
+/** Whether snapshot `id` stored a section with this digest (column pins_digest or objects_digest, migration 6). */
+export function sameSection(db: Database.Database, id: number, column: 'pins_digest' | 'objects_digest', digest: string): boolean {
+  const row = stmt(db, `SELECT ${column} AS d FROM snapshots WHERE id = ?`).get(id) as { d: string | null } | undefined;
+  return row?.d === digest;
+}
+
+/**
+ * A section found as the latest snapshot stored it: its open rows (exactly the latest
+ * snapshot's: prune never deletes the latest) go on standing for the new one untouched.
+ * Nothing is remembered for the next save through this connection.
+ */
+export function keepOpenRows(db: Database.Database, table: SharedTable): void {
+  memory.get(db)?.delete(table);
 }
 
 /** A row as a resident save remembers it: the document's value it stores. */

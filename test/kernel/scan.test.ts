@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { type World, type Agent, type DetachedNamespace, type Mount } from '../world/world.js';
-import { pinleakJson, bpftool } from '../helpers.js';
+import { pinleak, pinleakJson, bpftool } from '../helpers.js';
 import { worldForFile, type FileWorld } from '../world/for-file.js';
 import type { Pin, SnapshotDoc } from '../../src/model.js';
 import { assertSnapshotDoc } from '../contract.js';
@@ -147,5 +147,15 @@ describe('scan on the real kernel', () => {
     expect(doc.snapshot.id).toBeGreaterThan(0);
     const back = pinleakJson(['pins', 'latest'], { db: db.db });
     expect(back).toEqual(doc);
+  });
+
+  it('writes the document compact, as JSON.stringify would, also when nothing changed since the last scan', () => {
+    // the second scan finds the pins as the first stored them and prints the store's texts of them
+    for (let i = 0; i < 2; i++) {
+      const r = pinleak(['scan', '--json'], { db: db.db });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(`${JSON.stringify(JSON.parse(r.stdout))}\n`);
+      expect(pinleakJson(['pins', 'latest'], { db: db.db })).toEqual(JSON.parse(r.stdout));
+    }
   });
 });

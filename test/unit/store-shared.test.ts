@@ -248,3 +248,40 @@ describe('rows shared across snapshots', () => {
     }
   });
 });
+
+describe('sections found as the latest snapshot stored them', () => {
+  const digestsOff = (table: string) => fresh.store.db.prepare(`UPDATE ${table} SET digest = NULL WHERE last_snapshot_id IS NULL`).run();
+
+  it('keep every open row without looking at one, and each snapshot reads back exactly', () => {
+    const base = pins(30);
+    const t = ['2026-11-24T21:00:00.000Z', '2026-11-24T21:05:00.000Z', '2026-11-24T21:10:00.000Z'];
+    const s1 = save(snap(base, t[0]!), objectsOf(base, t[0]!));
+    // with the rows' own digests gone, only the sections' digests can tell them unchanged
+    digestsOff('pins');
+    digestsOff('host_objects');
+    const s2 = save(snap(base, t[1]!), s1.objects);
+    expect([count('pins'), count('host_objects')]).toEqual([30, 30]);
+    const changed = structuredClone(base);
+    changed[5]!.reasons = ['changed'];
+    const s3 = save(snap(changed, t[2]!), s1.objects);
+    // one pin changed: the pins are compared row by row, and no row has a digest left
+    expect([count('pins'), count('host_objects')]).toEqual([60, 30]);
+    for (const s of [s1, s2, s3]) expectExact(s);
+  });
+
+  it('are not taken after a document in another order, a resident save, or prune, and stay exact', () => {
+    const base = pins(12);
+    const s1 = save(snap(base, '2026-11-24T21:00:00.000Z'));
+    const s2 = save(snap([...base].reverse(), '2026-11-24T21:05:00.000Z'));
+    const s3 = save(snap(base, '2026-11-24T21:10:00.000Z'));
+    expect(count('pins')).toBe(24);
+    const s4id = saveSnapshot(fresh.store, snap(base, '2026-11-24T21:15:00.000Z'), undefined, { remember: true });
+    const s5 = save(snap(base, '2026-11-24T21:20:00.000Z'));
+    expect(count('pins')).toBe(24);
+    pruneSnapshots(fresh.store, { keep: 1 });
+    const s6 = save(snap(base, '2026-11-24T21:25:00.000Z'));
+    expect(count('pins')).toBe(12);
+    for (const s of [s5, s6]) expectExact(s);
+    expect([s1, s2, s3].every((s) => s.id < s4id)).toBe(true);
+  });
+});
