@@ -118,11 +118,13 @@ function classifyPin(
   const k = o ? objectKey(o.kind, o.id) : null;
   const holders = k ? ctx.holders.get(k) ?? [] : [];
   const reasons: string[] = [];
-  const { owner, match } = ownerOf(p, ctx, k ? inherited.get(k) : undefined);
+  const pathPid = pathPidOf(p.path, ctx.pidMax);
+  const { owner, match } = ownerOf(p, ctx, pathPid, k ? inherited.get(k) : undefined);
   const keptOnPurpose = match?.persistent ? `${match.tool} keeps its pins on purpose (${match.matched})` : null;
-  const creator = o ? creatorOf(p, ctx, holders) : null;
+  const creator = o ? creatorOf(p, ctx, holders, pathPid) : null;
   const unrecorded = o && creator?.source !== 'watch' ? unrecordedReason(p, ctx) : null;
-  const ignore = matchIgnore(ctx.config, { instance: p.instance, path: p.path, objectName: o?.name ?? null });
+  // asked only of a pin nothing uses: an ignore rule never changes what a used pin is
+  let ignore: ReturnType<typeof matchIgnore> = null;
   let status: Status;
 
   if (p.preload) {
@@ -155,6 +157,7 @@ function classifyPin(
       ? 'pinned link that no process holds: its attachment lives on with nobody managing it'
       : 'no process holds it and nothing alive in the kernel uses it; only bpffs pins keep it');
     const defunct = o.kind === 'link' && o.defunct;
+    ignore = matchIgnore(ctx.config, { instance: p.instance, path: p.path, objectName: o.name ?? null });
     if (ignore) {
       status = 'persistent';
       reasons.push(`ignored by config rule${ignore.reason ? `: ${ignore.reason}` : ''}`);
@@ -220,10 +223,9 @@ function creatorReason(c: Creator): string {
 }
 
 function ownerOf(
-  p: ScannedPin, ctx: ClassifyContext, inherited?: { owner: CatalogOwner; ref: KernelRef },
+  p: ScannedPin, ctx: ClassifyContext, pid: number | null, inherited?: { owner: CatalogOwner; ref: KernelRef },
 ): { owner: Owner; match: OwnerMatch | null } {
   const m = matchOwner(ctx.catalog, p.path, p.object?.name ?? null);
-  const pid = pathPidOf(p.path, ctx.pidMax);
   let alive: boolean | null = null;
   if (pid !== null) {
     const proc = ctx.processes.get(pid);
@@ -236,33 +238,43 @@ function ownerOf(
   return { owner: { tool: m?.tool ?? null, persistent: m?.persistent ?? false, pathPid: pid, pathPidAlive: alive }, match: m };
 }
 
-/** SPEC section 2: run records, then history, then a pid in the path. */
-export function creatorOf(p: ScannedPin, ctx: ClassifyContext, holdersNow: Holder[]): Creator | null {
-  const o = p.object!;
-  const k = objectKey(o.kind, o.id);
-  const fromSighting = (s: Sighting, source: NonNullable<Sighting['source']>): Creator => ({
+/** A creator from a sighting of it (a record of `pinleak run`, a holder seen now or in a stored snapshot). */
+function creatorFrom(ctx: ClassifyContext, s: Sighting, source: NonNullable<Sighting['source']>): Creator {
+  return {
     pid: s.pid, startTime: s.startTime, comm: s.comm, alive: isAlive(ctx, s.pid, s.startTime),
     firstSeenSnapshot: s.snapshotId, source, container: s.container,
-  });
-  const pinned = recordedPin(ctx.pinRecords?.get(k), p.ctimeMs, ctx);
-  if (pinned) return { ...fromSighting(pinned, 'watch'), pinnedAt: new Date(pinned.pinnedAtMs!).toISOString() };
-  const rec = ctx.recorded.get(k);
-  if (rec) return fromSighting(rec, rec.source === 'run-window' ? 'run-window' : 'run');
+  };
+}
 
-  const candidates: Sighting[] = [...(ctx.history.get(k) ?? [])];
+/** The earlier of two sightings: stored snapshots before the current scan, then the earlier start. */
+const sightedBefore = (a: Sighting, b: Sighting): boolean =>
+  ((a.snapshotId ?? Infinity) - (b.snapshotId ?? Infinity) || a.startTime - b.startTime) < 0;
+
+/** SPEC section 2: run records, then history, then a pid in the path (`pathPid`: pathPid() of the pin's path). */
+export function creatorOf(p: ScannedPin, ctx: ClassifyContext, holdersNow: Holder[], pathPid = pathPidOf(p.path, ctx.pidMax)): Creator | null {
+  const o = p.object!;
+  const k = objectKey(o.kind, o.id);
+  const pinned = recordedPin(ctx.pinRecords?.get(k), p.ctimeMs, ctx);
+  if (pinned) return { ...creatorFrom(ctx, pinned, 'watch'), pinnedAt: new Date(pinned.pinnedAtMs!).toISOString() };
+  const rec = ctx.recorded.get(k);
+  if (rec) return creatorFrom(ctx, rec, rec.source === 'run-window' ? 'run-window' : 'run');
+
+  // the earliest sighting of a process that existed when the pin was made: stored history
+  // first, then the holders now (each process once)
+  const history = ctx.history.get(k);
+  let earliest: Sighting | null = null;
+  const consider = (c: Sighting) => {
+    if (existedAt(ctx, c.startTime, p.ctimeMs) && (!earliest || sightedBefore(c, earliest))) earliest = c;
+  };
+  for (const s of history ?? []) consider(s);
   for (const h of holdersNow) {
-    if (!candidates.some((c) => c.pid === h.pid && c.startTime === h.startTime)) {
-      candidates.push({ pid: h.pid, startTime: h.startTime, comm: h.comm, snapshotId: null, container: h.container });
+    if (!history?.some((c) => c.pid === h.pid && c.startTime === h.startTime)) {
+      consider({ pid: h.pid, startTime: h.startTime, comm: h.comm, snapshotId: null, container: h.container });
     }
   }
-  const early = candidates.filter((c) => existedAt(ctx, c.startTime, p.ctimeMs));
-  if (early.length) {
-    // earliest sighting first; stored snapshots before the current scan
-    early.sort((a, b) => (a.snapshotId ?? Infinity) - (b.snapshotId ?? Infinity) || a.startTime - b.startTime);
-    return fromSighting(early[0]!, 'history');
-  }
+  if (earliest) return creatorFrom(ctx, earliest, 'history');
 
-  const pid = pathPidOf(p.path, ctx.pidMax);
+  const pid = pathPid;
   if (pid !== null) {
     const proc = ctx.processes.get(pid);
     if (proc && existedAt(ctx, proc.startTime, p.ctimeMs)) {
