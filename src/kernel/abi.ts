@@ -326,6 +326,8 @@ export const MAP_TYPES = [
   'struct_ops', 'ringbuf', 'inode_storage', 'task_storage', 'bloom_filter', 'user_ringbuf',
   'cgrp_storage', 'arena', 'insn_array',
 ];
+/** enum bpf_map_type as pinleak names it ("type_N" for one this version does not know) */
+export const mapTypeName = (type: number): string => MAP_TYPES[type] ?? `type_${type}`;
 
 export const PROG_TYPES = [
   'unspec', 'socket_filter', 'kprobe', 'sched_cls', 'sched_act', 'tracepoint', 'xdp',

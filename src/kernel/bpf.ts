@@ -6,7 +6,7 @@ import os from 'node:os';
 import koffi, { type TypeObject } from 'koffi';
 import {
   BpfCmd, BPF_F_RDONLY, ProgBindMapAttr, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
-  ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, MAP_TYPES, PROG_TYPES,
+  ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, mapTypeName, PROG_TYPES,
   LINK_TYPES, LINK_TARGET_WORD, sizeOf, MapElemAttr, BtfLoadAttr, BPF_ANY, TaskFdQueryAttr, TASK_FD_TYPES, ProgAttachAttr,
   ProgTestRunAttr, UPROBE_MULTI_PID_WORD, SYSCALL_PIDFD_OPEN, SYSCALL_PIDFD_GETFD, UprobeMultiLinkAttr,
   PerfEventAttr, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, SYSCALL_PERF_EVENT_OPEN, AttachType, SYSCALL_BPF, BPF_OBJ_NAME_LEN,
@@ -195,7 +195,7 @@ export function mapInfo(fd: number): MapDetails {
   const buf = infoByFd(fd, MapInfo, Buffer.alloc(sizeOf(MapInfo)));
   const i = koffi.decode(buf, MapInfo);
   return {
-    kind: 'map', id: i.id, name: decodeName(i.name), type: MAP_TYPES[i.type] ?? `type_${i.type}`,
+    kind: 'map', id: i.id, name: decodeName(i.name), type: mapTypeName(i.type),
     keySize: i.key_size, valueSize: i.value_size, maxEntries: i.max_entries, flags: i.map_flags,
     vmlinuxValueTypeId: i.btf_vmlinux_value_type_id,
   };

@@ -22,6 +22,8 @@ import { ProgType, AttachType, ANON_INODE_FS_MAGIC, NSFS_MAGIC, type BpfHelperNa
  */
 export interface KernelCounts {
   maps: Map<number, { refcnt: number; usercnt: number; type: number; flags: number }>;
+  /** a map's name as this read found it (null: not in it), decoded only when asked */
+  mapName(id: number): string | null;
   progs: Map<number, { refcnt: number; type: number; usedMaps: number }>;
   links: Map<number, { refcnt: number; type: number; progId: number }>;
   /**
@@ -66,7 +68,7 @@ export function layout<F extends string>(fields: [F, 4 | 8][]): Layout<F> {
 }
 
 const RECORDS = {
-  bpf_map: layout([['id', 4], ['type', 4], ['refcnt', 8], ['usercnt', 8], ['flags', 4], ['pad', 4]]),
+  bpf_map: layout([['id', 4], ['type', 4], ['refcnt', 8], ['usercnt', 8], ['flags', 4], ['pad', 4], ['name0', 8], ['name1', 8]]),
   bpf_prog: layout([['id', 4], ['type', 4], ['refcnt', 8], ['usedMaps', 4], ['pad', 4]]),
   bpf_link: layout([['id', 4], ['type', 4], ['refcnt', 8], ['progId', 4], ['pad', 4]]),
   task_file: layout([['pid', 4], ['fd', 4], ['file', 8], ['kind', 4], ['id', 4]]),
@@ -209,10 +211,16 @@ function begin(g: Gen, target: Target, member: string, reg: Reg): void {
 }
 
 /** Iterators over one kind of object: each record field is a path from the object's struct. */
-const OBJECT_ITERATORS: Record<'bpf_map' | 'bpf_prog' | 'bpf_link', { member: string; struct: string; fields: [string, string][] }> = {
+const OBJECT_ITERATORS: Record<'bpf_map' | 'bpf_prog' | 'bpf_link', {
+  member: string; struct: string; fields: [string, string][];
+  /** a char[16] member copied into record fields name0 and name1 */
+  name?: string;
+}> = {
   bpf_map: {
     member: 'map', struct: 'bpf_map',
     fields: [['id', 'id'], ['type', 'map_type'], ['refcnt', 'refcnt.counter'], ['usercnt', 'usercnt.counter'], ['flags', 'map_flags']],
+    // what BPF_OBJ_GET_INFO_BY_FD would say: a scan names each pinned map without that call
+    name: 'name',
   },
   bpf_prog: {
     member: 'prog', struct: 'bpf_prog',
@@ -231,6 +239,13 @@ function objectIterator(target: keyof typeof OBJECT_ITERATORS) {
     const spec = OBJECT_ITERATORS[target];
     begin(g, target, spec.member, R7);
     for (const [field, path] of spec.fields) g.load(R1, R7, spec.struct, path).store(field, R1);
+    if (spec.name) {
+      const off = g.btf.field(g.struct(spec.struct), spec.name).offset;
+      g.a.ldx(8, R1, R7, off);
+      g.store('name0', R1);
+      g.a.ldx(8, R1, R7, off + 8);
+      g.store('name1', R1);
+    }
     if ('pad' in g.record.fields) g.storeImm('pad', 0); // every byte handed to bpf_seq_write must be written
     return g.finish(target);
   };
@@ -469,10 +484,19 @@ export function readTasks(): KernelTask[] | null {
  */
 export function readKernelCounts(opts: { vmas?: (maps: KernelCounts['maps']) => boolean } = {}): KernelCounts {
   const it = loadAll();
-  const counts: KernelCounts = { maps: new Map(), progs: new Map(), links: new Map(), files: [], otherFiles: [], vmas: [] };
   const maps = new Records(read(it.bpf_map, 'bpf_map'), RECORDS.bpf_map, 'bpf_map');
+  const mapRecord = new Map<number, number>();
+  const counts: KernelCounts = {
+    maps: new Map(), progs: new Map(), links: new Map(), files: [], otherFiles: [], vmas: [],
+    mapName: (id) => {
+      const i = mapRecord.get(id);
+      return i === undefined ? null : maps.cString(i, 'name0', 16);
+    },
+  };
   for (let i = 0; i < maps.count; i++) {
-    counts.maps.set(maps.u32(i, 'id'), {
+    const id = maps.u32(i, 'id');
+    mapRecord.set(id, i);
+    counts.maps.set(id, {
       refcnt: maps.count64(i, 'refcnt'), usercnt: maps.count64(i, 'usercnt'), type: maps.u32(i, 'type'), flags: maps.u32(i, 'flags'),
     });
   }

@@ -3,7 +3,7 @@
 // nothing explains is never offered as a leak (KERNEL-FACTS, "Reference counts").
 import { readKernelCounts, iteratorSupport, type KernelCounts } from '../kernel/iterators.js';
 import { objectKey, type KernelRef, type ScannedPin } from '../model.js';
-import { MAP_TYPES } from '../kernel/abi.js';
+import { MAP_TYPES, mapTypeName } from '../kernel/abi.js';
 import { persistentResidue, unexplainedReferences, type KernelCount, type Unexplained } from '../analysis/liveness.js';
 import { mayBeMmapped } from './holders.js';
 
@@ -92,5 +92,5 @@ export async function settledResidue(
 /** Every map's type name by id, as the bpf_map iterator saw it. */
 export function mapTypesOf(guard: CountGuard): Map<number, string> | undefined {
   if (!guard.ok) return undefined;
-  return new Map([...guard.counts.maps].map(([id, m]) => [id, MAP_TYPES[m.type] ?? `type_${m.type}`]));
+  return new Map([...guard.counts.maps].map(([id, m]) => [id, mapTypeName(m.type)]));
 }

@@ -124,7 +124,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     // the last scan of this boot named comes from the store instead of three syscalls and a
     // read. Programs and links take what changes (map ids, link state) from the graph; a map
     // is read again when something holds or uses it and its memory can grow (memlock).
-    const reader = objectReader();
+    const reader = objectReader({ mapName: kernel?.mapName, progs: graph.progs, links: graph.links });
     const cache = opts.objectCache;
     if (cache?.size) {
       const busy = new Set(ps.bpfFds.map((f) => objectKey(f.kind, f.id)));

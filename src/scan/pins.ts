@@ -4,8 +4,9 @@
 // reaches children through /proc/self/fd/<dirfd>/<name>: a directory swapped for a
 // symlink is never followed, and every directory must sit on the instance's device.
 import fs from 'node:fs';
-import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type ObjectDetails } from '../kernel/bpf.js';
-import { readBpfFdinfo, devString, readMountinfo, readStat } from '../kernel/procfs.js';
+import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type LinkDetails, type ObjectDetails, type ProgDetails } from '../kernel/bpf.js';
+import { mapTypeName } from '../kernel/abi.js';
+import { readBpfFdinfo, devString, readMountinfo, readStat, type BpfFdinfo } from '../kernel/procfs.js';
 import { openAt, readDirAt, statAt, type DirEntry, type EntryStat } from '../kernel/fs.js';
 import { isLive } from './processes.js';
 import type { ObjectKind, ScanError, ScannedObject, ScannedPin } from '../model.js';
@@ -27,11 +28,18 @@ export interface ObjectReader {
   cached?(dev: string, inode: number, ctimeMs: number): ScannedObject | null;
 }
 
+/** What this scan already read of the host's objects (iterators and the reference graph): a pin's object found there needs no info call. */
+export interface KnownObjects {
+  mapName?: (id: number) => string | null;
+  progs?: Map<number, ProgDetails>;
+  links?: Map<number, LinkDetails>;
+}
+
 /** Reads pinned objects; caches program names (a link is named after its program). */
-export function objectReader(): ObjectReader {
+export function objectReader(known: KnownObjects = {}): ObjectReader {
   const progNames = new Map<number, string>();
   const progName = (id: number): string => {
-    let n = progNames.get(id);
+    let n = known.progs?.get(id)?.name ?? progNames.get(id);
     if (n === undefined) {
       n = '';
       const fd = fdById('prog', id);
@@ -46,11 +54,28 @@ export function objectReader(): ObjectReader {
     }
     return n;
   };
+  // the object by the id its fdinfo gives, from what the scan read of every object
+  const fromKnown = (fdinfo: BpfFdinfo): ScannedObject | null => {
+    const { kind, id, memlock: memlockBytes } = fdinfo;
+    if (id === null) return null;
+    if (kind === 'map') {
+      const name = known.mapName?.(id);
+      return name == null || fdinfo.mapType === undefined ? null : { kind, id, name, type: mapTypeName(fdinfo.mapType), memlockBytes };
+    }
+    if (kind === 'prog') {
+      const p = known.progs?.get(id);
+      return p ? { kind, id, name: p.name, type: p.type, memlockBytes, mapIds: p.mapIds } : null;
+    }
+    const l = kind === 'link' ? known.links?.get(id) : undefined;
+    return l ? { kind: 'link', id, name: l.progId ? progName(l.progId) : '', type: l.type, memlockBytes, progId: l.progId, defunct: l.defunct, target: l.target } : null;
+  };
   return {
     read(path: string): ScannedObject {
       const fd = objGet(path);
       try {
         const fdinfo = readBpfFdinfo('self', fd);
+        const seen = fdinfo ? fromKnown(fdinfo) : null;
+        if (seen) return seen;
         const kind: ObjectKind = fdinfo?.kind ?? 'unknown';
         const memlockBytes = fdinfo?.memlock ?? 0;
         const d: ObjectDetails | null = objectInfo(fd, kind);

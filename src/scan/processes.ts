@@ -1,7 +1,7 @@
 // Every process on the host, with what the later phases need from it: identity
 // (pid, start time), mount namespace, and the BPF objects and namespaces its fds point at.
 import { kindOfFdTarget } from '../kernel/bpf.js';
-import { MAP_TYPES, EXIT_DEAD, EXIT_ZOMBIE, PF_KTHREAD } from '../kernel/abi.js';
+import { mapTypeName, EXIT_DEAD, EXIT_ZOMBIE, PF_KTHREAD } from '../kernel/abi.js';
 import { netnsOfFile } from '../kernel/netns.js';
 import {
   PROC, listPids, readStat, type ProcStat, readMntNs, readFdTargets, readFdTarget, readBpfFdinfo, parseNsLink,
@@ -201,7 +201,7 @@ function kernelFds(kernel: KernelCounts, processes: Map<number, Process>, readVi
     if (!processes.has(f.pid) || readViaProcfs.has(f.pid)) continue; // pinleak itself, a zombie, gone since the read, or read from procfs
     const r: FdRef = { pid: f.pid, fd: f.fd, kind: f.kind, id: f.id };
     const type = f.kind === 'map' ? kernel.maps.get(f.id)?.type : undefined;
-    if (type !== undefined) r.mapType = MAP_TYPES[type] ?? `type_${type}`;
+    if (type !== undefined) r.mapType = mapTypeName(type);
     out.push(r);
   }
   return out.sort((a, b) => a.pid - b.pid || a.fd - b.fd);
@@ -216,7 +216,7 @@ export function bpfFdsOf(pid: number, fds: Map<number, string>): FdRef[] {
     const info = readBpfFdinfo(pid, fd);
     if (info?.id == null || info.kind !== kind) continue;
     const f: FdRef = { pid, fd, kind, id: info.id };
-    if (info.mapType !== undefined) f.mapType = MAP_TYPES[info.mapType] ?? `type_${info.mapType}`;
+    if (info.mapType !== undefined) f.mapType = mapTypeName(info.mapType);
     out.push(f);
   }
   return out;

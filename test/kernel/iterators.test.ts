@@ -128,6 +128,12 @@ describe('readKernelCounts on the real kernel', () => {
     expect(counts.links.get(ids.link)!.progId).toBe(link.prog_id);
   });
 
+  it('names every map as bpftool does (a scan names pinned maps from it), and no map it did not read', () => {
+    const shown = bpftoolShow('map') as (Shown & { name?: string })[];
+    for (const m of shown.filter((x) => bpftoolIds.maps.has(x.id))) expect({ id: m.id, name: counts.mapName(m.id) }).toEqual({ id: m.id, name: m.name ?? '' });
+    expect(counts.mapName(0)).toBeNull();
+  });
+
   it('map: refcnt = iterator + 2 pins + 1 file + 1 program, usercnt = pins + files', () => {
     expect(counts.maps.get(ids.mapA)).toMatchObject({ refcnt: 1 + 2 + 1 + 1, usercnt: 2 + 1 });
   });
