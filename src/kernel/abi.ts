@@ -337,6 +337,9 @@ export const PROG_TYPES = [
   'cgroup_sockopt', 'tracing', 'struct_ops', 'ext', 'lsm', 'sk_lookup', 'syscall', 'netfilter',
 ];
 
+/** enum bpf_prog_type as pinleak names it ("type_N" for one this version does not know) */
+export const progTypeName = (type: number): string => PROG_TYPES[type] ?? `type_${type}`;
+
 export const LINK_TYPES = [
   'unspec', 'raw_tracepoint', 'tracing', 'cgroup', 'iter', 'netns', 'xdp', 'perf_event',
   'kprobe_multi', 'struct_ops', 'netfilter', 'tcx', 'uprobe_multi', 'netkit', 'sockmap',
@@ -417,7 +420,7 @@ export const BPF_STACK_SIZE = 512;
  */
 export type BpfHelperName = 'seq_write' | 'probe_read_user_str' | 'get_current_task_btf' | 'get_current_pid_tgid'
   | 'get_current_comm' | 'get_current_cgroup_id' | 'map_push_elem' | 'ringbuf_output' | 'ktime_get_ns'
-  | 'probe_read_user' | 'ktime_get_boot_ns';
+  | 'probe_read_user' | 'ktime_get_boot_ns' | 'probe_read_kernel';
 
 
 /**

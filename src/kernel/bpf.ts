@@ -6,7 +6,7 @@ import os from 'node:os';
 import koffi, { type TypeObject } from 'koffi';
 import {
   BpfCmd, BPF_F_RDONLY, ProgBindMapAttr, ObjAttr, InfoAttr, IdAttr, MapCreateAttr, ProgLoadAttr, LinkCreateAttr,
-  ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, mapTypeName, PROG_TYPES,
+  ProgQueryAttr, Insn, MapInfo, ProgInfo, LinkInfo, mapTypeName, progTypeName,
   LINK_TYPES, LINK_TARGET_WORD, sizeOf, MapElemAttr, BtfLoadAttr, BPF_ANY, TaskFdQueryAttr, TASK_FD_TYPES, ProgAttachAttr,
   ProgTestRunAttr, UPROBE_MULTI_PID_WORD, SYSCALL_PIDFD_OPEN, SYSCALL_PIDFD_GETFD, UprobeMultiLinkAttr,
   PerfEventAttr, PERF_EVENT_IOC_SET_BPF, PERF_FLAG_FD_CLOEXEC, SYSCALL_PERF_EVENT_OPEN, AttachType, SYSCALL_BPF, BPF_OBJ_NAME_LEN,
@@ -214,7 +214,7 @@ export function progInfo(fd: number): ProgDetails {
       continue;
     }
     return {
-      kind: 'prog', id: i.id, name: decodeName(i.name), type: PROG_TYPES[i.type] ?? `type_${i.type}`,
+      kind: 'prog', id: i.id, name: decodeName(i.name), type: progTypeName(i.type),
       mapIds: Array.from(ids.subarray(0, i.nr_map_ids)), loadTimeNs: BigInt(i.load_time), createdByUid: i.created_by_uid,
     };
   }

@@ -24,6 +24,12 @@ export interface KernelCounts {
   maps: Map<number, { refcnt: number; usercnt: number; type: number; flags: number }>;
   /** a map's name as this read found it (null: not in it), decoded only when asked */
   mapName(id: number): string | null;
+  /**
+   * what a program's info says, as this read found it, decoded only when asked; null when
+   * the read lacks the program or some of its map ids (more than PROG_MAPS_MAX, or a read
+   * that faulted): its info is then read by fd
+   */
+  progInfo(id: number): KernelProg | null;
   progs: Map<number, { refcnt: number; type: number; usedMaps: number }>;
   links: Map<number, { refcnt: number; type: number; progId: number }>;
   /**
@@ -41,6 +47,18 @@ export interface KernelCounts {
   otherFiles: { pid: number; fd: number; what: 'ns' | 'perf' }[];
   /** every mapping of a BPF map's file (exact mmap holders, replacing the size heuristic) */
   vmas: { pid: number; start: bigint; end: bigint; file: bigint; mapId: number }[];
+}
+
+/** A program as the bpf_prog iterator reads it: what BPF_OBJ_GET_INFO_BY_FD gives pinleak. */
+export interface KernelProg {
+  name: string;
+  /** aux->load_time: ns since boot, as the info's load_time */
+  loadTimeNs: bigint;
+  /** the loader's uid in the initial user namespace (the info's created_by_uid there) */
+  uid: number;
+  /** prog->pages: fdinfo's memlock is this many pages */
+  pages: number;
+  mapIds: number[];
 }
 
 /** At most this many bytes from one iterator: 24-byte records, so ~2.8 million objects or files. */
@@ -69,7 +87,11 @@ export function layout<F extends string>(fields: [F, 4 | 8][]): Layout<F> {
 
 const RECORDS = {
   bpf_map: layout([['id', 4], ['type', 4], ['refcnt', 8], ['usercnt', 8], ['flags', 4], ['pad', 4], ['name0', 8], ['name1', 8]]),
-  bpf_prog: layout([['id', 4], ['type', 4], ['refcnt', 8], ['usedMaps', 4], ['pad', 4]]),
+  // tag PROG_RECORD: a program; tag MAP_USE_RECORD: a map (mapId) the program `id` uses
+  bpf_prog: layout([
+    ['id', 4], ['type', 4], ['refcnt', 8], ['usedMaps', 4], ['tag', 4], ['loadTime', 8], ['uid', 4], ['pages', 4],
+    ['name0', 8], ['name1', 8], ['mapId', 4], ['pad', 4],
+  ]),
   bpf_link: layout([['id', 4], ['type', 4], ['refcnt', 8], ['progId', 4], ['pad', 4]]),
   task_file: layout([['pid', 4], ['fd', 4], ['file', 8], ['kind', 4], ['id', 4]]),
   task_vma: layout([['pid', 4], ['mapId', 4], ['start', 8], ['end', 8], ['file', 8]]),
@@ -78,6 +100,11 @@ const RECORDS = {
     ['comm0', 8], ['comm1', 8],
   ]),
 };
+
+/** Record tags of the bpf_prog iterator, and the most map ids it gives of one program (more: its info is read). */
+const PROG_RECORD = 0;
+const MAP_USE_RECORD = 1;
+export const PROG_MAPS_MAX = 64;
 
 /** Kind codes written by the file programs. */
 export const FILE_KINDS = { map: 1, prog: 2, link: 3 } as const;
@@ -138,14 +165,23 @@ export class Gen {
     return this;
   }
 
-  /** bpf_seq_write(ctx->meta->seq, record, size), then return 0; `out` is where skipped objects land */
-  finish(target: Target): Buffer {
-    const a = this.a;
+  /** bpf_seq_write(ctx->meta->seq, record, size) */
+  write(target: Target): this {
     this.ctx(R1, target, 'meta');
     this.load(R1, R1, 'bpf_iter_meta', 'seq');
-    a.mov(R2, R10).add(R2, -this.record.size).mov(R3, this.record.size).call(this.helper('seq_write'));
-    a.label('out').mov(R0, 0).exit();
-    return a.assemble();
+    this.a.mov(R2, R10).add(R2, -this.record.size).mov(R3, this.record.size).call(this.helper('seq_write'));
+    return this;
+  }
+
+  /** return 0, at label `out` (where skipped objects land too), and the program's bytecode */
+  end(): Buffer {
+    this.a.label('out').mov(R0, 0).exit();
+    return this.a.assemble();
+  }
+
+  /** write the record, then end */
+  finish(target: Target): Buffer {
+    return this.write(target).end();
   }
 
   /** r0 = ((struct <kind> *)bpf_rdonly_cast(file->private_data))-><id> */
@@ -211,7 +247,7 @@ function begin(g: Gen, target: Target, member: string, reg: Reg): void {
 }
 
 /** Iterators over one kind of object: each record field is a path from the object's struct. */
-const OBJECT_ITERATORS: Record<'bpf_map' | 'bpf_prog' | 'bpf_link', {
+const OBJECT_ITERATORS: Record<'bpf_map' | 'bpf_link', {
   member: string; struct: string; fields: [string, string][];
   /** a char[16] member copied into record fields name0 and name1 */
   name?: string;
@@ -221,11 +257,6 @@ const OBJECT_ITERATORS: Record<'bpf_map' | 'bpf_prog' | 'bpf_link', {
     fields: [['id', 'id'], ['type', 'map_type'], ['refcnt', 'refcnt.counter'], ['usercnt', 'usercnt.counter'], ['flags', 'map_flags']],
     // what BPF_OBJ_GET_INFO_BY_FD would say: a scan names each pinned map without that call
     name: 'name',
-  },
-  bpf_prog: {
-    member: 'prog', struct: 'bpf_prog',
-    // used_map_cnt only grows (BPF_PROG_BIND_MAP): an unchanged count means unchanged map ids
-    fields: [['id', 'aux.id'], ['type', 'type'], ['refcnt', 'aux.refcnt.counter'], ['usedMaps', 'aux.used_map_cnt']],
   },
   bpf_link: {
     member: 'link', struct: 'bpf_link',
@@ -260,7 +291,49 @@ function beginTask(g: Gen, target: 'task_file' | 'task_vma', member: string): vo
 
 const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
   bpf_map: objectIterator('bpf_map'),
-  bpf_prog: objectIterator('bpf_prog'),
+  // every program with what its info says (name, load time, loader, size), then a record
+  // for each map it uses (at most PROG_MAPS_MAX): a scan reads no program's info itself
+  bpf_prog(g) {
+    const a = g.a;
+    begin(g, 'bpf_prog', 'prog', R7);
+    g.load(R1, R7, 'bpf_prog', 'aux.id').store('id', R1);
+    g.load(R1, R7, 'bpf_prog', 'type').store('type', R1);
+    g.load(R1, R7, 'bpf_prog', 'aux.refcnt.counter').store('refcnt', R1);
+    // used_map_cnt only grows (BPF_PROG_BIND_MAP): an unchanged count means unchanged map ids
+    g.load(R1, R7, 'bpf_prog', 'aux.used_map_cnt').store('usedMaps', R1);
+    g.storeImm('tag', PROG_RECORD);
+    g.load(R1, R7, 'bpf_prog', 'aux.load_time').store('loadTime', R1);
+    // a NULL user (a program the kernel loaded itself) reads 0
+    g.load(R1, R7, 'bpf_prog', 'aux.user.uid.val').store('uid', R1);
+    g.load(R1, R7, 'bpf_prog', 'pages').store('pages', R1);
+    g.load(R8, R7, 'bpf_prog', 'aux');
+    const name = g.btf.field(g.struct('bpf_prog_aux'), 'name').offset;
+    a.ldx(8, R1, R8, name);
+    g.store('name0', R1);
+    a.ldx(8, R1, R8, name + 8);
+    g.store('name1', R1);
+    g.storeImm('mapId', 0).storeImm('pad', 0);
+    g.write('bpf_prog');
+    // r9 = i: aux->used_maps[i] is read with bpf_probe_read_kernel (an array of pointers is
+    // not a type the verifier follows), its id through bpf_rdonly_cast
+    g.storeImm('tag', MAP_USE_RECORD);
+    const slot = -(g.record.size + 8);
+    a.mov(R9, 0);
+    a.label('next_map');
+    g.load(R1, R8, 'bpf_prog_aux', 'used_map_cnt');
+    a.jmp('jge', R9, R1, 'out').jmp('jge', R9, PROG_MAPS_MAX, 'out');
+    g.load(R3, R8, 'bpf_prog_aux', 'used_maps');
+    a.mov(R2, R9).alu64('lsh', R2, 3).add(R3, R2);
+    a.mov(R1, R10).add(R1, slot).mov(R2, 8).call(g.helper('probe_read_kernel'));
+    a.jmp('jne', R0, 0, 'map_done');
+    a.ldx(8, R1, R10, slot);
+    a.jmp('jeq', R1, 0, 'map_done');
+    a.mov(R2, g.struct('bpf_map')).callKfunc(g.btf.find('func', 'bpf_rdonly_cast'));
+    g.load(R1, R0, 'bpf_map', 'id').store('mapId', R1);
+    g.write('bpf_prog');
+    a.label('map_done').add(R9, 1).ja('next_map');
+    return g.end();
+  },
   bpf_link: objectIterator('bpf_link'),
   task_file(g) {
     beginTask(g, 'task_file', 'file');
@@ -486,11 +559,23 @@ export function readKernelCounts(opts: { vmas?: (maps: KernelCounts['maps']) => 
   const it = loadAll();
   const maps = new Records(read(it.bpf_map, 'bpf_map'), RECORDS.bpf_map, 'bpf_map');
   const mapRecord = new Map<number, number>();
+  const progRecord = new Map<number, { at: number; maps: number }>();
+  let progs: Records<keyof typeof RECORDS.bpf_prog.fields>;
   const counts: KernelCounts = {
     maps: new Map(), progs: new Map(), links: new Map(), files: [], otherFiles: [], vmas: [],
     mapName: (id) => {
       const i = mapRecord.get(id);
       return i === undefined ? null : maps.cString(i, 'name0', 16);
+    },
+    progInfo: (id) => {
+      const r = progRecord.get(id);
+      if (!r || r.maps !== progs.u32(r.at, 'usedMaps')) return null;
+      const mapIds: number[] = [];
+      for (let m = 1; m <= r.maps; m++) mapIds.push(progs.u32(r.at + m, 'mapId'));
+      return {
+        name: progs.cString(r.at, 'name0', 16), loadTimeNs: progs.u64(r.at, 'loadTime'), uid: progs.u32(r.at, 'uid'),
+        pages: progs.u32(r.at, 'pages'), mapIds,
+      };
     },
   };
   for (let i = 0; i < maps.count; i++) {
@@ -500,8 +585,13 @@ export function readKernelCounts(opts: { vmas?: (maps: KernelCounts['maps']) => 
       refcnt: maps.count64(i, 'refcnt'), usercnt: maps.count64(i, 'usercnt'), type: maps.u32(i, 'type'), flags: maps.u32(i, 'flags'),
     });
   }
-  const progs = new Records(read(it.bpf_prog, 'bpf_prog'), RECORDS.bpf_prog, 'bpf_prog');
+  progs = new Records(read(it.bpf_prog, 'bpf_prog'), RECORDS.bpf_prog, 'bpf_prog');
+  // a program's record, then one per map it uses: the record and how many map records follow
   for (let i = 0; i < progs.count; i++) {
+    if (progs.u32(i, 'tag') !== PROG_RECORD) continue;
+    let maps = 0;
+    while (i + maps + 1 < progs.count && progs.u32(i + maps + 1, 'tag') === MAP_USE_RECORD) maps++;
+    progRecord.set(progs.u32(i, 'id'), { at: i, maps });
     counts.progs.set(progs.u32(i, 'id'), { refcnt: progs.count64(i, 'refcnt'), type: progs.u32(i, 'type'), usedMaps: progs.u32(i, 'usedMaps') });
   }
   const links = new Records(read(it.bpf_link, 'bpf_link'), RECORDS.bpf_link, 'bpf_link');

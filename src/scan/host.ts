@@ -115,7 +115,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     const nsMounts = netnsMounts(views);
     const graph = readReferenceGraph({
       // every map's shape, only to guess which map a mapping is (no iterators)
-      withMaps: ps.mapMappings.size > 0, cgroupRoots: roots, memlock: true, progCounts: kernel?.progs,
+      withMaps: ps.mapMappings.size > 0, cgroupRoots: roots, memlock: true, progCounts: kernel?.progs, progInfo: kernel?.progInfo,
       netns: () => discoverNetns({ pids: ps.processes.keys(), netNsOf: ps.netNsOf, netNsFds: ps.netNsFds, mounts: nsMounts }),
     }, errors);
     lap('references');

@@ -3,9 +3,10 @@
 // link's program, programs attached to cgroups without a link.
 import fs from 'node:fs';
 import { allIds, fdById, closeFd, progInfo, linkInfo, mapInfo, progQuery, KernelError, type LinkDetails, type MapDetails, type ProgDetails } from '../kernel/bpf.js';
-import { CGROUP_ATTACH_TYPES } from '../kernel/abi.js';
+import { CGROUP_ATTACH_TYPES, progTypeName } from '../kernel/abi.js';
+import type { KernelProg } from '../kernel/iterators.js';
 import type { MountinfoEntry } from '../kernel/procfs.js';
-import { PROC, readBpfFdinfo } from '../kernel/procfs.js';
+import { PROC, pageSize, readBpfFdinfo } from '../kernel/procfs.js';
 import { objectKey, type KernelRef, type ScanError } from '../model.js';
 import { objectRefs } from '../analysis/liveness.js';
 import { processTarget } from '../analysis/links.js';
@@ -61,16 +62,28 @@ function readOne<T>(
  */
 const progCache = new Map<number, { details: ProgDetails; memlock: number }>();
 
-function readProgs(errors: ScanError[], memlock: Map<string, number> | undefined, counts: Map<number, { usedMaps: number }> | undefined): Map<number, ProgDetails> {
+function readProgs(errors: ScanError[], memlock: Map<string, number> | undefined, counts: GraphOptions['progCounts'], kernel: GraphOptions['progInfo']): Map<number, ProgDetails> {
   if (!counts) return readEach('prog', progInfo, errors, memlock);
   const out = new Map<number, ProgDetails>();
   const read = new Map<string, number>();
+  const page = pageSize();
   for (const id of allIds('prog')) {
     const c = counts.get(id);
     const hit = progCache.get(id);
     if (c && hit && hit.details.mapIds.length === c.usedMaps) {
       out.set(id, hit.details);
       memlock?.set(objectKey('prog', id), hit.memlock);
+      continue;
+    }
+    // as the bpf_prog iterator read it (its info, without an fd): a program loaded since is read by fd
+    const k = c ? kernel?.(id) : null;
+    if (c && k) {
+      const details: ProgDetails = {
+        kind: 'prog', id, name: k.name, type: progTypeName(c.type), mapIds: k.mapIds, loadTimeNs: k.loadTimeNs, createdByUid: k.uid,
+      };
+      out.set(id, details);
+      progCache.set(id, { details, memlock: k.pages * page });
+      memlock?.set(objectKey('prog', id), k.pages * page);
       continue;
     }
     readOne('prog', id, progInfo, errors, read, out);
@@ -90,13 +103,15 @@ export interface GraphOptions {
   /** also read each object's memlock (one fdinfo read per object; the objects table needs it) */
   memlock?: boolean;
   /** the bpf_prog iterator's counts of this scan: programs whose maps did not change are not read again */
-  progCounts?: Map<number, { usedMaps: number }>;
+  progCounts?: Map<number, { usedMaps: number; type: number }>;
+  /** the bpf_prog iterator's read of each program's info (KernelCounts.progInfo): no fd, no info call */
+  progInfo?: (id: number) => KernelProg | null;
 }
 
 export function readReferenceGraph(opts: GraphOptions, errors: ScanError[]): ReferenceGraph {
   const memlock = new Map<string, number>();
   const ml = opts.memlock ? memlock : undefined;
-  const progs = readProgs(errors, ml, opts.progCounts);
+  const progs = readProgs(errors, ml, opts.progCounts, opts.progInfo);
   const links = readEach('link', linkInfo, errors, ml);
   for (const l of links.values()) {
     if (l.targetPid !== undefined) Object.assign(l, processTarget(l.targetPid, l.targetPid ? readStat(l.targetPid) : null));

@@ -9,12 +9,13 @@ import { type Agent, type Mount } from '../world/world.js';
 import { worldForFile } from '../world/for-file.js';
 import { bpftool } from '../helpers.js';
 import {
-  readKernelCounts, iteratorSupport, ownIteratorIds, closeIterators, iteratorProgram, type KernelCounts,
+  readKernelCounts, iteratorSupport, ownIteratorIds, closeIterators, iteratorProgram, PROG_MAPS_MAX, type KernelCounts,
 } from '../../src/kernel/iterators.js';
-import { MAP_TYPES, PROG_TYPES, LINK_TYPES, IterTaskInfo, ProgType, AttachType } from '../../src/kernel/abi.js';
+import { MAP_TYPES, PROG_TYPES, LINK_TYPES, IterTaskInfo, ProgType, AttachType, MapType } from '../../src/kernel/abi.js';
 import { loadProgram, createIterLink, runIterator } from '../../src/kernel/loader.js';
 import { kernelBtf } from '../../src/kernel/btf.js';
-import { closeFd } from '../../src/kernel/bpf.js';
+import { closeFd, fdById, mapCreate, progBindMap, progInfo, progLoad, trivialProgram } from '../../src/kernel/bpf.js';
+import { pageSize, readBpfFdinfo } from '../../src/kernel/procfs.js';
 
 const tag = `${process.pid % 100000}`;
 let bpffs: Mount;
@@ -132,6 +133,49 @@ describe('readKernelCounts on the real kernel', () => {
     const shown = bpftoolShow('map') as (Shown & { name?: string })[];
     for (const m of shown.filter((x) => bpftoolIds.maps.has(x.id))) expect({ id: m.id, name: counts.mapName(m.id) }).toEqual({ id: m.id, name: m.name ?? '' });
     expect(counts.mapName(0)).toBeNull();
+  });
+
+  it('reads every program\'s info as BPF_OBJ_GET_INFO_BY_FD gives it, and gives none for a program of more maps than it reads', () => {
+    const fds: number[] = [];
+    try {
+      const few = [0, 1].map((i) => mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 1, name: `pi_few_${i}` }));
+      fds.push(...few);
+      const two = progLoad({ type: ProgType.SOCKET_FILTER, insns: trivialProgram(few[0]), name: 'pi_two_maps' });
+      fds.push(two);
+      progBindMap(two, few[1]!);
+      const many = progLoad({ type: ProgType.SOCKET_FILTER, insns: trivialProgram(), name: 'pi_many_maps' });
+      fds.push(many);
+      for (let i = 0; i <= PROG_MAPS_MAX; i++) {
+        const m = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 1, name: `pi_m${i}` });
+        fds.push(m);
+        progBindMap(many, m);
+      }
+      const now = readKernelCounts();
+      let compared = 0;
+      for (const id of now.progs.keys()) {
+        const fd = fdById('prog', id);
+        if (fd === null) continue; // unloaded since
+        try {
+          const info = progInfo(fd);
+          const k = now.progInfo(id);
+          if (info.mapIds.length > PROG_MAPS_MAX) {
+            expect(k).toBeNull();
+            continue;
+          }
+          expect({ id, name: k?.name, loadTimeNs: k?.loadTimeNs, uid: k?.uid, mapIds: k?.mapIds, memlock: k && k.pages * pageSize() })
+            .toEqual({ id, name: info.name, loadTimeNs: info.loadTimeNs, uid: info.createdByUid, mapIds: info.mapIds, memlock: readBpfFdinfo('self', fd)!.memlock });
+          compared++;
+        } finally {
+          closeFd(fd);
+        }
+      }
+      expect(compared).toBeGreaterThan(1);
+      expect(now.progInfo(progInfo(two).id)!.mapIds).toEqual(progInfo(two).mapIds);
+      expect(progInfo(two).mapIds).toHaveLength(2);
+      expect(now.progInfo(progInfo(many).id)).toBeNull();
+    } finally {
+      for (const fd of fds) closeFd(fd);
+    }
   });
 
   it('map: refcnt = iterator + 2 pins + 1 file + 1 program, usercnt = pins + files', () => {
