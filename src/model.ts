@@ -20,14 +20,30 @@ export const pinPlace = (p: { instance: string; path: string }): string => `${p.
  */
 export const pinObjectKey = (instance: string, inode: number, ctimeMs: number): string => `${instance}\u0000${inode}\u0000${Math.trunc(ctimeMs)}`;
 
-/** The object cache from a snapshot's pins (what the store's pinObjectCache reads of the latest). */
-export function objectCacheOf(pins: readonly Pin[]): Map<string, BpfObject> {
-  const out = new Map<string, BpfObject>();
+/** One pin's object as the object cache keeps it (and the store, as JSON): instance, inode, ctime ms, then the object. */
+export type ObjectCacheEntry = [instance: string, inode: number, ctimeMs: number, kind: ObjectKind, id: number, name: string, type: string, memlockBytes: number];
+
+/** The object cache's entries from a snapshot's pins. */
+export function objectCacheEntries(pins: readonly Pin[]): ObjectCacheEntry[] {
+  const out: ObjectCacheEntry[] = [];
   for (const p of pins) {
-    if (p.object) out.set(pinObjectKey(p.instance, p.inode, Date.parse(p.createdAt)), { kind: p.object.kind, id: p.object.id, name: p.object.name, type: p.object.type, memlockBytes: p.object.memlockBytes });
+    const o = p.object;
+    if (o) out.push([p.instance, p.inode, Date.parse(p.createdAt), o.kind, o.id, o.name, o.type, o.memlockBytes]);
   }
   return out;
 }
+
+/** The object cache (pinObjectKey -> object) of these entries. */
+export function objectCacheFrom(entries: readonly ObjectCacheEntry[]): Map<string, BpfObject> {
+  const out = new Map<string, BpfObject>();
+  for (const [instance, inode, ctimeMs, kind, id, name, type, memlockBytes] of entries) {
+    out.set(pinObjectKey(instance, inode, ctimeMs), { kind, id, name, type, memlockBytes });
+  }
+  return out;
+}
+
+/** The object cache from a snapshot's pins (what the store's pinObjectCache reads of the latest). */
+export const objectCacheOf = (pins: readonly Pin[]): Map<string, BpfObject> => objectCacheFrom(objectCacheEntries(pins));
 
 /**
  * A pin's JSON text, kept once taken: the store's digests and `scan --json` share it

@@ -33,7 +33,10 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   const bootId = readBootId();
   const objectCache = opts.objectCache?.bootId === bootId ? opts.objectCache.objects
     : opts.store ? pinObjectCache(opts.store, bootId) : undefined;
+  const cacheMs = performance.now() - started;
   const scan = await scanHost({ onProgress: opts.onProgress, keepAnchors: opts.keepAnchors, objectCache });
+  // the object cache read comes first among the phases (--timings)
+  scan.timings = { cache: Math.round(cacheMs * 10) / 10, ...scan.timings };
   const t0 = performance.now();
   opts.onProgress?.('classification');
   const pinned = scan.pins.filter((p) => p.object).map((p) => ({ kind: p.object!.kind, id: p.object!.id }));

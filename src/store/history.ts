@@ -1,7 +1,7 @@
 // Who held or created an object before: the history behind creator evidence #1 and #2
 // (SPEC section 2). Object ids, pids and start times only mean something within one
 // boot, so every query is scoped by boot id.
-import { objectKey, pinObjectKey, type BpfObject, type Container, type ObjectRef } from '../model.js';
+import { objectCacheFrom, objectKey, pinObjectKey, type BpfObject, type Container, type ObjectCacheEntry, type ObjectRef } from '../model.js';
 import { guarded, type Store } from './db.js';
 import { fromJson, stmt, toJson } from './codec.js';
 import { standsFor } from './shared.js';
@@ -139,9 +139,12 @@ export const staleRuns = guarded(function staleRuns(store: Store, bootId: string
  * with the same instance, inode and ctime still holds this one: a scan need not re-open it.
  */
 export const pinObjectCache = guarded(function pinObjectCache(store: Store, bootId: string): Map<string, BpfObject> {
-  const out = new Map<string, BpfObject>();
   const latest = stmt(store.db, 'SELECT id FROM snapshots WHERE boot_id = ? ORDER BY id DESC LIMIT 1').get(bootId) as { id: number } | undefined;
-  if (!latest) return out;
+  if (!latest) return new Map();
+  // the entries the save of that snapshot kept (not a resident watch's: it keeps its own)
+  const kept = stmt(store.db, 'SELECT entries FROM object_cache WHERE boot_id = ? AND snapshot_id = ?').get(bootId, latest.id) as { entries: string } | undefined;
+  if (kept) return objectCacheFrom(JSON.parse(kept.entries) as ObjectCacheEntry[]);
+  const out = new Map<string, BpfObject>();
   // raw rows: 10,000 of them every scan
   const rows = stmt(store.db, `SELECT p.instance, p.inode, p.created_at, o.kind, o.obj_id, o.name, o.type, o.memlock_bytes
       FROM pins p JOIN objects o ON o.id = p.object_id WHERE ${standsFor('p')}`).raw(true).all(latest.id, latest.id) as

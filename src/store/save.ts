@@ -2,7 +2,7 @@
 // A pin found unchanged since the latest snapshot writes nothing: its row goes on standing
 // for the new snapshot too (src/store/shared.ts).
 import type Database from 'better-sqlite3';
-import { compareObjects, comparePins, objectKey, pinPlace, pinText, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
+import { compareObjects, comparePins, objectCacheEntries, objectKey, pinPlace, pinText, type HostObject, type Pin, type SnapshotDoc } from '../model.js';
 import { isLeak } from '../analysis/summary.js';
 import { guarded, type Store } from './db.js';
 import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
@@ -203,6 +203,11 @@ export const saveSnapshot = guarded(function saveSnapshot(
       insError.run(sid, nul(e.scope), nul(e.message), extraJson(extrasOf(e, ERROR_KEYS)));
     }
     openObjects = insertObjects(db, sid, prev, objects, canonical, !!opts.remember);
+    // the next scan's object cache (pinObjectCache); a resident watch keeps its own in memory
+    if (!opts.remember) {
+      stmt(db, 'INSERT OR REPLACE INTO object_cache (boot_id, snapshot_id, entries) VALUES (?,?,?)')
+        .run(m.bootId, sid, JSON.stringify(objectCacheEntries(doc.pins)));
+    }
     return sid;
   }).immediate();
 

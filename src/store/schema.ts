@@ -322,6 +322,17 @@ ALTER TABLE snapshots ADD COLUMN pins_digest TEXT;
 ALTER TABLE snapshots ADD COLUMN objects_digest TEXT;
 `;
 
+// The object cache of a boot's latest stored scan (a scan's pinObjectCache), as one JSON
+// value written with the snapshot: reading it back from the pins and objects rows took a
+// join over every pin (~20 ms at 10,000 pins) at the start of every scan.
+const V7 = `
+CREATE TABLE object_cache (
+  boot_id     TEXT PRIMARY KEY,
+  snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+  entries     TEXT NOT NULL                        -- JSON: ObjectCacheEntry[] (src/model.ts) of its pins
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V1),
   (db) => db.exec(V2),
@@ -329,6 +340,7 @@ export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V4),
   (db) => db.exec(V5),
   (db) => db.exec(V6),
+  (db) => db.exec(V7),
 ];
 
 /** The schema version (PRAGMA user_version) this code writes. */

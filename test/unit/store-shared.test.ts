@@ -193,6 +193,14 @@ describe('rows shared across snapshots', () => {
     const fromStore = pinObjectCache(fresh.store, d.snapshot.bootId);
     expect(fromStore.size).toBe(29);
     expect(objectCacheOf(d.pins)).toEqual(fromStore);
+    // read back from the rows when the save kept no entries (or kept them for an older snapshot)
+    fresh.store.db.prepare('DELETE FROM object_cache').run();
+    expect(pinObjectCache(fresh.store, d.snapshot.bootId)).toEqual(fromStore);
+    saveSnapshot(fresh.store, snap(base, '2026-11-24T21:10:00.000Z'));
+    const changed = structuredClone(base);
+    changed[3]!.object!.memlockBytes = 77;
+    saveSnapshot(fresh.store, snap(changed, '2026-11-24T21:15:00.000Z'), undefined, { remember: true });
+    expect(pinObjectCache(fresh.store, d.snapshot.bootId)).toEqual(objectCacheOf(changed));
   });
 
   it('the leak history per owner matches each snapshot computed on its own, with an object pinned twice by two owners', () => {
