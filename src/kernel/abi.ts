@@ -409,6 +409,8 @@ export const BPF_PSEUDO_MAP_FD = 1;
 export const BPF_PSEUDO_MAP_VALUE = 2;
 /** src_reg of a call: imm is the BTF id of a kernel function (kfunc) */
 export const BPF_PSEUDO_KFUNC_CALL = 2;
+/** src_reg of ld_imm64: the immediate is the instruction offset of a subprogram (a callback, for bpf_loop) */
+export const BPF_PSEUDO_FUNC = 4;
 export const BPF_INSN_SIZE = 8;
 /** the frame pointer, read-only; the stack is the 512 bytes below it */
 export const BPF_REG_FP = 10;
@@ -420,7 +422,7 @@ export const BPF_STACK_SIZE = 512;
  */
 export type BpfHelperName = 'seq_write' | 'probe_read_user_str' | 'get_current_task_btf' | 'get_current_pid_tgid'
   | 'get_current_comm' | 'get_current_cgroup_id' | 'map_push_elem' | 'ringbuf_output' | 'ktime_get_ns'
-  | 'probe_read_user' | 'ktime_get_boot_ns' | 'probe_read_kernel';
+  | 'probe_read_user' | 'ktime_get_boot_ns' | 'probe_read_kernel' | 'loop';
 
 
 /**

@@ -3,7 +3,7 @@
 // no compiler is needed on the host. Pure: it only produces bytes.
 import os from 'node:os';
 import {
-  BpfClass, BpfSize, BpfMode, BpfSrc, BpfAluOp, BpfJmpOp, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_PSEUDO_KFUNC_CALL, BPF_ATOMIC_ADD,
+  BpfClass, BpfSize, BpfMode, BpfSrc, BpfAluOp, BpfJmpOp, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_FUNC, BPF_ATOMIC_ADD,
   BPF_INSN_SIZE, BPF_REG_FP,
 } from './abi.js';
 
@@ -34,6 +34,8 @@ interface Insn {
   imm: number;
   /** a jump whose offset is resolved at assembly */
   target?: string;
+  /** an ld_imm64 of a subprogram: imm is its offset, resolved at assembly */
+  func?: string;
 }
 
 const isReg = (o: Operand): o is Reg => typeof o === 'object';
@@ -131,6 +133,12 @@ export class Asm {
     return this.ldImm64Raw(dst, 0, BigInt(value));
   }
 
+  /** dst = the subprogram at `label` (after the main program's exit), as a callback for bpf_loop */
+  ldFunc(dst: Reg, label: string): this {
+    this.emit({ code: BpfClass.LD | BpfMode.IMM | BpfSize[8], dst: checkReg(dst, true), src: BPF_PSEUDO_FUNC, off: 0, imm: 0, func: label });
+    return this.emit({ code: 0, dst: 0, src: 0, off: 0, imm: 0 });
+  }
+
   /** dst = the map behind `fd` (the kernel replaces the fd by the map at load) */
   ldMapFd(dst: Reg, fd: number): this {
     return this.ldImm64Raw(dst, BPF_PSEUDO_MAP_FD, BigInt(imm32(fd)));
@@ -174,6 +182,16 @@ export class Asm {
     return this.emit({ code: BpfClass.JMP | BpfJmpOp.exit, dst: 0, src: 0, off: 0, imm: 0 });
   }
 
+  /** The subprograms (callbacks) ldFunc names, each with the index of its first instruction: the program's BTF func_info. */
+  subprograms(): { name: string; insn: number }[] {
+    const names = [...new Set(this.insns.flatMap((i) => (i.func === undefined ? [] : [i.func])))];
+    return names.map((name) => {
+      const insn = this.labels.get(name);
+      if (insn === undefined) throw new Error(`undefined subprogram ${name}`);
+      return { name, insn };
+    }).sort((a, b) => a.insn - b.insn);
+  }
+
   /** The program as struct bpf_insn[] in the host's byte order; jumps resolved. */
   assemble(): Buffer {
     const le = os.endianness() === 'LE';
@@ -187,16 +205,22 @@ export class Asm {
         off = at - (i + 1);
         if (off < -0x8000 || off > 0x7fff) throw new Error(`jump to ${ins.target} too far`);
       }
+      let imm = ins.imm;
+      if (ins.func !== undefined) {
+        const at = this.labels.get(ins.func);
+        if (at === undefined || at >= this.insns.length) throw new Error(`undefined subprogram ${ins.func}`);
+        imm = at - (i + 1);
+      }
       const p = i * BPF_INSN_SIZE;
       out[p] = ins.code;
       // struct bpf_insn { __u8 dst_reg:4, src_reg:4 }: bitfield order follows the byte order
       out[p + 1] = le ? (ins.src << 4) | ins.dst : (ins.dst << 4) | ins.src;
       if (le) {
         out.writeInt16LE(off, p + 2);
-        out.writeInt32LE(ins.imm, p + 4);
+        out.writeInt32LE(imm, p + 4);
       } else {
         out.writeInt16BE(off, p + 2);
-        out.writeInt32BE(ins.imm, p + 4);
+        out.writeInt32BE(imm, p + 4);
       }
     });
     return out;

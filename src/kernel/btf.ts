@@ -381,6 +381,53 @@ export function kernelBtf(): Btf {
   return vmlinux;
 }
 
+// ---- the BTF a program with subprograms carries ----
+
+/**
+ * Raw BTF naming a program's functions, for its func_info (the kernel wants it as soon as a
+ * program has a subprogram, a bpf_loop callback for one): `main(void *ctx)` and
+ * `callback(long index, void *ctx)` for each callback, all static, returning long.
+ */
+export function programFuncsBtf(main: string, callbacks: string[]): { btf: Buffer; typeIds: number[] } {
+  const strings: string[] = [''];
+  const str = (s: string): number => {
+    const off = strings.reduce((n, x) => n + Buffer.byteLength(x) + 1, 0);
+    strings.push(s);
+    return off;
+  };
+  const words: number[] = [];
+  const type = (name: number, kind: number, vlen: number, sizeOrType: number, ...extra: number[]) => {
+    words.push(name, (kind << BTF_INFO_KIND_SHIFT) | vlen, sizeOrType, ...extra);
+  };
+  const LONG = 1, VOID_PTR = 2, MAIN_PROTO = 3, MAIN = 4, CALLBACK_PROTO = 5;
+  const BTF_INT_SIGNED = 1 << 24;
+  type(str('long'), BtfKind.int, 0, 8, BTF_INT_SIGNED | 64);
+  type(0, BtfKind.ptr, 0, 0);
+  type(0, BtfKind.func_proto, 1, LONG, str('ctx'), VOID_PTR);
+  type(str(main), BtfKind.func, 0, MAIN_PROTO);
+  type(0, BtfKind.func_proto, 2, LONG, str('index'), LONG, str('ctx'), VOID_PTR);
+  const typeIds = [MAIN];
+  callbacks.forEach((name, i) => {
+    type(str(name), BtfKind.func, 0, CALLBACK_PROTO);
+    typeIds.push(CALLBACK_PROTO + 1 + i);
+  });
+  const le = os.endianness() === 'LE';
+  const types = Buffer.alloc(words.length * 4);
+  words.forEach((w, i) => (le ? types.writeUInt32LE(w >>> 0, i * 4) : types.writeUInt32BE(w >>> 0, i * 4)));
+  const strs = Buffer.from(strings.map((x) => `${x}\0`).join(''), 'latin1');
+  const header = Buffer.alloc(BTF_HEADER_LEN);
+  const u32 = (v: number, at: number) => (le ? header.writeUInt32LE(v, at) : header.writeUInt32BE(v, at));
+  if (le) header.writeUInt16LE(BTF_MAGIC, 0);
+  else header.writeUInt16BE(BTF_MAGIC, 0);
+  header[2] = 1; // version
+  u32(BTF_HEADER_LEN, 4);
+  u32(0, 8);
+  u32(types.length, 12);
+  u32(types.length, 16);
+  u32(strs.length, 20);
+  return { btf: Buffer.concat([header, types, strs]), typeIds };
+}
+
 // ---- the answers the scan's iterator programs need, kept per boot ----
 
 /** What the iterator programs ask of BTF (src/kernel/iterators.ts). */

@@ -7,7 +7,8 @@ import os from 'node:os';
 import {
   BpfCmd, ProgLoadAttr, LinkCreateAttr, IterCreateAttr, AttachType, BPF_INSN_SIZE, BPF_LOG_LEVEL_VERBOSE,
 } from './abi.js';
-import { bpf, bpfRaw, addr, cString, closeFd, KernelError, objName } from './bpf.js';
+import { bpf, bpfRaw, addr, btfLoad, cString, closeFd, KernelError, objName } from './bpf.js';
+import { programFuncsBtf } from './btf.js';
 
 /** The verifier log kept for a failed load: big enough for the programs pinleak writes. */
 export const VERIFIER_LOG_SIZE = 1 << 20;
@@ -23,6 +24,8 @@ export interface ProgramSpec {
   /** BTF id of the attach target: an iterator's bpf_iter_<target> FUNC, a struct_ops struct... */
   attachBtfId?: number;
   license?: string;
+  /** the program's subprograms (Asm.subprograms()): it then carries BTF naming them (func_info) */
+  subprograms?: { name: string; insn: number }[];
 }
 
 /** A refused BPF_PROG_LOAD, with the end of the verifier's log (empty when the kernel gave none). */
@@ -56,11 +59,37 @@ const LOAD_ATTEMPTS = 5;
 export function loadProgram(spec: ProgramSpec): number {
   if (spec.insns.length === 0 || spec.insns.length % BPF_INSN_SIZE !== 0) throw new Error(`${spec.name}: bad instruction buffer`);
   const license = cString(spec.license ?? 'GPL');
-  const attr = {
+  const attr: Record<string, unknown> = {
     prog_type: spec.type, insn_cnt: spec.insns.length / BPF_INSN_SIZE, insns: addr(spec.insns),
     license: addr(license), prog_name: objName(spec.name), expected_attach_type: spec.expectedAttachType ?? 0,
     attach_btf_id: spec.attachBtfId ?? 0,
   };
+  let btfFd: number | null = null;
+  let funcInfo: Buffer | null = null;
+  if (spec.subprograms?.length) {
+    const { btf, typeIds } = programFuncsBtf(spec.name, spec.subprograms.map((f) => f.name));
+    btfFd = btfLoad(btf);
+    // struct bpf_func_info { __u32 insn_off; __u32 type_id; } for the program and each subprogram
+    const offs = [0, ...spec.subprograms.map((f) => f.insn)];
+    const info = Buffer.alloc(offs.length * 8);
+    const le = os.endianness() === 'LE';
+    offs.forEach((off, i) => {
+      for (const [at, v] of [[i * 8, off], [i * 8 + 4, typeIds[i]!]] as const) {
+        if (le) info.writeUInt32LE(v, at);
+        else info.writeUInt32BE(v, at);
+      }
+    });
+    funcInfo = info;
+    Object.assign(attr, { prog_btf_fd: btfFd, func_info_rec_size: 8, func_info: addr(funcInfo), func_info_cnt: offs.length });
+  }
+  try {
+    return loadWith(spec, attr);
+  } finally {
+    if (btfFd !== null) closeFd(btfFd); // the program keeps its own reference to its BTF
+  }
+}
+
+function loadWith(spec: ProgramSpec, attr: Record<string, unknown>): number {
   // EAGAIN: the verifier stops when a signal is pending (a profiler's SIGPROF, a SIGCHLD)
   // and asks to be called again; libbpf retries it too
   const load = (a: object) => {

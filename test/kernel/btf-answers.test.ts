@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { kernelBtf, kernelBtfAnswers } from '../../src/kernel/btf.js';
 import { iteratorProgram } from '../../src/kernel/iterators.js';
 
-const TARGETS = ['bpf_map', 'bpf_prog', 'bpf_link', 'task_file', 'task_vma', 'task'] as const;
+const TARGETS = ['bpf_map', 'bpf_prog', 'bpf_link', 'task_file', 'task_vma', 'task', 'prog_info'] as const;
 const programs = (btf: Parameters<typeof iteratorProgram>[0]) => TARGETS.map((t) => iteratorProgram(btf, t).toString('hex'));
 
 describe('BTF answers kept per boot', () => {

@@ -244,7 +244,7 @@ describe('readKernelCounts on the real kernel', () => {
 
   it('loads its programs once: a second read reuses them', () => {
     const own = ownIteratorIds();
-    expect(own.progs).toHaveLength(6) // bpf_map, bpf_prog, bpf_link, task_file, task_vma, task;
+    expect(own.progs).toHaveLength(7); // bpf_map, bpf_prog, bpf_link, task_file, task_vma, task, prog_info
     // its own objects are in the counts like any other (the caller discounts them)
     for (const id of own.progs) expect(counts.progs.has(id)).toBe(true);
     const again = readKernelCounts();

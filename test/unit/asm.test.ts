@@ -33,6 +33,15 @@ describe.runIf(os.endianness() === 'LE')('BPF assembler encodings', () => {
     expect(hex(new Asm().st(8, R10, -16, -1))).toEqual(['7a0af0ffffffffff']);
   });
 
+  it('encodes the address of a subprogram (a bpf_loop callback) relative to the next slot, and lists the subprograms', () => {
+    const a = new Asm().ldFunc(R2, 'cb').mov(R0, 0).exit().label('cb').mov(R0, 0).exit();
+    // ld_imm64, src_reg BPF_PSEUDO_FUNC (4): the callback starts 4 slots after the first (3 after the next)
+    expect(hex(a)).toEqual(['1842000003000000', '0000000000000000', 'b700000000000000', '9500000000000000', 'b700000000000000', '9500000000000000']);
+    expect(a.subprograms()).toEqual([{ name: 'cb', insn: 4 }]);
+    expect(new Asm().mov(R0, 0).exit().subprograms()).toEqual([]);
+    expect(() => new Asm().ldFunc(R2, 'nowhere').exit().assemble()).toThrow(/nowhere/);
+  });
+
   it('encodes an atomic add and the address of an array map\'s value', () => {
     // BPF_STX | BPF_ATOMIC | BPF_DW, imm BPF_ADD
     expect(hex(new Asm().atomicAdd(8, R1, 0, R2))).toEqual(['db21000000000000']);

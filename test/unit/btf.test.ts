@@ -1,7 +1,7 @@
 // The BTF reader on a tiny BTF file built by hand here, byte by byte from the format
 // (include/uapi/linux/btf.h), so every expectation is derived independently of the reader.
 import { describe, expect, it } from 'vitest';
-import { Btf, BtfError } from '../../src/kernel/btf.js';
+import { Btf, BtfError, programFuncsBtf } from '../../src/kernel/btf.js';
 import { buildBtf } from '../world/btf-builder.js';
 
 // struct inner { long counter; };                          (like atomic64_t)
@@ -129,5 +129,15 @@ describe('BTF reader', () => {
     const bad = Buffer.from(good);
     bad.writeUInt32LE(good.readUInt32LE(12) - 4, 12); // type_len 4 bytes short of the member
     expect(() => new Btf(bad)).toThrow('truncated type section');
+  });
+});
+
+describe('programFuncsBtf', () => {
+  it('names the program and each callback as static functions the reader finds back', () => {
+    const { btf, typeIds } = programFuncsBtf('pinleak_main', ['map_use', 'other']);
+    const b = new Btf(btf);
+    expect(typeIds).toEqual([b.find('func', 'pinleak_main'), b.find('func', 'map_use'), b.find('func', 'other')]);
+    expect(b.kind(b.find('func', 'map_use'))).toBe('func');
+    expect(b.typeCount).toBe(8); // void, long, void *, two protos, three functions
   });
 });
