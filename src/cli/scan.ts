@@ -41,15 +41,20 @@ export const scanCommand = {
     const config = userConfig(a);
     const store = a.store ? openDb(a, 'create') : openHistory(a);
     try {
-      const { doc, scan, objects } = await withProgress(a, (onProgress) => takeSnapshot({ store, config, label: a.label ?? null, onProgress }));
+      // only the document, the objects and the timings outlive the scan: what it read of the
+      // host (every pin, process and object as found) is garbage before the save
+      const { doc, objects, timings } = await withProgress(a, async (onProgress) => {
+        const s = await takeSnapshot({ store, config, label: a.label ?? null, onProgress });
+        return { doc: s.doc, objects: s.objects, timings: s.scan.timings };
+      });
       if (a.store && store) {
         const t0 = performance.now();
         saveSnapshot(store, doc, objects);
-        scan.timings.store = Math.round((performance.now() - t0) * 10) / 10;
+        timings.store = Math.round((performance.now() - t0) * 10) / 10;
         retentionAfterStore(store, config);
       }
       if (a.timings || a.debug) {
-        printTimings(scan.timings);
+        printTimings(timings);
       }
       announcePartial(a, doc.snapshot);
       if (a.json) emitSnapshot(doc);

@@ -185,7 +185,7 @@ export const saveSnapshot = guarded(function saveSnapshot(
     // The pins as the latest snapshot stored them (its section digest): every open row goes
     // on standing for this snapshot too, and none is looked at. Not for a remembering save
     // (watch), which compares the rows it remembers instead and keeps no texts.
-    const pinsDigest = canonical && !opts.remember ? sectionDigest(doc.pins.map(pinText)) : null;
+    const pinsDigest = canonical && !opts.remember ? sectionDigest(doc.pins, pinText) : null;
     if (pinsDigest !== null && prev !== null && sameSection(db, prev, 'pins_digest', pinsDigest)) keepOpenRows(db, 'pins');
     else open = savePins(db, sid, prev, doc.pins, canonical, !!opts.remember);
     if (pinsDigest !== null) stmt(db, 'UPDATE snapshots SET pins_digest = ? WHERE id = ?').run(pinsDigest, sid);

@@ -30,11 +30,11 @@ export function digestOfText(text: string): string {
 }
 
 /** The content key of a whole section (the JSON texts of its items, in order): the same texts, the same digest. */
-export function sectionDigest(texts: readonly string[]): string {
+export function sectionDigest<T>(items: readonly T[], text: (item: T) => string): string {
   const h = crypto.createHash('sha1');
   // JSON values delimit themselves: ',' between them keeps the sequence unambiguous
-  for (const t of texts) h.update(t).update(',');
-  return `${texts.length} ${h.digest('base64')}`;
+  for (const i of items) h.update(text(i)).update(',');
+  return `${items.length} ${h.digest('base64')}`;
 }
 
 /** Whether snapshot `id` stored a section with this digest (column pins_digest or objects_digest, migration 6). */
