@@ -70,6 +70,12 @@ fs.writeFileSync('dist/pinleak.mjs', `#!/usr/bin/env node
 // pinleak's command (see scripts/bundle.mjs): the compile cache first, then the bundle.
 ${nodeVersionCheck}
 import module from 'node:module';
+import v8 from 'node:v8';
+// A one-shot command keeps V8's young generation at its first size (it otherwise grows to
+// 16 MB a semi-space): a 10,000-pin scan peaks at ~120 MB of RSS instead of ~160, for
+// ~25 ms more of scavenges. watch, whose periodic scan is timed against bpftool, keeps
+// the default (there it costs ~50 ms a scan).
+if (process.argv.indexOf('watch') < 0) v8.setFlagsFromString('--semi-space-growth-factor=1');
 // (no ?. and no top-level await: the version check above must parse on any Node)
 try {
   if (typeof module.enableCompileCache === 'function') module.enableCompileCache();
