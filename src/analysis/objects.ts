@@ -144,12 +144,21 @@ export function describeObjects(input: ObjectsInput): HostObject[] {
     }
     out.push({
       kind: f.kind, id: f.id, name: f.name, type: f.type, memlockBytes: f.memlockBytes,
-      loadedAt: f.loadTimeNs === null ? null : new Date(input.bootEpochMs + Number(f.loadTimeNs / 1_000_000n)).toISOString(),
+      loadedAt: f.loadTimeNs === null ? null : loadedAt(input.bootEpochMs, f.loadTimeNs),
       loaderUid: f.loaderUid, pins, holders, referencedBy: by, references: references.get(k) ?? [],
       owner: ownerOf(k), unexplained, note: f.note,
     });
   }
   return out.sort(compareObjects);
+}
+
+/**
+ * When a program was loaded, to the second: the wall clock is corrected while the host runs
+ * (NTP), so the same load time read in two scans may differ by a millisecond, and an object
+ * that changes at every scan is written again at every scan.
+ */
+function loadedAt(bootEpochMs: number, loadTimeNs: bigint): string {
+  return new Date(Math.round((bootEpochMs + Number(loadTimeNs / 1_000_000n)) / 1000) * 1000).toISOString();
 }
 
 /** Carries each unexplained object's first sighting over from the history (object key -> since). */

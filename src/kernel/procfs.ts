@@ -1,8 +1,9 @@
 // procfs: pure parsers for the formats pinleak reads, and the readers that feed them.
 // Every reader treats a vanished process as normal (returns null), never as an error.
 import fs from 'node:fs';
-import { libc } from './libc.js';
-import { SC_CLK_TCK, SC_PAGESIZE, PROC_PID_INIT_INO } from './abi.js';
+import os from 'node:os';
+import { libc, libcFunction } from './libc.js';
+import { SC_CLK_TCK, SC_PAGESIZE, PROC_PID_INIT_INO, CLOCK_REALTIME, CLOCK_BOOTTIME } from './abi.js';
 
 export const PROC = '/proc';
 
@@ -292,9 +293,27 @@ export const clockTicks = () => sysconf(SC_CLK_TCK, 100);
 export const pageSize = () => sysconf(SC_PAGESIZE, 4096);
 
 /** When the machine booted, in ms since the epoch, from /proc/uptime (finer than btime's seconds). */
+const clockGettime = libcFunction<(clock: number, ts: Buffer) => number>('int clock_gettime(int clock, _Out_ uint8_t *ts)');
+const timespec = Buffer.alloc(16);
+/** A clock's time in ns (struct timespec: tv_sec, tv_nsec, 64-bit each on the 64-bit hosts pinleak runs on). */
+function clockNs(clock: number): bigint {
+  if (clockGettime()(clock, timespec) !== 0) throw new Error(`clock_gettime(${clock}) failed`);
+  const LE = os.endianness() === 'LE';
+  const sec = LE ? timespec.readBigInt64LE(0) : timespec.readBigInt64BE(0);
+  const nsec = LE ? timespec.readBigInt64LE(8) : timespec.readBigInt64BE(8);
+  return sec * 1_000_000_000n + nsec;
+}
+
+/**
+ * When the host booted, in ms since the epoch: the wall clock less CLOCK_BOOTTIME, read
+ * back to back (to the microsecond, where /proc/uptime gives centiseconds: a program's
+ * loadedAt and a process's start then come out the same at every scan).
+ */
 export function bootEpochMs(): number {
-  const up = Number((readOrNull(`${PROC}/uptime`) ?? '0').split(' ')[0]);
-  return Date.now() - up * 1000;
+  const boot1 = clockNs(CLOCK_BOOTTIME);
+  const real = clockNs(CLOCK_REALTIME);
+  const boot2 = clockNs(CLOCK_BOOTTIME);
+  return Number(real - (boot1 + boot2) / 2n) / 1e6;
 }
 
 export function pidMax(): number {

@@ -97,6 +97,13 @@ describe('what nothing explains', () => {
     const [p, m] = describe_({ facts: [fact('prog', 1, 'p', { loadTimeNs: 3_600_000_000_000n, loaderUid: 0 }), fact('map', 2, '', { memlockBytes: null, type: 'unknown' })] });
     expect(p!.loadedAt).toBe(new Date(BOOT_MS + 3_600_000).toISOString());
     expect(p!.loaderUid).toBe(0);
+    // to the second: two scans whose boot epochs differ by the wall clock's corrections agree
+    const at = (epoch: number, ns: bigint) => describeObjects({
+      facts: [fact('prog', 1, 'p', { loadTimeNs: ns })], pins: [], holders: new Map(), refs: [], unexplained: new Map(),
+      catalog: new Map(), bootEpochMs: epoch, takenAt: TAKEN,
+    })[0]!.loadedAt;
+    expect(at(BOOT_MS + 0.4, 3_600_123_000_000n)).toBe(at(BOOT_MS - 0.6, 3_600_123_000_000n));
+    expect(at(BOOT_MS, 3_600_123_000_000n)).toBe(new Date(BOOT_MS + 3_600_000).toISOString());
     expect(objectTotals([p!, m!]).memlockBytes).toBe(4096);
   });
 });
