@@ -8,7 +8,7 @@ import { guarded, type Store } from './db.js';
 import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
 import { insertObjects } from './objects.js';
 import {
-  closeRest, digestOfText, inOrder, keepOpenRows, openRows, remember, rememberRows, reuseRemembered, reuseRow, sameSection, sectionDigest,
+  closeRest, digestOfText, inOrder, keepOpenRows, openRows, remember, rememberRows, reuseRemembered, reuseRow, sectionDigest, sectionOf,
   type OpenRows,
 } from './shared.js';
 import {
@@ -117,7 +117,8 @@ function savePins(db: Database.Database, sid: number, prev: number | null, pins:
 
 /**
  * Store a whole snapshot document in one transaction (a crash leaves no half snapshot).
- * Returns the new snapshot id and sets doc.snapshot.id to it. `objects`: every BPF object
+ * Returns the new snapshot id and sets doc.snapshot.id to it (and, in the pins, the
+ * snapshot a stale run or a creator first seen in this scan starts at). `objects`: every BPF object
  * of the host at that scan (`pinleak objects`), stored with it. `remember` (a resident
  * caller, watch): keep this save's rows in memory, so that the next save through this
  * connection compares values with them instead of reading and hashing (while no other
@@ -166,45 +167,57 @@ export const saveSnapshot = guarded(function saveSnapshot(
       }
     }
 
-    // object key -> its stale run's start, or null when no pin of it is stale
-    const staleRuns = new Map<string, { kind: string; id: number; stale: { since: string; sinceSnapshot: number | null } | null }>();
     for (const p of doc.pins) {
-      const o = p.object;
-      // a run that starts with this scan starts at this snapshot
+      // a run that starts with this scan starts at this snapshot; a creator first seen in
+      // this scan (holding the object now) was first seen in this snapshot, as the next
+      // scan, reading it from the history, will say (the pin's row then goes on unchanged)
       if (p.stale && p.stale.sinceSnapshot === null) p.stale.sinceSnapshot = sid;
-      if (!o) continue;
-      const ok = objectKey(o.kind, o.id);
-      const run = staleRuns.get(ok);
-      if (!run) staleRuns.set(ok, { kind: o.kind, id: o.id, stale: p.stale ?? null });
-      else run.stale ??= p.stale ?? null;
-      for (const h of p.holders ?? []) {
-        insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), toJson(h.container));
-      }
+      if (p.creator?.source === 'history' && p.creator.firstSeenSnapshot === null) p.creator.firstSeenSnapshot = sid;
     }
 
     // The pins as the latest snapshot stored them (its section digest): every open row goes
     // on standing for this snapshot too, and none is looked at. Not for a remembering save
     // (watch), which compares the rows it remembers instead and keeps no texts.
     const pinsDigest = canonical && !opts.remember ? sectionDigest(doc.pins, pinText) : null;
-    if (pinsDigest !== null && prev !== null && sameSection(db, prev, 'pins_digest', pinsDigest)) keepOpenRows(db, 'pins');
+    const last = prev === null || pinsDigest === null ? undefined : sectionOf(db, prev, 'pins_digest');
+    if (last?.digest === pinsDigest) keepOpenRows(db, 'pins');
     else open = savePins(db, sid, prev, doc.pins, canonical, !!opts.remember);
     if (pinsDigest !== null) stmt(db, 'UPDATE snapshots SET pins_digest = ? WHERE id = ?').run(pinsDigest, sid);
+    // the same pins in the same boot: the last save wrote their sightings, stale runs and object cache
+    const samePins = last?.digest === pinsDigest && last?.bootId === m.bootId;
 
-    // Runs of stale objects continue (the first snapshot of a run stays); a stored scan
-    // that found an object used ends its run.
-    // (no run of this boot yet: nothing to end, skip a delete per object)
-    const anyRun = anyStaleRun.get(m.bootId) !== undefined;
-    for (const r of staleRuns.values()) {
-      if (r.stale) insStaleRun.run(m.bootId, r.kind, r.id, r.stale.since, r.stale.sinceSnapshot ?? sid);
-      else if (anyRun) endStaleRun.run(m.bootId, r.kind, r.id);
+    if (!samePins) {
+      // object key -> its stale run's start, or null when no pin of it is stale
+      const staleRuns = new Map<string, { kind: string; id: number; stale: { since: string; sinceSnapshot: number | null } | null }>();
+      for (const p of doc.pins) {
+        const o = p.object;
+        if (!o) continue;
+        const ok = objectKey(o.kind, o.id);
+        const run = staleRuns.get(ok);
+        if (!run) staleRuns.set(ok, { kind: o.kind, id: o.id, stale: p.stale ?? null });
+        else run.stale ??= p.stale ?? null;
+        for (const h of p.holders ?? []) {
+          insSighting.run(m.bootId, o.kind, o.id, h.pid, h.startTime, sid, nul(h.comm), toJson(h.container));
+        }
+      }
+      // Runs of stale objects continue (the first snapshot of a run stays); a stored scan
+      // that found an object used ends its run.
+      // (no run of this boot yet: nothing to end, skip a delete per object)
+      const anyRun = anyStaleRun.get(m.bootId) !== undefined;
+      for (const r of staleRuns.values()) {
+        if (r.stale) insStaleRun.run(m.bootId, r.kind, r.id, r.stale.since, r.stale.sinceSnapshot ?? sid);
+        else if (anyRun) endStaleRun.run(m.bootId, r.kind, r.id);
+      }
     }
 
     for (const e of doc.errors ?? []) {
       insError.run(sid, nul(e.scope), nul(e.message), extraJson(extrasOf(e, ERROR_KEYS)));
     }
     openObjects = insertObjects(db, sid, prev, objects, canonical, !!opts.remember);
-    // the next scan's object cache (pinObjectCache); a resident watch keeps its own in memory
-    if (!opts.remember) {
+    // the next scan's object cache (pinObjectCache), unless it is the last save's, which
+    // then stands for this snapshot; a resident watch keeps its own in memory
+    const moved = samePins && stmt(db, 'UPDATE object_cache SET snapshot_id = ? WHERE boot_id = ? AND snapshot_id = ?').run(sid, m.bootId, prev).changes > 0;
+    if (!opts.remember && !moved) {
       stmt(db, 'INSERT OR REPLACE INTO object_cache (boot_id, snapshot_id, entries) VALUES (?,?,?)')
         .run(m.bootId, sid, JSON.stringify(objectCacheEntries(doc.pins)));
     }

@@ -37,11 +37,15 @@ export function sectionDigest<T>(items: readonly T[], text: (item: T) => string)
   return `${items.length} ${h.digest('base64')}`;
 }
 
-/** Whether snapshot `id` stored a section with this digest (column pins_digest or objects_digest, migration 6). */
-export function sameSection(db: Database.Database, id: number, column: 'pins_digest' | 'objects_digest', digest: string): boolean {
-  const row = stmt(db, `SELECT ${column} AS d FROM snapshots WHERE id = ?`).get(id) as { d: string | null } | undefined;
-  return row?.d === digest;
+/** The digest of a section snapshot `id` stored (column pins_digest or objects_digest, migration 6; null: none), and its boot. */
+export function sectionOf(db: Database.Database, id: number, column: 'pins_digest' | 'objects_digest'): { digest: string | null; bootId: string } | undefined {
+  const row = stmt(db, `SELECT ${column} AS d, boot_id AS b FROM snapshots WHERE id = ?`).get(id) as { d: string | null; b: string } | undefined;
+  return row && { digest: row.d, bootId: row.b };
 }
+
+/** Whether snapshot `id` stored a section with this digest. */
+export const sameSection = (db: Database.Database, id: number, column: 'pins_digest' | 'objects_digest', digest: string): boolean =>
+  sectionOf(db, id, column)?.digest === digest;
 
 /**
  * A section found as the latest snapshot stored it: its open rows (exactly the latest

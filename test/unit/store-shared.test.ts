@@ -269,6 +269,10 @@ describe('sections found as the latest snapshot stored them', () => {
     digestsOff('host_objects');
     const s2 = save(snap(base, t[1]!), s1.objects);
     expect([count('pins'), count('host_objects')]).toEqual([30, 30]);
+    // the same pins in the same boot: the sightings, and the object cache, stand for s2 now
+    expect(count('sightings')).toBe(8);
+    expect(fresh.store.db.prepare('SELECT snapshot_id AS s FROM object_cache').get()).toEqual({ s: s2.id });
+    expect(pinObjectCache(fresh.store, s2.doc.snapshot.bootId)).toEqual(objectCacheOf(s2.doc.pins));
     const changed = structuredClone(base);
     changed[5]!.reasons = ['changed'];
     const s3 = save(snap(changed, t[2]!), s1.objects);
