@@ -52,7 +52,9 @@ function leakTotals(doc: SnapshotDoc): { leaks: number; leakedBytes: number } {
  * latest snapshot whose content a pin has again goes on standing (`share`: the pins are in
  * canonical order); the others are closed, and each other pin gets its rows.
  */
-function savePins(db: Database.Database, sid: number, prev: number | null, pins: Pin[], share: boolean, rememberRows: boolean): OpenRows {
+function savePins(
+  db: Database.Database, sid: number, prev: number | null, pins: Pin[], share: boolean, rememberRows: boolean,
+): { open: OpenRows; unchanged: boolean } {
   const insObject = stmt(db, SQL.object);
   const insPin = stmt(db, SQL.pin);
   const insProcess = stmt(db, SQL.process);
@@ -63,6 +65,7 @@ function savePins(db: Database.Database, sid: number, prev: number | null, pins:
   // document always reads back exactly as written.)
   const objectRows = new Map<string, number | bigint>();
   const processRows = new Map<string, number | bigint>();
+  let written = 0;
   for (const p of pins) {
     const place = pinPlace(p);
     if (share && reuseRemembered(open, place, p) !== undefined) continue;
@@ -99,6 +102,7 @@ function savePins(db: Database.Database, sid: number, prev: number | null, pins:
       }
     }
     const pinRow = insPin.run(sid, ...pinValues.slice(0, 8), objectRow, ...pinValues.slice(8), digest).lastInsertRowid;
+    written++;
     remember(open, place, p, Number(pinRow));
     for (const h of p.holders ?? []) {
       const proc = [h.pid, h.startTime, nul(h.comm), nul(h.mntNs), toJson(h.container)];
@@ -111,8 +115,9 @@ function savePins(db: Database.Database, sid: number, prev: number | null, pins:
       insHolder.run(pinRow, processRow, toJson(h.fds), h.mmapped === undefined ? null : toBool(h.mmapped), extraJson(extrasOf(h, HOLDER_KEYS)));
     }
   }
-  if (prev !== null) closeRest(db, open, prev);
-  return open;
+  const closed = prev !== null ? closeRest(db, open, prev) : 0;
+  // every pin found as the latest snapshot stored it, and none gone
+  return { open, unchanged: prev !== null && written === 0 && closed === 0 };
 }
 
 /**
@@ -180,11 +185,12 @@ export const saveSnapshot = guarded(function saveSnapshot(
     // (watch), which compares the rows it remembers instead and keeps no texts.
     const pinsDigest = canonical && !opts.remember ? sectionDigest(doc.pins, pinText) : null;
     const last = prev === null || pinsDigest === null ? undefined : sectionOf(db, prev, 'pins_digest');
-    if (last?.digest === pinsDigest) keepOpenRows(db, 'pins');
-    else open = savePins(db, sid, prev, doc.pins, canonical, !!opts.remember);
+    let unchanged = last?.digest === pinsDigest;
+    if (unchanged) keepOpenRows(db, 'pins');
+    else ({ open, unchanged } = savePins(db, sid, prev, doc.pins, canonical, !!opts.remember));
     if (pinsDigest !== null) stmt(db, 'UPDATE snapshots SET pins_digest = ? WHERE id = ?').run(pinsDigest, sid);
     // the same pins in the same boot: the last save wrote their sightings, stale runs and object cache
-    const samePins = last?.digest === pinsDigest && last?.bootId === m.bootId;
+    const samePins = unchanged && prev !== null && (last ?? sectionOf(db, prev, 'pins_digest'))?.bootId === m.bootId;
 
     if (!samePins) {
       // object key -> its stale run's start, or null when no pin of it is stale

@@ -168,12 +168,14 @@ export function reuseRow(open: OpenRows, digest: string): number | undefined {
   return id;
 }
 
-/** Close the open rows no content of the new snapshot took: they stood for snapshots up to `lastId`. */
-export function closeRest(db: Database.Database, open: OpenRows, lastId: number): void {
+/** Close the open rows no content of the new snapshot took: they stood for snapshots up to `lastId`. How many. */
+export function closeRest(db: Database.Database, open: OpenRows, lastId: number): number {
   const close = stmt(db, `UPDATE ${open.table} SET last_snapshot_id = ? WHERE id = ?`);
-  for (const ids of open.byDigest.values()) for (const id of ids) close.run(lastId, id);
+  let n = 0;
+  for (const ids of open.byDigest.values()) for (const id of ids) n += close.run(lastId, id).changes;
   open.byDigest.clear();
-  for (const [key, r] of open.remembered ?? []) if (!open.used.has(key)) close.run(lastId, r.row);
+  for (const [key, r] of open.remembered ?? []) if (!open.used.has(key)) n += close.run(lastId, r.row).changes;
+  return n;
 }
 
 /** Whether `list` is already in the order `compare` gives (only then may its rows be shared). */
