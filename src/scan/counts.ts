@@ -32,13 +32,15 @@ export function readCounts(): CountGuard {
 
 /** Distinct bpffs inodes pinning each object, over every instance walked. */
 export function pinCounts(pins: ScannedPin[]): Map<string, number> {
-  const seen = new Set<string>();
+  // instance -> its inodes seen: a hard link is the same pin to the kernel
+  const seen = new Map<string, Set<number>>();
   const out = new Map<string, number>();
   for (const p of pins) {
     if (!p.object) continue;
-    const inode = `${p.instance}\0${p.inode}`;
-    if (seen.has(inode)) continue; // a hard link is the same pin to the kernel
-    seen.add(inode);
+    let inodes = seen.get(p.instance);
+    if (!inodes) seen.set(p.instance, (inodes = new Set()));
+    if (inodes.has(p.inode)) continue;
+    inodes.add(p.inode);
     const k = objectKey(p.object.kind, p.object.id);
     out.set(k, (out.get(k) ?? 0) + 1);
   }

@@ -180,7 +180,8 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
     if (guard.ok) {
       progress('counts');
       const live = liveObjects({ holders: holders.byObject, links: graph.links, refs: graph.refs, unexplained });
-      const pinned = new Set(pins.flatMap((p) => (p.object ? [objectKey(p.object.kind, p.object.id)] : [])));
+      const pinned = new Set<string>();
+      for (const p of pins) if (p.object) pinned.add(objectKey(p.object.kind, p.object.id));
       const candidate = (k: string) => pinned.has(k) && !holders.byObject.get(k)?.length && (k.startsWith('link:') || !live.live.has(k));
       unexplained = await settledResidue(guard.counts, pins, graph.refs, candidate);
       timings.counts = (timings.counts ?? 0) + Math.round((performance.now() - t) * 10) / 10;
