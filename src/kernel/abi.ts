@@ -41,11 +41,11 @@ export const BpfCmd = {
   PROG_BIND_MAP: 35,
 } as const;
 
-/** file_flags of BPF_OBJ_GET / open_flags of *_GET_FD_BY_ID */
 /** clock ids of clock_gettime(2) */
 export const CLOCK_REALTIME = 0;
 export const CLOCK_BOOTTIME = 7;
 
+/** file_flags of BPF_OBJ_GET / open_flags of *_GET_FD_BY_ID */
 export const BPF_F_RDONLY = 1 << 3;
 /** map_flags: a hash map allocates its elements as they are added (its memory grows and shrinks) */
 export const BPF_F_NO_PREALLOC = 1 << 0;

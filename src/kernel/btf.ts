@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readBootId } from './procfs.js';
+import { packageVersion } from '../package.js';
 import { KernelError } from './bpf.js';
 import {
   BTF_MAGIC, BtfKind, BTF_VMLINUX_PATH, BTF_HEADER_LEN, BTF_TYPE_LEN, BTF_INFO_KIND_SHIFT, BTF_INFO_KIND_MASK,
@@ -438,7 +439,8 @@ export const BTF_ANSWERS_PATH = '/run/pinleak/btf-answers.json';
 const ANSWERS_VERSION = 1;
 const ANSWERS_MAX_BYTES = 1 << 20;
 
-type Answer = number | null | BtfField | { offsets: number[]; size: number; typeId: number };
+/** `missing`: the BTF has no such thing (an older kernel without a helper): asked again, it is refused again */
+type Answer = number | null | BtfField | { offsets: number[]; size: number; typeId: number } | { missing: string };
 
 export interface BtfAnswers extends BtfFacts {
   /** whether every question so far was answered from the file (the BTF was not read) */
@@ -459,11 +461,19 @@ export function kernelBtfAnswers(file = BTF_ANSWERS_PATH): BtfAnswers {
   const answers = readAnswers(file, identity) ?? new Map<string, Answer>();
   let asked = false;
   const ask = <T extends Answer>(question: string, compute: (btf: Btf) => T): T => {
-    if (answers.has(question)) return answers.get(question) as T;
-    const a = compute(kernelBtf());
-    answers.set(question, a);
-    asked = true;
-    return a;
+    let a = answers.get(question);
+    if (a === undefined) {
+      try {
+        a = compute(kernelBtf());
+      } catch (e) {
+        if (!(e instanceof BtfError)) throw e;
+        a = { missing: e.message.replace(/^BTF: /, '') };
+      }
+      answers.set(question, a);
+      asked = true;
+    }
+    if (a !== null && typeof a === 'object' && 'missing' in a) throw new BtfError(a.missing);
+    return a as T;
   };
   return {
     find: (kind, name) => ask(`find ${kind} ${name}`, (b) => b.find(kind, name)),
@@ -485,7 +495,8 @@ export function kernelBtfAnswers(file = BTF_ANSWERS_PATH): BtfAnswers {
 function btfIdentity(): string | null {
   const boot = readBootId();
   try {
-    return boot ? `${boot} ${fs.statSync(BTF_VMLINUX_PATH).size}` : null;
+    // and what asks: another pinleak may read the BTF otherwise (bump ANSWERS_VERSION when Btf's answers change)
+    return boot ? `${boot} ${fs.statSync(BTF_VMLINUX_PATH).size} pinleak ${packageVersion()}` : null;
   } catch {
     return null;
   }
@@ -501,6 +512,7 @@ function validAnswer(v: unknown): v is Answer {
   if (v === null || isCount(v)) return true;
   if (typeof v !== 'object') return false;
   const o = v as Record<string, unknown>;
+  if ('missing' in o) return typeof o.missing === 'string' && Object.keys(o).length === 1;
   if (!isCount(o.size) || !isCount(o.typeId)) return false;
   return 'offsets' in o ? Array.isArray(o.offsets) && o.offsets.every(isCount) : isCount(o.offset);
 }

@@ -292,7 +292,6 @@ export const clockTicks = () => sysconf(SC_CLK_TCK, 100);
 /** sysconf(_SC_PAGESIZE) */
 export const pageSize = () => sysconf(SC_PAGESIZE, 4096);
 
-/** When the machine booted, in ms since the epoch, from /proc/uptime (finer than btime's seconds). */
 const clockGettime = libcFunction<(clock: number, ts: Buffer) => number>('int clock_gettime(int clock, _Out_ uint8_t *ts)');
 const timespec = Buffer.alloc(16);
 /** A clock's time in ns (struct timespec: tv_sec, tv_nsec, 64-bit each on the 64-bit hosts pinleak runs on). */

@@ -140,8 +140,11 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
         const o = cache.get(pinObjectKey(dev, inode, ctimeMs));
         if (!o) return null;
         if (o.kind === 'link') {
+          // a link is named after its program, which BPF_LINK_UPDATE may have changed
           const l = graph.links.get(o.id);
-          return l ? { ...o, progId: l.progId, defunct: l.defunct, target: l.target } : null;
+          const prog = l?.progId ? graph.progs.get(l.progId) : undefined;
+          if (!l || (l.progId && !prog)) return null;
+          return { ...o, name: prog?.name ?? '', progId: l.progId, defunct: l.defunct, target: l.target };
         }
         if (o.kind === 'prog') return graph.progs.has(o.id) ? { ...o, mapIds: graph.progs.get(o.id)!.mapIds } : null;
         if (mmaps || (busy.has(objectKey(o.kind, o.id)) && !fixed(o.id))) return null;

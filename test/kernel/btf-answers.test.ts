@@ -36,6 +36,15 @@ describe('BTF answers kept per boot', () => {
     expect(again.fromFile).toBe(true);
   });
 
+  it('keeps what the BTF lacks too: a second process is refused without reading it', () => {
+    const first = kernelBtfAnswers(file);
+    expect(() => first.enumValue('bpf_func_id', 'BPF_FUNC_no_such_helper')).toThrow(/no BPF_FUNC_no_such_helper/);
+    first.persist();
+    const again = kernelBtfAnswers(file);
+    expect(() => again.enumValue('bpf_func_id', 'BPF_FUNC_no_such_helper')).toThrow(/no BPF_FUNC_no_such_helper/);
+    expect(again.fromFile).toBe(true);
+  });
+
   it('asks the BTF when the file is of another boot, corrupt, or writable by others', () => {
     const code = written();
     const original = fs.readFileSync(file, 'utf8');
