@@ -1,5 +1,5 @@
 // From a scan of the host to a classified snapshot document (docs/json.md).
-import { SCHEMA_VERSION, comparePins, objectKey, type BpfObject, type HostObject, type Holder, type ObjectRef, type ScannedPin, type SnapshotDoc } from '../model.js';
+import { SCHEMA_VERSION, sortPins, objectKey, type BpfObject, type HostObject, type Holder, type ObjectRef, type ScannedPin, type SnapshotDoc } from '../model.js';
 import { classifyPins, type ClassifyContext, type Sighting } from '../analysis/classify.js';
 import { summarize, fillInstanceTotals } from '../analysis/summary.js';
 import { loadCatalog } from '../analysis/owners.js';
@@ -40,12 +40,12 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
   const t0 = performance.now();
   opts.onProgress?.('classification');
   const pinned = scan.pins.filter((p) => p.object).map((p) => ({ kind: p.object!.kind, id: p.object!.id }));
-  const history = new Map<string, Sighting[]>();
+  let history = new Map<string, Sighting[]>();
   const recorded = new Map<string, Sighting>();
   let stale = new Map<string, StaleRecord>();
   if (opts.store) {
     stale = staleRuns(opts.store, scan.bootId, pinned);
-    for (const [k, list] of earliestHolders(opts.store, scan.bootId, pinned)) history.set(k, list);
+    history = earliestHolders(opts.store, scan.bootId, pinned);
     for (const [k, r] of recordedCreators(opts.store, scan.bootId, pinned)) {
       recorded.set(k, { pid: r.pid, startTime: r.startTime, comm: r.comm, snapshotId: r.snapshotId, container: r.container, source: 'run' });
     }
@@ -66,7 +66,7 @@ export async function takeSnapshot(opts: SnapshotOptions): Promise<{ doc: Snapsh
     catalog: ctx.objectOwners!, bootEpochMs: scan.bootEpochMs, takenAt: scan.takenAt.toISOString(),
   });
   if (opts.store) withHistory(objects, unexplainedSince(opts.store, scan.bootId, objects.filter((o) => o.unexplained)));
-  pins.sort(comparePins);
+  sortPins(pins);
   fillInstanceTotals(scan.instances, pins);
   scan.timings.classification = Math.round((performance.now() - t0) * 10) / 10;
 

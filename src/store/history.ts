@@ -48,11 +48,12 @@ export const evidenceJoinSql = (table: EvidenceTable, columns: string, where = '
 export function evidenceRows<R extends { kind: string; obj_id: number }>(
   store: Store, table: EvidenceTable, bootId: string, objects: readonly ObjectRef[], columns: string, where = '', order = '',
 ): R[] {
-  const pairs = new Map<string, [string, number]>();
-  for (const o of objects) pairs.set(objectKey(o.kind, o.id), [o.kind, o.id]);
-  if (pairs.size === 0) return [];
+  if (objects.length === 0) return [];
+  // (counted first: most tables hold no row of the boot, and then no set of 10,000 keys is built)
   const n = (stmt(store.db, `SELECT COUNT(*) AS n FROM ${table} WHERE boot_id = ?`).get(bootId) as { n: number }).n;
   if (n === 0) return [];
+  const pairs = new Map<string, [string, number]>();
+  for (const o of objects) pairs.set(objectKey(o.kind, o.id), [o.kind, o.id]);
   if (n <= pairs.size) {
     const rows = stmt(store.db, `SELECT ${columns} FROM ${table} AS t WHERE t.boot_id = ?${where ? ` AND ${where}` : ''}${order ? ` ORDER BY ${order}` : ''}`)
       .all(bootId) as R[];

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HostObject, Pin, SnapshotDoc } from '../../src/model.js';
 import { historySeries, loadObjects, loadSnapshot, openStore, pinObjectCache, pruneSnapshots, saveSnapshot, type Store } from '../../src/store/index.js';
-import { objectCacheOf } from '../../src/model.js';
+import { comparePins, objectCacheOf, sortPins } from '../../src/model.js';
 import { rememberedSnapshot } from '../../src/store/shared.js';
 import { isLeak } from '../../src/analysis/summary.js';
 import { doc, storeForEachTest } from './fixtures.js';
@@ -295,5 +295,15 @@ describe('sections found as the latest snapshot stored them', () => {
     expect(count('pins')).toBe(12);
     for (const s of [s5, s6]) expectExact(s);
     expect([s1, s2, s3].every((s) => s.id < s4id)).toBe(true);
+  });
+});
+
+describe('sortPins', () => {
+  it('puts pins in comparePins order, instance by instance', () => {
+    const paths = ['/b', '/a-c', '/a/b', '/A', '/a_b', '/ä', '/10', '/9', '/a.b', '/a b', '/Z', '/z'];
+    const pins = ['0:41', '0:40', '0:100', '0:9'].flatMap((instance) => paths.map((path) => ({ instance, path })));
+    // a fixed shuffle, so that a failure reproduces
+    const shuffled = pins.map((p, i) => ({ p, k: (i * 7919) % 101 })).sort((a, b) => a.k - b.k).map(({ p }) => p);
+    expect(sortPins([...shuffled])).toEqual([...shuffled].sort(comparePins));
   });
 });
