@@ -32,8 +32,9 @@ export function insertObjects(
     if (o.unexplained && o.unexplained.sinceSnapshot === null) o.unexplained.sinceSnapshot = snapshotId;
   }
   // the objects as the latest snapshot stored them: its open rows go on, none is looked at
-  // (their texts are hashed one by one, not kept: ~6 MB at 10,000 objects)
-  const digest = objects && share && !rememberRows ? sectionDigest(objects, (o) => JSON.stringify(o)) : null;
+  // (each object's JSON names the content of its row: every value it binds derives from it)
+  const rowDigests = objects && share && !rememberRows ? objects.map((o) => digestOfText(JSON.stringify(o))) : undefined;
+  const digest = rowDigests ? sectionDigest(rowDigests) : null;
   if (digest !== null) stmt(db, 'UPDATE snapshots SET objects_digest = ? WHERE id = ?').run(digest, snapshotId);
   if (digest !== null && prevId !== null && sameSection(db, prevId, 'objects_digest', digest)) {
     keepOpenRows(db, 'host_objects');
@@ -42,11 +43,10 @@ export function insertObjects(
   }
   const open = openRows(db, 'host_objects', prevId, share && rememberRows && objects !== undefined);
   const ins = stmt(db, INSERT);
-  (objects ?? []).forEach((o) => {
+  (objects ?? []).forEach((o, i) => {
     const key = objectKey(o.kind, o.id);
     if (share && reuseRemembered(open, key, o) !== undefined) return;
-    // the object's JSON names the content of its row: every value it binds derives from it
-    const rowDigest = digestOfText(JSON.stringify(o));
+    const rowDigest = rowDigests?.[i] ?? digestOfText(JSON.stringify(o));
     const kept = share ? reuseRow(open, rowDigest) : undefined;
     if (kept !== undefined) {
       remember(open, key, o, kept);

@@ -54,6 +54,8 @@ function leakTotals(doc: SnapshotDoc): { leaks: number; leakedBytes: number } {
  */
 function savePins(
   db: Database.Database, sid: number, prev: number | null, pins: Pin[], share: boolean, rememberRows: boolean,
+  /** each pin's row digest, when the caller has them */
+  digests?: readonly string[],
 ): { open: OpenRows; unchanged: boolean } {
   const insObject = stmt(db, SQL.object);
   const insPin = stmt(db, SQL.pin);
@@ -66,11 +68,11 @@ function savePins(
   const objectRows = new Map<string, number | bigint>();
   const processRows = new Map<string, number | bigint>();
   let written = 0;
-  for (const p of pins) {
+  for (const [i, p] of pins.entries()) {
     const place = pinPlace(p);
     if (share && reuseRemembered(open, place, p) !== undefined) continue;
     // the pin's JSON names the content of its rows: every value they bind derives from it
-    const digest = digestOfText(pinText(p));
+    const digest = digests?.[i] ?? digestOfText(pinText(p));
     const kept = share ? reuseRow(open, digest) : undefined;
     if (kept !== undefined) {
       remember(open, place, p, kept);
@@ -183,11 +185,12 @@ export const saveSnapshot = guarded(function saveSnapshot(
     // The pins as the latest snapshot stored them (its section digest): every open row goes
     // on standing for this snapshot too, and none is looked at. Not for a remembering save
     // (watch), which compares the rows it remembers instead and keeps no texts.
-    const pinsDigest = canonical && !opts.remember ? sectionDigest(doc.pins, pinText) : null;
+    const pinDigests = canonical && !opts.remember ? doc.pins.map((p) => digestOfText(pinText(p))) : undefined;
+    const pinsDigest = pinDigests ? sectionDigest(pinDigests) : null;
     const last = prev === null || pinsDigest === null ? undefined : sectionOf(db, prev, 'pins_digest');
     let unchanged = last?.digest === pinsDigest;
     if (unchanged) keepOpenRows(db, 'pins');
-    else ({ open, unchanged } = savePins(db, sid, prev, doc.pins, canonical, !!opts.remember));
+    else ({ open, unchanged } = savePins(db, sid, prev, doc.pins, canonical, !!opts.remember, pinDigests));
     if (pinsDigest !== null) stmt(db, 'UPDATE snapshots SET pins_digest = ? WHERE id = ?').run(pinsDigest, sid);
     // the same pins in the same boot: the last save wrote their sightings, stale runs and object cache
     const samePins = unchanged && prev !== null && (last ?? sectionOf(db, prev, 'pins_digest'))?.bootId === m.bootId;

@@ -29,12 +29,10 @@ export function digestOfText(text: string): string {
   return hashOnce ? hashOnce('sha1', text, 'base64') : crypto.createHash('sha1').update(text).digest('base64');
 }
 
-/** The content key of a whole section (the JSON texts of its items, in order): the same texts, the same digest. */
-export function sectionDigest<T>(items: readonly T[], text: (item: T) => string): string {
-  const h = crypto.createHash('sha1');
-  // JSON values delimit themselves: ',' between them keeps the sequence unambiguous
-  for (const i of items) h.update(text(i)).update(',');
-  return `${items.length} ${h.digest('base64')}`;
+/** The content key of a whole section: of its items' row digests (digestOfText), in order. */
+export function sectionDigest(rowDigests: readonly string[]): string {
+  // digests are base64 (no ','): the joined list is unambiguous
+  return `${rowDigests.length} ${digestOfText(rowDigests.join(','))}`;
 }
 
 /** The digest of a section snapshot `id` stored (column pins_digest or objects_digest, migration 6; null: none), and its boot. */
