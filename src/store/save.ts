@@ -68,7 +68,8 @@ function savePins(
   const objectRows = new Map<string, number | bigint>();
   const processRows = new Map<string, number | bigint>();
   let written = 0;
-  for (const [i, p] of pins.entries()) {
+  for (let i = 0; i < pins.length; i++) {
+    const p = pins[i]!;
     const place = pinPlace(p);
     if (share && reuseRemembered(open, place, p) !== undefined) continue;
     // the pin's JSON names the content of its rows: every value they bind derives from it

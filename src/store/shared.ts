@@ -54,10 +54,11 @@ export function keepOpenRows(db: Database.Database, table: SharedTable): void {
   memory.get(db)?.delete(table);
 }
 
-/** A row as a resident save remembers it: the document's value it stores. */
+/** A row as a resident save remembers it: the document's value it stores, and the last save that kept or wrote it. */
 interface Remembered {
   value: unknown;
   row: number;
+  seen: number;
 }
 
 /**
@@ -67,15 +68,22 @@ interface Remembered {
  * and the next save compares values instead of reading and hashing (src/store/save.ts).
  */
 const memory = new WeakMap<Database.Database, Map<SharedTable, { sid: number; rows: Map<string, Remembered> }>>();
+/** each save's mark on the remembered rows it keeps or writes */
+let saves = 0;
 
 /** The open rows of a save: what the latest snapshot stored, by digest (or, remembered, by key). */
 export interface OpenRows {
   table: SharedTable;
   byDigest: Map<string, number[]>;
-  /** the last save's rows by key, when they are still the open ones (their digests are then not read) */
+  /**
+   * the last save's rows by key, when they are still the open ones (their digests are then
+   * not read); this save marks what it keeps and, remembering, updates it into its own
+   */
   remembered?: Map<string, Remembered>;
-  /** remembered keys this save took */
-  used: Set<string>;
+  /** this save's mark */
+  save: number;
+  /** remembered rows whose key this save wrote a new row for: closed with the rest */
+  replaced: number[];
   /** this save's rows by key, when it remembers them (undefined: it does not, or cannot) */
   next?: Map<string, Remembered>;
 }
@@ -89,8 +97,8 @@ export interface OpenRows {
 export function openRows(db: Database.Database, table: SharedTable, prevId: number | null, remember: boolean): OpenRows {
   const last = memory.get(db)?.get(table);
   memory.get(db)?.delete(table); // until this save commits: a failed save leaves no stale memory
-  const next = remember ? new Map<string, Remembered>() : undefined;
-  if (remember && last && last.sid === prevId) return { table, byDigest: new Map(), remembered: last.rows, used: new Set(), next };
+  const save = ++saves;
+  if (remember && last && last.sid === prevId) return { table, byDigest: new Map(), remembered: last.rows, save, replaced: [], next: last.rows };
   const byDigest = new Map<string, number[]>();
   const rows = stmt(db, `SELECT id, digest FROM ${table} WHERE last_snapshot_id IS NULL`).raw(true).all() as [number, string | null][];
   for (const [id, digest] of rows) {
@@ -99,23 +107,29 @@ export function openRows(db: Database.Database, table: SharedTable, prevId: numb
     if (list) list.push(id);
     else byDigest.set(key, [id]);
   }
-  return { table, byDigest, used: new Set(), next };
+  return { table, byDigest, save, replaced: [], next: remember ? new Map() : undefined };
 }
 
 /** The row the last (remembered) save wrote for `key`, when it stores exactly `value`: it goes on. */
 export function reuseRemembered(open: OpenRows, key: string, value: unknown): number | undefined {
   const r = open.remembered?.get(key);
-  if (!r || open.used.has(key) || !sameJson(r.value, value)) return undefined;
-  open.used.add(key);
-  remember(open, key, value, r.row);
+  if (!r || r.seen === open.save || !sameJson(r.value, value)) return undefined;
+  r.seen = open.save;
+  r.value = value;
   return r.row;
 }
 
 /** Note this save's row for `key` (when it remembers; a key seen twice stops remembering). */
 export function remember(open: OpenRows, key: string, value: unknown, row: number): void {
   if (!open.next) return;
-  if (open.next.has(key)) open.next = undefined; // not one row per key: the next save reads digests
-  else open.next.set(key, { value, row });
+  const old = open.next.get(key);
+  if (old?.seen === open.save) {
+    open.next = undefined; // not one row per key: the next save reads digests
+    return;
+  }
+  // the last save's row under this key, not taken (its content changed): it is closed
+  if (old && open.next === open.remembered) open.replaced.push(old.row);
+  open.next.set(key, { value, row, seen: open.save });
 }
 
 /** The snapshot whose rows of `table` this connection remembers (null: none); for tests. */
@@ -126,6 +140,7 @@ export function rememberedSnapshot(db: Database.Database, table: SharedTable): n
 /** After the save committed: what it remembers for the next one (see openRows). */
 export function rememberRows(db: Database.Database, open: OpenRows, sid: number): void {
   if (!open.next) return;
+  // (closeRest took the rows this save did not keep out of it)
   let m = memory.get(db);
   if (!m) memory.set(db, (m = new Map()));
   m.set(open.table, { sid, rows: open.next });
@@ -172,7 +187,13 @@ export function closeRest(db: Database.Database, open: OpenRows, lastId: number)
   let n = 0;
   for (const ids of open.byDigest.values()) for (const id of ids) n += close.run(lastId, id).changes;
   open.byDigest.clear();
-  for (const [key, r] of open.remembered ?? []) if (!open.used.has(key)) n += close.run(lastId, r.row).changes;
+  const remembered = open.remembered;
+  for (const [key, r] of remembered ?? []) {
+    if (r.seen === open.save) continue;
+    n += close.run(lastId, r.row).changes;
+    if (open.next === remembered) remembered!.delete(key); // not remembered for the next save
+  }
+  for (const row of open.replaced) n += close.run(lastId, row).changes;
   return n;
 }
 

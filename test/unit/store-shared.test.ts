@@ -95,6 +95,11 @@ describe('rows shared across snapshots', () => {
     const s3 = saveR(snap(next, t(10)), objectsOf(next, t(10)));
     expect(count('pins')).toBe(43);
     expect(rememberedSnapshot(fresh.store.db, 'pins')).toBe(s3.id);
+    // what s3 remembers (changed keys now name their new rows): the same pins again write nothing
+    const s3b = saveR(snap(next, t(12)), s3.objects);
+    expect(count('pins')).toBe(43);
+    expect(count('pins WHERE last_snapshot_id IS NULL')).toBe(40);
+    expectExact(s3b);
     // another connection stores a snapshot: the remembered rows are no longer the open ones
     const other = openStore(path.join(fresh.dir, 'p.db'));
     const o4 = saveSnapshot(other, snap(base, t(15)));
