@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { libc, libcFunction } from './libc.js';
+import { openAt } from './fs.js';
 import { SC_CLK_TCK, SC_PAGESIZE, PROC_PID_INIT_INO, CLOCK_REALTIME, CLOCK_BOOTTIME } from './abi.js';
 
 export const PROC = '/proc';
@@ -236,8 +237,35 @@ export function readFdTargets(pid: number): Map<number, string> | null | 'denied
 }
 
 export function readBpfFdinfo(pid: number | 'self', fd: number): BpfFdinfo | null {
-  const t = readOrNull(`${PROC}/${pid}/fdinfo/${fd}`);
+  const t = pid === 'self' ? readSelfFdinfo(fd) : readOrNull(`${PROC}/${pid}/fdinfo/${fd}`);
   return t === null ? null : parseBpfFdinfo(t);
+}
+
+/** /proc/self/fdinfo, held: a fresh scan reads the fdinfo of every pin it opens (10,000 of them) */
+let selfFdinfoDir: number | null = null;
+
+/**
+ * The fdinfo of one of our fds, opened relative to the held directory (no path walk) and
+ * read once: the kernel writes it whole in one show() (single_open), so a read that leaves
+ * room in the buffer got all of it (1.6 us less a pin than readOrNull's two reads by path).
+ */
+function readSelfFdinfo(fd: number): string | null {
+  selfFdinfoDir ??= fs.openSync(`${PROC}/self/fdinfo`, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  let f: number;
+  try {
+    f = openAt(selfFdinfoDir, String(fd), fs.constants.O_RDONLY);
+  } catch {
+    return null; // not open (any more)
+  }
+  try {
+    const n = fs.readSync(f, scratch, 0, scratch.length, null);
+    if (n < scratch.length) return scratch.toString('utf8', 0, n);
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(f);
+  }
+  return readOrNull(`${PROC}/self/fdinfo/${fd}`); // as long as the buffer: read it whole the slow way
 }
 
 export function readCgroup(pid: number): string | null {
