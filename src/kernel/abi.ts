@@ -47,6 +47,8 @@ export const CLOCK_BOOTTIME = 7;
 
 /** file_flags of BPF_OBJ_GET / open_flags of *_GET_FD_BY_ID */
 export const BPF_F_RDONLY = 1 << 3;
+/** file_flags of BPF_OBJ_GET: pathname is relative to path_fd (6.5+) */
+export const BPF_F_PATH_FD = 1 << 14;
 /** map_flags: a hash map allocates its elements as they are added (its memory grows and shrinks) */
 export const BPF_F_NO_PREALLOC = 1 << 0;
 export const BPF_F_MMAPABLE = 1 << 10;

@@ -4,7 +4,7 @@
 // reaches children through /proc/self/fd/<dirfd>/<name>: a directory swapped for a
 // symlink is never followed, and every directory must sit on the instance's device.
 import fs from 'node:fs';
-import { objGet, closeFd, objectInfo, fdById, progInfo, KernelError, type LinkDetails, type ObjectDetails, type ProgDetails } from '../kernel/bpf.js';
+import { objGetAt, closeFd, objectInfo, fdById, progInfo, KernelError, type LinkDetails, type ObjectDetails, type ProgDetails } from '../kernel/bpf.js';
 import { mapTypeName } from '../kernel/abi.js';
 import { readBpfFdinfo, devString, readMountinfo, readStat, type BpfFdinfo } from '../kernel/procfs.js';
 import { openAt, readDirAt, statAt, type DirEntry, type EntryStat } from '../kernel/fs.js';
@@ -23,7 +23,8 @@ export type { ScannedObject };
 
 
 export interface ObjectReader {
-  read(path: string): ScannedObject;
+  /** the object pinned as `name` in the directory `dirFd` */
+  read(dirFd: number, name: string): ScannedObject;
   /** the object a pin held at the last scan, when it cannot have changed since (see host.ts) */
   cached?(dev: string, inode: number, ctimeMs: number): ScannedObject | null;
 }
@@ -70,8 +71,8 @@ export function objectReader(known: KnownObjects = {}): ObjectReader {
     return l ? { kind: 'link', id, name: l.progId ? progName(l.progId) : '', type: l.type, memlockBytes, progId: l.progId, defunct: l.defunct, target: l.target } : null;
   };
   return {
-    read(path: string): ScannedObject {
-      const fd = objGet(path);
+    read(dirFd: number, name: string): ScannedObject {
+      const fd = objGetAt(dirFd, name);
       try {
         const fdinfo = readBpfFdinfo('self', fd);
         const seen = fdinfo ? fromKnown(fdinfo) : null;
@@ -240,12 +241,10 @@ function readPin(dev: string, rel: string, st: EntryStat, dirFd: number, name: s
     instance: dev, path: rel, mountPaths: [], inode: st.ino, ctimeMs: st.ctimeMs, uid: st.uid, gid: st.gid,
     mode: st.mode & 0o7777, object: null, error: null, preload: PRELOAD_NAMES.has(rel),
   };
-  // BPF_OBJ_GET takes a path: the held directory's, through procfs (only when not cached)
-  const fdPath = `/proc/self/fd/${dirFd}/${name}`;
   try {
-    pin.object = reader.cached?.(dev, st.ino, st.ctimeMs) ?? reader.read(fdPath);
+    pin.object = reader.cached?.(dev, st.ino, st.ctimeMs) ?? reader.read(dirFd, name);
   } catch (e) {
-    if (e instanceof KernelError && e.code === 'ENOENT' && !pin.preload && !fs.existsSync(fdPath)) return null;
+    if (e instanceof KernelError && e.code === 'ENOENT' && !pin.preload && !statAt(dirFd, name)) return null;
     pin.error = e instanceof KernelError ? `cannot open: ${e.code}` : `cannot read: ${(e as Error).message}`;
   }
   return pin;

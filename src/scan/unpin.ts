@@ -65,7 +65,7 @@ export function openPin(target: UnpinTarget, accesses: InstanceAccess[], reader:
         if (!st.isFile()) return 'the path is no longer a pin (a symlink or directory now)';
         if (st.ino !== target.inode) return 'the pin was replaced (another inode)';
         try {
-          const o = reader.read(at);
+          const o = reader.read(parentFd, name);
           if (o.kind !== target.kind || o.id !== target.id) return `the path now holds ${o.kind} ${o.id}, not ${target.kind} ${target.id}`;
         } catch (e) {
           return `the pin cannot be opened now (${e instanceof KernelError ? e.code : (e as Error).message})`;
