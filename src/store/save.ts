@@ -73,7 +73,8 @@ function savePins(
     const place = pinPlace(p);
     if (share && reuseRemembered(open, place, p) !== undefined) continue;
     // the pin's JSON names the content of its rows: every value they bind derives from it
-    const digest = digests?.[i] ?? digestOfText(pinText(p));
+    // (not pinText: a resident save keeps no pin's text alive with the pin it remembers)
+    const digest = digests?.[i] ?? digestOfText(JSON.stringify(p));
     const kept = share ? reuseRow(open, digest) : undefined;
     if (kept !== undefined) {
       remember(open, place, p, kept);
