@@ -6,7 +6,7 @@ import { guarded, type Store } from './db.js';
 import { metaOf, unknownSnapshot, type SnapshotRow } from './fields.js';
 import { applyExtra, extraJson, extrasOf, fromJson, keys, nul, stmt, toJson } from './codec.js';
 import {
-  closeRest, digestOfText, keepOpenRows, openRows, remember, reuseRemembered, reuseRow, sameSection, sectionDigest, standsFor, type OpenRows,
+  closeRest, digestOfText, keepSameSection, openRows, remember, reuseRemembered, reuseRow, standsFor, type OpenRows,
 } from './shared.js';
 
 const HOST_OBJECT_KEYS = keys('kind', 'id', 'name', 'type', 'memlockBytes', 'loadedAt', 'loaderUid', 'pins', 'holders',
@@ -34,31 +34,30 @@ export function insertObjects(
   // the objects as the latest snapshot stored them: its open rows go on, none is looked at
   // (each object's JSON names the content of its row: every value it binds derives from it)
   const rowDigests = objects && share && !rememberRows ? objects.map((o) => digestOfText(JSON.stringify(o))) : undefined;
-  const digest = rowDigests ? sectionDigest(rowDigests) : null;
-  if (digest !== null) stmt(db, 'UPDATE snapshots SET objects_digest = ? WHERE id = ?').run(digest, snapshotId);
-  if (digest !== null && prevId !== null && sameSection(db, prevId, 'objects_digest', digest)) {
-    keepOpenRows(db, 'host_objects');
-    stmt(db, 'UPDATE snapshots SET object_count = ? WHERE id = ?').run(objects!.length, snapshotId);
-    return null;
-  }
+  const kept = rowDigests !== undefined && keepSameSection(db, 'host_objects', snapshotId, prevId, rowDigests);
+  const open = kept ? null : writeRows(db, snapshotId, prevId, objects, share, rememberRows, rowDigests);
+  if (objects) stmt(db, 'UPDATE snapshots SET object_count = ? WHERE id = ?').run(objects.length, snapshotId);
+  return open;
+}
+
+/** insertObjects' rows one by one: an open row of the same content goes on, the others are closed, each other object gets a row. */
+function writeRows(
+  db: Database.Database, snapshotId: number, prevId: number | null, objects: HostObject[] | undefined, share: boolean, rememberRows: boolean,
+  rowDigests: readonly string[] | undefined,
+): OpenRows {
   const open = openRows(db, 'host_objects', prevId, share && rememberRows && objects !== undefined);
   const ins = stmt(db, INSERT);
   (objects ?? []).forEach((o, i) => {
     const key = objectKey(o.kind, o.id);
     if (share && reuseRemembered(open, key, o) !== undefined) return;
     const rowDigest = rowDigests?.[i] ?? digestOfText(JSON.stringify(o));
-    const kept = share ? reuseRow(open, rowDigest) : undefined;
-    if (kept !== undefined) {
-      remember(open, key, o, kept);
-      return;
-    }
+    if (share && reuseRow(open, key, o, rowDigest) !== undefined) return;
     const values = [o.kind, o.id, o.name, o.type, nul(o.memlockBytes), nul(o.loadedAt), nul(o.loaderUid), o.owner?.tool ?? null,
       toJson(o.owner), toJson(o.pins), toJson(o.holders), toJson(o.referencedBy), toJson(o.references), o.unexplained ? toJson(o.unexplained) : null,
       nul(o.note), extraJson(extrasOf(o, HOST_OBJECT_KEYS))];
     remember(open, key, o, Number(ins.run(snapshotId, ...values, rowDigest).lastInsertRowid));
   });
   if (prevId !== null) closeRest(db, open, prevId);
-  if (objects) stmt(db, 'UPDATE snapshots SET object_count = ? WHERE id = ?').run(objects.length, snapshotId);
   return open;
 }
 

@@ -8,8 +8,7 @@ import { guarded, type Store } from './db.js';
 import { extraJson, extrasOf, nul, stmt, toBool, toJson } from './codec.js';
 import { insertObjects } from './objects.js';
 import {
-  closeRest, digestOfText, inOrder, keepOpenRows, openRows, remember, rememberRows, reuseRemembered, reuseRow, sectionDigest, sectionOf,
-  type OpenRows,
+  closeRest, digestOfText, inOrder, keepSameSection, openRows, remember, rememberRows, reuseRemembered, reuseRow, type OpenRows,
 } from './shared.js';
 import {
   CREATOR_KEYS, DOC_KEYS, ERROR_KEYS, HOLDER_KEYS, INSTANCE_KEYS, META_KEYS, MOUNT_KEYS, NS_KEYS, OBJECT_KEYS,
@@ -36,7 +35,7 @@ const SQL = {
   staleRun: `INSERT OR IGNORE INTO stale_runs (boot_id, kind, obj_id, since, first_snapshot_id) VALUES (?,?,?,?,?)`,
   staleRunEnd: `DELETE FROM stale_runs WHERE boot_id = ? AND kind = ? AND obj_id = ?`,
   anyStaleRun: `SELECT 1 FROM stale_runs WHERE boot_id = ? LIMIT 1`,
-  latest: `SELECT MAX(id) AS id FROM snapshots`,
+  latest: `SELECT id, boot_id FROM snapshots ORDER BY id DESC LIMIT 1`,
   error: `INSERT INTO scan_errors (snapshot_id, scope, message, extra) VALUES (?,?,?,?)`,
 };
 
@@ -75,11 +74,7 @@ function savePins(
     // the pin's JSON names the content of its rows: every value they bind derives from it
     // (not pinText: a resident save keeps no pin's text alive with the pin it remembers)
     const digest = digests?.[i] ?? digestOfText(JSON.stringify(p));
-    const kept = share ? reuseRow(open, digest) : undefined;
-    if (kept !== undefined) {
-      remember(open, place, p, kept);
-      continue;
-    }
+    if (share && reuseRow(open, place, p, digest) !== undefined) continue;
     const o = p.object;
     const objectValues = o ? [o.kind, o.id, nul(o.name), nul(o.type), nul(o.memlockBytes), extraJson(extrasOf(o, OBJECT_KEYS))] : null;
     const ow = p.owner;
@@ -156,7 +151,8 @@ export const saveSnapshot = guarded(function saveSnapshot(
   let open: OpenRows | null = null;
   let openObjects: OpenRows | null = null;
   const id = db.transaction((): number => {
-    const prev = (stmt(db, SQL.latest).get() as { id: number | null }).id;
+    const latest = stmt(db, SQL.latest).get() as { id: number; boot_id: string } | undefined;
+    const prev = latest?.id ?? null;
     const sid = Number(insSnapshot.run(
       doc.schemaVersion, m.takenAt, m.bootId, nul(m.hostname), nul(m.kernel), nul(m.label), nul(m.durationMs),
       doc.pins.length, leaks, leakedBytes, JSON.stringify(doc.summary ?? null),
@@ -188,14 +184,10 @@ export const saveSnapshot = guarded(function saveSnapshot(
     // on standing for this snapshot too, and none is looked at. Not for a remembering save
     // (watch), which compares the rows it remembers instead and keeps no texts.
     const pinDigests = canonical && !opts.remember ? doc.pins.map((p) => digestOfText(pinText(p))) : undefined;
-    const pinsDigest = pinDigests ? sectionDigest(pinDigests) : null;
-    const last = prev === null || pinsDigest === null ? undefined : sectionOf(db, prev, 'pins_digest');
-    let unchanged = last?.digest === pinsDigest;
-    if (unchanged) keepOpenRows(db, 'pins');
-    else ({ open, unchanged } = savePins(db, sid, prev, doc.pins, canonical, !!opts.remember, pinDigests));
-    if (pinsDigest !== null) stmt(db, 'UPDATE snapshots SET pins_digest = ? WHERE id = ?').run(pinsDigest, sid);
+    let unchanged = pinDigests !== undefined && keepSameSection(db, 'pins', sid, prev, pinDigests);
+    if (!unchanged) ({ open, unchanged } = savePins(db, sid, prev, doc.pins, canonical, !!opts.remember, pinDigests));
     // the same pins in the same boot: the last save wrote their sightings, stale runs and object cache
-    const samePins = unchanged && prev !== null && (last ?? sectionOf(db, prev, 'pins_digest'))?.bootId === m.bootId;
+    const samePins = unchanged && latest?.boot_id === m.bootId;
 
     if (!samePins) {
       // object key -> its stale run's start, or null when no pin of it is stale

@@ -30,28 +30,28 @@ export function digestOfText(text: string): string {
 }
 
 /** The content key of a whole section: of its items' row digests (digestOfText), in order. */
-export function sectionDigest(rowDigests: readonly string[]): string {
+function sectionDigest(rowDigests: readonly string[]): string {
   // digests are base64 (no ','): the joined list is unambiguous
   return `${rowDigests.length} ${digestOfText(rowDigests.join(','))}`;
 }
 
-/** The digest of a section snapshot `id` stored (column pins_digest or objects_digest, migration 6; null: none), and its boot. */
-export function sectionOf(db: Database.Database, id: number, column: 'pins_digest' | 'objects_digest'): { digest: string | null; bootId: string } | undefined {
-  const row = stmt(db, `SELECT ${column} AS d, boot_id AS b FROM snapshots WHERE id = ?`).get(id) as { d: string | null; b: string } | undefined;
-  return row && { digest: row.d, bootId: row.b };
-}
-
-/** Whether snapshot `id` stored a section with this digest. */
-export const sameSection = (db: Database.Database, id: number, column: 'pins_digest' | 'objects_digest', digest: string): boolean =>
-  sectionOf(db, id, column)?.digest === digest;
+/** Where a snapshot keeps the digest of each shared table's section (migration 6). */
+const SECTION_COLUMN: Record<SharedTable, string> = { pins: 'pins_digest', host_objects: 'objects_digest' };
 
 /**
- * A section found as the latest snapshot stored it: its open rows (exactly the latest
- * snapshot's: prune never deletes the latest) go on standing for the new one untouched.
- * Nothing is remembered for the next save through this connection.
+ * Stores the digest of snapshot `sid`'s section of `table` (of its rows' digests). When
+ * the latest snapshot before it, `prev`, stored the same, its open rows (exactly prev's:
+ * prune never deletes the latest) go on standing for `sid` untouched, none looked at:
+ * true. Nothing is then remembered for the next save through this connection.
  */
-export function keepOpenRows(db: Database.Database, table: SharedTable): void {
+export function keepSameSection(db: Database.Database, table: SharedTable, sid: number, prev: number | null, rowDigests: readonly string[]): boolean {
+  const column = SECTION_COLUMN[table];
+  const digest = sectionDigest(rowDigests);
+  stmt(db, `UPDATE snapshots SET ${column} = ? WHERE id = ?`).run(digest, sid);
+  const last = prev === null ? undefined : (stmt(db, `SELECT ${column} AS d FROM snapshots WHERE id = ?`).get(prev) as { d: string | null } | undefined);
+  if (last?.d !== digest) return false;
   memory.get(db)?.delete(table);
+  return true;
 }
 
 /** A row as a resident save remembers it: the document's value it stores, and the last save that kept or wrote it. */
@@ -172,12 +172,13 @@ export function sameJson(a: unknown, b: unknown): boolean {
   return n === 0;
 }
 
-/** Take an open row with this content, if there is one: it goes on standing for the new snapshot. */
-export function reuseRow(open: OpenRows, digest: string): number | undefined {
+/** Take an open row with this content (`digest`), if there is one: it goes on standing for the new snapshot, under `key`. */
+export function reuseRow(open: OpenRows, key: string, value: unknown, digest: string): number | undefined {
   const list = open.byDigest.get(digest);
   if (!list) return undefined;
-  const id = list.pop();
+  const id = list.pop()!;
   if (list.length === 0) open.byDigest.delete(digest);
+  remember(open, key, value, id);
   return id;
 }
 
