@@ -122,8 +122,8 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
 
     // An object cannot change behind its pin (same instance, inode and ctime): what a pin of
     // the last scan of this boot named comes from the store instead of three syscalls and a
-    // read. Programs and links take what changes (map ids, link state) from the graph; a map
-    // is read again when something holds or uses it and its memory can grow (memlock).
+    // read. Programs and links are the graph's (reader.known: what changes of them is there);
+    // a map is read again when something holds or uses it and its memory can grow (memlock).
     const reader = objectReader({ mapName: kernel?.mapName, progs: graph.progs, links: graph.links });
     const cache = opts.objectCache;
     if (cache?.size) {
@@ -139,14 +139,7 @@ export async function scanHost(opts: { onProgress?: Progress; keepAnchors?: bool
       reader.cached = (dev, inode, ctimeMs) => {
         const o = cache.get(pinObjectKey(dev, inode, ctimeMs));
         if (!o) return null;
-        if (o.kind === 'link') {
-          // a link is named after its program, which BPF_LINK_UPDATE may have changed
-          const l = graph.links.get(o.id);
-          const prog = l?.progId ? graph.progs.get(l.progId) : undefined;
-          if (!l || (l.progId && !prog)) return null;
-          return { ...o, name: prog?.name ?? '', progId: l.progId, defunct: l.defunct, target: l.target };
-        }
-        if (o.kind === 'prog') return graph.progs.has(o.id) ? { ...o, mapIds: graph.progs.get(o.id)!.mapIds } : null;
+        if (o.kind === 'prog' || o.kind === 'link') return reader.known(o.kind, o.id, o.memlockBytes);
         if (mmaps || (busy.has(objectKey(o.kind, o.id)) && !fixed(o.id))) return null;
         return { ...o };
       };

@@ -25,6 +25,8 @@ export type { ScannedObject };
 export interface ObjectReader {
   /** the object pinned as `name` in the directory `dirFd` */
   read(dirFd: number, name: string): ScannedObject;
+  /** a program or link as this scan's reference graph has it (null: not there), with this memlock */
+  known(kind: 'prog' | 'link', id: number, memlockBytes: number): ScannedObject | null;
   /** the object a pin held at the last scan, when it cannot have changed since (see host.ts) */
   cached?(dev: string, inode: number, ctimeMs: number): ScannedObject | null;
 }
@@ -55,22 +57,26 @@ export function objectReader(known: KnownObjects = {}): ObjectReader {
     }
     return n;
   };
-  // the object by the id its fdinfo gives, from what the scan read of every object
-  const fromKnown = (fdinfo: BpfFdinfo): ScannedObject | null => {
-    const { kind, id, memlock: memlockBytes } = fdinfo;
-    if (id === null) return null;
-    if (kind === 'map') {
-      const name = known.mapName?.(id);
-      return name == null || fdinfo.mapType === undefined ? null : { kind, id, name, type: mapTypeName(fdinfo.mapType), memlockBytes };
-    }
+  // what changes of a program (its maps) and a link (its program, state, target) is the graph's
+  const fromGraph = (kind: 'prog' | 'link', id: number, memlockBytes: number): ScannedObject | null => {
     if (kind === 'prog') {
       const p = known.progs?.get(id);
       return p ? { kind, id, name: p.name, type: p.type, memlockBytes, mapIds: p.mapIds } : null;
     }
-    const l = kind === 'link' ? known.links?.get(id) : undefined;
-    return l ? { kind: 'link', id, name: l.progId ? progName(l.progId) : '', type: l.type, memlockBytes, progId: l.progId, defunct: l.defunct, target: l.target } : null;
+    // a link is named after its program (which BPF_LINK_UPDATE may change)
+    const l = known.links?.get(id);
+    return l ? { kind, id, name: l.progId ? progName(l.progId) : '', type: l.type, memlockBytes, progId: l.progId, defunct: l.defunct, target: l.target } : null;
+  };
+  // the object by the id its fdinfo gives, from what the scan read of every object
+  const fromKnown = (fdinfo: BpfFdinfo): ScannedObject | null => {
+    const { kind, id, memlock: memlockBytes } = fdinfo;
+    if (id === null || kind === null) return null;
+    if (kind !== 'map') return fromGraph(kind, id, memlockBytes);
+    const name = known.mapName?.(id);
+    return name == null || fdinfo.mapType === undefined ? null : { kind, id, name, type: mapTypeName(fdinfo.mapType), memlockBytes };
   };
   return {
+    known: fromGraph,
     read(dirFd: number, name: string): ScannedObject {
       const fd = objGetAt(dirFd, name);
       try {
