@@ -104,7 +104,7 @@ const RECORDS = {
   ]),
 };
 
-/** Record tags of the bpf_prog iterator, and the most map ids it gives of one program (more: its info is read). */
+/** Record tags of the prog_info iterator, and the most map ids it gives of one program (more: its info is read by fd). */
 const PROG_RECORD = 0;
 const MAP_USE_RECORD = 1;
 export const PROG_MAPS_MAX = 64;
@@ -166,6 +166,15 @@ export class Gen {
     const f = this.record.fields[field];
     this.a.st(f.size, R10, f.off - this.record.size, imm);
     return this;
+  }
+
+  /** record fields `${to}0` and `${to}1` = the char[16] member `member` of the struct at `base` (a name, a comm) */
+  name16(base: Reg, structName: string, member: string, to: string): this {
+    const off = this.btf.field(this.struct(structName), member).offset;
+    this.a.ldx(8, R1, base, off);
+    this.store(`${to}0`, R1);
+    this.a.ldx(8, R1, base, off + 8);
+    return this.store(`${to}1`, R1);
   }
 
   /** bpf_seq_write(ctx->meta->seq, record, size) */
@@ -278,13 +287,7 @@ function objectIterator(target: keyof typeof OBJECT_ITERATORS) {
     const spec = OBJECT_ITERATORS[target];
     begin(g, target, spec.member, R7);
     for (const [field, path] of spec.fields) g.load(R1, R7, spec.struct, path).store(field, R1);
-    if (spec.name) {
-      const off = g.btf.field(g.struct(spec.struct), spec.name).offset;
-      g.a.ldx(8, R1, R7, off);
-      g.store('name0', R1);
-      g.a.ldx(8, R1, R7, off + 8);
-      g.store('name1', R1);
-    }
+    if (spec.name) g.name16(R7, spec.struct, spec.name, 'name');
     if ('pad' in g.record.fields) g.storeImm('pad', 0); // every byte handed to bpf_seq_write must be written
     return g.finish(target);
   };
@@ -315,11 +318,7 @@ const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
     g.load(R1, R7, 'bpf_prog', 'aux.user.uid.val').store('uid', R1);
     g.load(R1, R7, 'bpf_prog', 'pages').store('pages', R1);
     g.load(R8, R7, 'bpf_prog', 'aux');
-    const name = g.btf.field(g.struct('bpf_prog_aux'), 'name').offset;
-    a.ldx(8, R1, R8, name);
-    g.store('name0', R1);
-    a.ldx(8, R1, R8, name + 8);
-    g.store('name1', R1);
+    g.name16(R8, 'bpf_prog_aux', 'name', 'name');
     g.storeImm('mapId', 0);
     g.write('bpf_prog');
     // (aux->used_maps is read without used_maps_mutex: a BPF_PROG_BIND_MAP at that very
@@ -385,11 +384,7 @@ const PROGRAMS: Record<Target, (g: Gen) => Buffer> = {
     g.load(R1, R7, 'task_struct', 'nsproxy.mnt_ns.ns.inum').store('mntNs', R1);
     g.load(R1, R7, 'task_struct', 'nsproxy.net_ns.ns.inum').store('netNs', R1);
     g.storeImm('pad', 0);
-    const comm = g.btf.field(g.struct('task_struct'), 'comm').offset;
-    g.a.ldx(8, R1, R7, comm);
-    g.store('comm0', R1);
-    g.a.ldx(8, R1, R7, comm + 8);
-    g.store('comm1', R1);
+    g.name16(R7, 'task_struct', 'comm', 'comm');
     return g.finish('task');
   },
   task_vma(g) {
@@ -587,18 +582,18 @@ export function readKernelCounts(opts: { vmas?: (maps: KernelCounts['maps']) => 
   const maps = new Records(read(it.bpf_map, 'bpf_map'), RECORDS.bpf_map, 'bpf_map');
   const mapRecord = new Map<number, number>();
   // the prog_info iterator, read on the first question (a resident scan asks only of new programs)
-  let infos: { records: Records<keyof typeof RECORDS.prog_info.fields>; at: Map<number, { at: number; maps: number }> } | null = null;
-  let infosFailed = false;
+  // (undefined: not read yet; null: no iterator, or the kernel refused the read)
+  let infos: { records: Records<keyof typeof RECORDS.prog_info.fields>; at: Map<number, { at: number; maps: number }> } | null | undefined;
   const progInfos = () => {
-    if (infos || infosFailed || !it.prog_info) return infos;
+    if (infos !== undefined) return infos;
+    if (!it.prog_info) return (infos = null);
     let records: Records<keyof typeof RECORDS.prog_info.fields>;
     try {
       records = new Records(read(it.prog_info, 'prog_info'), RECORDS.prog_info, 'prog_info');
     } catch (e) {
       // only a speed-up: every program's info is then read by fd
       if (!(e instanceof KernelError)) throw e;
-      infosFailed = true;
-      return null;
+      return (infos = null);
     }
     const at = new Map<number, { at: number; maps: number }>();
     // a program's record, then one per map it uses
