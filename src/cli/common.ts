@@ -74,12 +74,12 @@ export function endProgress(a: GlobalArgs): void {
   if (!a.quiet && process.stderr.isTTY) process.stderr.write('\r\x1b[2K');
 }
 
-/** Indented for a person at a terminal; compact for a pipe or file (a 10,000-pin document is megabytes). */
 /** `--timings`: the time of each phase of a scan, one line on stderr (the bench reads it). */
 export function printTimings(timings: Record<string, number>): void {
   process.stderr.write(`timings (ms): ${Object.entries(timings).map(([k, v]) => `${k} ${Math.round(v * 10) / 10}`).join(', ')}\n`);
 }
 
+/** Indented for a person at a terminal; compact for a pipe or file (a 10,000-pin document is megabytes). */
 export function emitJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, process.stdout.isTTY ? 2 : undefined) + '\n');
 }

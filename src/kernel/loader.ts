@@ -48,14 +48,14 @@ function logText(buf: Buffer): string {
   return buf.toString('utf8', 0, end < 0 ? buf.length : end);
 }
 
+/** BPF_PROG_LOAD attempts on EAGAIN (libbpf: 5) */
+const LOAD_ATTEMPTS = 5;
+
 /**
  * BPF_PROG_LOAD. The fast path asks for no log; a refusal is retried once with a
  * verbose log so the error can say why (the kernel keeps the log's tail when it is
  * longer than the buffer).
  */
-/** BPF_PROG_LOAD attempts on EAGAIN (libbpf: 5) */
-const LOAD_ATTEMPTS = 5;
-
 export function loadProgram(spec: ProgramSpec): number {
   if (spec.insns.length === 0 || spec.insns.length % BPF_INSN_SIZE !== 0) throw new Error(`${spec.name}: bad instruction buffer`);
   const license = cString(spec.license ?? 'GPL');
@@ -65,6 +65,7 @@ export function loadProgram(spec: ProgramSpec): number {
     attach_btf_id: spec.attachBtfId ?? 0,
   };
   let btfFd: number | null = null;
+  // referenced until the load returns: the attributes hold only its address
   let funcInfo: Buffer | null = null;
   if (spec.subprograms?.length) {
     const { btf, typeIds } = programFuncsBtf(spec.name, spec.subprograms.map((f) => f.name));

@@ -1,8 +1,9 @@
 // Walks each bpffs instance once and reads the object behind every pin.
 //
 // Containers control their bpffs, so the walk holds each directory open (O_NOFOLLOW) and
-// reaches children through /proc/self/fd/<dirfd>/<name>: a directory swapped for a
-// symlink is never followed, and every directory must sit on the instance's device.
+// reaches its entries only relative to that fd (getdents64, statx, openat, BPF_OBJ_GET
+// with BPF_F_PATH_FD): a directory swapped for a symlink is never followed, and every
+// directory must sit on the instance's device.
 import fs from 'node:fs';
 import { objGetAt, closeFd, objectInfo, fdById, progInfo, KernelError, type LinkDetails, type ObjectDetails, type ProgDetails } from '../kernel/bpf.js';
 import { mapTypeName } from '../kernel/abi.js';
