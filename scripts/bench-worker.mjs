@@ -57,7 +57,7 @@ function fillInstance(inst) {
     if (lastMapFd >= 0 && !held.has(lastMapFd)) bpf.closeFd(lastMapFd);
     lastMapFd = -1;
   };
-  for (const p of planInstance(inst.index, inst.count, process.pid, (leaf) => deadPid(inst.index, leaf))) {
+  for (const p of planInstance(inst.index, inst.count, process.pid, (leaf) => deadPid(inst.index, leaf), inst.progShare)) {
     const full = path.join(inst.root, p.rel);
     const dir = path.dirname(full);
     if (!made.has(dir)) {

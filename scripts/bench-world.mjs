@@ -97,7 +97,7 @@ const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function buildWorld(opts) {
   const {
-    pins, instances, nsInstances = Math.floor(instances / 2), procs, workers = 4,
+    pins, instances, nsInstances = Math.floor(instances / 2), procs, workers = 4, progShare = 0.1,
     sleepSeconds = 3600, log = () => {},
   } = opts;
   if (nsInstances > instances) throw new Error(`--ns-instances ${nsInstances} > --instances ${instances}`);
@@ -190,7 +190,7 @@ export async function buildWorld(opts) {
     const counts = splitPins(pins, instances);
     const expected = { pins: 0, maps: 0, progs: 0, progsWithMap: 0, held: 0 };
     counts.forEach((c, i) => {
-      const t = planTotals(i, c);
+      const t = planTotals(i, c, progShare);
       for (const k of Object.keys(expected)) expected[k] += t[k];
     });
 
@@ -223,7 +223,7 @@ export async function buildWorld(opts) {
     for (let k = 0; k < nHostWorkers; k++) {
       hostWorkers.push({ p: startWorker([process.execPath, WORKER], `host worker ${k}`), instances: [] });
     }
-    hostInst.forEach((inst, i) => hostWorkers[i % nHostWorkers].instances.push({ index: inst.index, root: inst.root, count: inst.count }));
+    hostInst.forEach((inst, i) => hostWorkers[i % nHostWorkers].instances.push({ index: inst.index, root: inst.root, count: inst.count, progShare }));
     for (const w of hostWorkers) await ready(w.p);
 
     // 4. idle processes, before the pins, so the pids the workers pick as "gone" are not
@@ -269,7 +269,7 @@ export async function buildWorld(opts) {
 
     // 5. all workers make their pins at once
     const tj = performance.now();
-    for (const w of nsWorkers) w.p.send({ mount: w.mountPoint, instances: [{ index: w.index, root: w.mountPoint, count: counts[w.index] }] });
+    for (const w of nsWorkers) w.p.send({ mount: w.mountPoint, instances: [{ index: w.index, root: w.mountPoint, count: counts[w.index], progShare }] });
     for (const w of hostWorkers) w.p.send({ mount: null, instances: w.instances });
     const created = { pins: 0, maps: 0, progs: 0, held: 0 };
     const workerMs = [];

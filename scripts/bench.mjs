@@ -2,7 +2,7 @@
 // npm run bench: pinleak on a large host, built for real (SPEC section 6, issue 5).
 //
 //   node scripts/bench.mjs [--pins 10000] [--instances 50] [--ns-instances N] [--procs 1000]
-//                          [--runs 5] [--warmup 1] [--history-runs 1] [--workers 4]
+//                          [--runs 5] [--warmup 1] [--history-runs 1] [--workers 4] [--prog-share 0.1]
 //                          [--scales [1000,10000,35000]] [--no-baseline] [--json-out FILE]
 //
 // For each scale (default: just --pins) it builds a world (scripts/bench-world.mjs:
@@ -48,7 +48,7 @@ const DEFAULT_SCALES = '1000,10000,35000';
 function parseArgs(argv) {
   const o = {
     pins: 10000, instances: 50, nsInstances: null, procs: 1000, runs: 5, warmup: 1, historyRuns: 1,
-    workers: 4, scales: null, baseline: true, jsonOut: null,
+    workers: 4, scales: null, baseline: true, jsonOut: null, progShare: 0.1,
   };
   const num = (flag, v) => {
     const n = Number(v);
@@ -71,6 +71,13 @@ function parseArgs(argv) {
         // bare --scales means the standard list
         const v = inline ?? (argv[i + 1] && !argv[i + 1].startsWith('--') ? argv[++i] : DEFAULT_SCALES);
         o.scales = v.split(',').filter(Boolean).map((s) => num('--scales', s.trim()));
+        break;
+      }
+      case '--prog-share': {
+        // the share of pins that are programs: 0.27 is issue 12's node (9,500 of 35,000)
+        const v = Number(value());
+        if (!(v > 0 && v <= 1)) die(`--prog-share needs a fraction in (0, 1], got ${JSON.stringify(v)}`);
+        o.progShare = v;
         break;
       }
       case '--no-baseline': o.baseline = false; break;
@@ -344,7 +351,7 @@ async function measureScale(o, pins, { bpftool, withBpftool }) {
   const baseline = await kernelObjects();
   log(`--- ${pins} pins: building the world`);
   const world = await buildWorld({
-    pins, instances: o.instances, nsInstances: o.nsInstances, procs: o.procs, workers: o.workers, log,
+    pins, instances: o.instances, nsInstances: o.nsInstances, procs: o.procs, workers: o.workers, progShare: o.progShare, log,
   });
   const res = {
     dir: world.dir, node: NODE, pins, instances: o.instances, nsInstances: o.nsInstances, idleProcesses: o.procs,
