@@ -114,8 +114,9 @@ export function openRows(db: Database.Database, table: SharedTable, prevId: numb
 export function reuseRemembered(open: OpenRows, key: string, value: unknown): number | undefined {
   const r = open.remembered?.get(key);
   if (!r || r.seen === open.save || !sameJson(r.value, value)) return undefined;
+  // The remembered value stays: it is the same JSON, and keeping the older object lets this
+  // scan's copy die young instead of replacing it in the old generation (watch: ~9 ms a scan).
   r.seen = open.save;
-  r.value = value;
   return r.row;
 }
 
