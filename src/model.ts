@@ -1,6 +1,7 @@
 // The data pinleak passes between its layers. The shapes marked "public" are the JSON
 // contract (schemaVersion 1, docs/json.md, a JSON Schema each in docs/schema/): scripts
 // parse them, so fields are only ever added, never renamed or dropped.
+import { pushTo } from './lists.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -68,11 +69,7 @@ export const comparePins = (a: { instance: string; path: string }, b: { instance
  */
 export function sortPins<T extends { instance: string; path: string }>(pins: T[]): T[] {
   const byInstance = new Map<string, T[]>();
-  for (const p of pins) {
-    const list = byInstance.get(p.instance);
-    if (list) list.push(p);
-    else byInstance.set(p.instance, [p]);
-  }
+  for (const p of pins) pushTo(byInstance, p.instance, p);
   let i = 0;
   for (const instance of [...byInstance.keys()].sort((a, b) => a.localeCompare(b))) {
     for (const p of byInstance.get(instance)!.sort((a, b) => a.path.localeCompare(b.path))) pins[i++] = p;

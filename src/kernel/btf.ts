@@ -391,9 +391,11 @@ export function kernelBtf(): Btf {
  */
 export function programFuncsBtf(main: string, callbacks: string[]): { btf: Buffer; typeIds: number[] } {
   const strings: string[] = [''];
+  let strBytes = 1; // the empty string at offset 0
   const str = (s: string): number => {
-    const off = strings.reduce((n, x) => n + Buffer.byteLength(x) + 1, 0);
+    const off = strBytes;
     strings.push(s);
+    strBytes += Buffer.byteLength(s) + 1;
     return off;
   };
   const words: number[] = [];
@@ -413,8 +415,7 @@ export function programFuncsBtf(main: string, callbacks: string[]): { btf: Buffe
     typeIds.push(CALLBACK_PROTO + 1 + i);
   });
   const le = os.endianness() === 'LE';
-  const types = Buffer.alloc(words.length * 4);
-  words.forEach((w, i) => (le ? types.writeUInt32LE(w >>> 0, i * 4) : types.writeUInt32BE(w >>> 0, i * 4)));
+  const types = Buffer.from(new Uint32Array(words).buffer); // the host's byte order, as the kernel reads BTF
   const strs = Buffer.from(strings.map((x) => `${x}\0`).join(''), 'latin1');
   const header = Buffer.alloc(BTF_HEADER_LEN);
   const u32 = (v: number, at: number) => (le ? header.writeUInt32LE(v, at) : header.writeUInt32BE(v, at));

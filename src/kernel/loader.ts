@@ -72,15 +72,7 @@ export function loadProgram(spec: ProgramSpec): number {
     btfFd = btfLoad(btf);
     // struct bpf_func_info { __u32 insn_off; __u32 type_id; } for the program and each subprogram
     const offs = [0, ...spec.subprograms.map((f) => f.insn)];
-    const info = Buffer.alloc(offs.length * 8);
-    const le = os.endianness() === 'LE';
-    offs.forEach((off, i) => {
-      for (const [at, v] of [[i * 8, off], [i * 8 + 4, typeIds[i]!]] as const) {
-        if (le) info.writeUInt32LE(v, at);
-        else info.writeUInt32BE(v, at);
-      }
-    });
-    funcInfo = info;
+    funcInfo = Buffer.from(new Uint32Array(offs.flatMap((off, i) => [off, typeIds[i]!])).buffer);
     Object.assign(attr, { prog_btf_fd: btfFd, func_info_rec_size: 8, func_info: addr(funcInfo), func_info_cnt: offs.length });
   }
   try {
